@@ -1,0 +1,1 @@
+//! Benchmarks (not yet implemented).
