@@ -1,1 +1,153 @@
-//! placeholder
+//! Rewrites a core WebAssembly module so that it can unwind its call stack into a
+//! buffer and rewind it later (the "asyncify" technique), keeping Binaryen's ABI.
+//!
+//! The pipeline is `read` (parse, validate) → `analysis` (which functions may
+//! suspend, and why) → `plan` (suspension points, saved locals) → `rewrite`
+//! (instrumented bodies) → `runtime` (state globals, the five exports) → `emit`.
+//!
+//! ```
+//! let wat = r#"(module
+//!     (import "env" "sleep" (func $sleep (param i32)))
+//!     (memory 1)
+//!     (func (export "run") (call $sleep (i32.const 10))))"#;
+//! let out = asyncify_transform::instrument(wat.as_bytes(), &Default::default()).unwrap();
+//! assert!(out.instrumented.iter().any(|f| f.name.as_deref() == Some("run")));
+//! ```
+
+mod analysis;
+mod emit;
+mod error;
+mod options;
+mod pipeline;
+mod plan;
+mod read;
+mod rewrite;
+
+pub use error::Error;
+pub use options::{glob_match, parse_list, Options};
+
+/// The result of [`instrument`]: the new module and what was done to it.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The instrumented module, already validated.
+    pub wasm: Vec<u8>,
+    /// Things the user should know that did not stop the transform
+    /// (patterns that matched nothing, custom sections dropped, ...).
+    pub warnings: Vec<String>,
+    /// Every instrumented function with the reason it was chosen, in index order.
+    pub instrumented: Vec<InstrumentedFunction>,
+}
+
+/// A function that the transform instrumented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstrumentedFunction {
+    /// Index in the input module's function index space.
+    pub index: u32,
+    /// Name from the name section, if any.
+    pub name: Option<String>,
+    /// Why it was instrumented.
+    pub reason: Reason,
+}
+
+/// Why a function is instrumented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// It calls an import that may suspend.
+    CallsImport {
+        /// Import module name.
+        module: String,
+        /// Import field name.
+        name: String,
+    },
+    /// It makes an indirect call (`call_indirect` or `call_ref`) and indirect
+    /// calls are not ignored.
+    IndirectCall,
+    /// It calls a guest-imported runtime function such as `asyncify.start_unwind`.
+    CallsRuntime(String),
+    /// It calls another instrumented function (by input function index).
+    Calls(u32),
+    /// It is named in the add list.
+    AddList,
+    /// It is named in the only list.
+    OnlyList,
+}
+
+/// Progress of a long transform, reported to an optional callback.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Function bodies done so far.
+    pub done: usize,
+    /// Function bodies in the module.
+    pub total: usize,
+}
+
+impl Output {
+    /// The chain of reasons that led to function `index` being instrumented,
+    /// as human-readable lines from the function itself down to the cause.
+    pub fn why(&self, index: u32) -> Vec<String> {
+        let by_index = |i: u32| self.instrumented.iter().find(|f| f.index == i);
+        let mut lines = Vec::new();
+        let mut current = by_index(index);
+        let mut seen = std::collections::HashSet::new();
+        while let Some(f) = current {
+            if !seen.insert(f.index) {
+                break;
+            }
+            let name = display_name(f);
+            let (line, next) = match &f.reason {
+                Reason::CallsImport { module, name: n } => {
+                    (format!("{name} calls import {module}.{n}, which may suspend"), None)
+                }
+                Reason::IndirectCall => (
+                    format!("{name} makes an indirect call, which may suspend"),
+                    None,
+                ),
+                Reason::CallsRuntime(r) => (format!("{name} calls {r}"), None),
+                Reason::Calls(callee) => {
+                    let callee_name = by_index(*callee)
+                        .map(display_name)
+                        .unwrap_or_else(|| format!("func {callee}"));
+                    (format!("{name} calls {callee_name}"), by_index(*callee))
+                }
+                Reason::AddList => (format!("{name} is in the add list"), None),
+                Reason::OnlyList => (format!("{name} is in the only list"), None),
+            };
+            lines.push(line);
+            current = next;
+        }
+        lines
+    }
+}
+
+fn display_name(f: &InstrumentedFunction) -> String {
+    match &f.name {
+        Some(n) => format!("${n}"),
+        None => format!("func {}", f.index),
+    }
+}
+
+/// Instruments `input` (binary `.wasm`, or text `.wat`) with `options`.
+///
+/// Returns the validated output module, or an error that names the offset or
+/// the function and instruction at fault.
+pub fn instrument(input: &[u8], options: &Options) -> Result<Output, Error> {
+    instrument_with_progress(input, options, &mut |_| {})
+}
+
+/// Like [`instrument`], calling `progress` as function bodies are rewritten.
+pub fn instrument_with_progress(
+    input: &[u8],
+    options: &Options,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Output, Error> {
+    options.validate()?;
+    let binary;
+    let bytes = if input.starts_with(b"\0asm") {
+        input
+    } else {
+        binary = wat::parse_bytes(input).map_err(|e| Error::InvalidText(e.to_string()))?;
+        &binary[..]
+    };
+    let info = read::read(bytes)?;
+    pipeline::run(&info, options, progress)
+}

@@ -1,0 +1,390 @@
+//! Emitting: assemble the output module from the input's sections, the
+//! rewritten bodies and the runtime (state globals, the five exports, and the
+//! optional secondary memory). Sections that do not change are copied as bytes.
+
+use wasm_encoder::reencode::Reencode;
+use wasm_encoder::{
+    BlockType, CodeSection, ConstExpr, Encode, EntityType, ExportKind, Function, GlobalType,
+    ImportSection, Instruction, MemArg, MemArgTarget, MemoryType, RawSection, Section,
+};
+use wasmparser::{BinaryReader, ExternalKind, Payload};
+
+use crate::read::ModuleInfo;
+use crate::rewrite::{EmitContext, Remap};
+use crate::Error;
+
+/// The names of the five exported runtime functions, in [`crate::read::RUNTIME_IMPORTS`] order.
+pub const RUNTIME_EXPORTS: [&str; 5] = [
+    "asyncify_start_unwind",
+    "asyncify_stop_unwind",
+    "asyncify_start_rewind",
+    "asyncify_stop_rewind",
+    "asyncify_get_state",
+];
+
+/// A function body for the code section.
+pub enum Body<'a> {
+    /// Newly encoded.
+    Encoded(Function),
+    /// Copied unchanged from the input (locals and code, without the size prefix).
+    Raw(&'a [u8]),
+}
+
+/// What the emitter adds to the module.
+pub struct Additions {
+    pub import_globals: bool,
+    pub export_globals: bool,
+    /// Pages of a new memory for the buffer, exported as `asyncify_memory`.
+    pub secondary_memory: Option<u64>,
+    /// Type indices (output) of the runtime function types, appended to the type section:
+    /// `[ptr] -> []`, `[] -> []`, `[] -> [i32]`, then the multi-value block types.
+    pub extra_types: Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
+    pub first_extra_type: u32,
+}
+
+/// Section order ranks (the binary format's required order).
+fn rank(id: u8) -> u8 {
+    match id {
+        1 => 1,
+        2 => 2,
+        3 => 3,
+        4 => 4,
+        5 => 5,
+        13 => 6,
+        6 => 7,
+        7 => 8,
+        8 => 9,
+        9 => 10,
+        12 => 11,
+        10 => 12,
+        11 => 13,
+        _ => 0,
+    }
+}
+
+/// Appends `extra` encoded items (each already encoded, count `n_extra`) to a
+/// vector section whose contents are `raw` (count followed by items).
+fn splice(raw: &[u8], n_extra: u32, extra: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut reader = BinaryReader::new(raw, 0);
+    let count = reader
+        .read_var_u32()
+        .map_err(|e| Error::InvalidOutput(e.to_string()))?;
+    let rest = &raw[reader.original_position() as usize..];
+    let mut out = Vec::with_capacity(raw.len() + extra.len() + 5);
+    (count + n_extra).encode(&mut out);
+    out.extend_from_slice(rest);
+    out.extend_from_slice(extra);
+    Ok(out)
+}
+
+/// Encodes a section's items without its count prefix.
+fn items_only<S: Section>(section: &S, count: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    section.encode(&mut bytes);
+    // Skip the section id, the size and the count.
+    let mut reader = BinaryReader::new(&bytes, 0);
+    let _ = reader.read_u8();
+    let _ = reader.read_var_u32();
+    let _ = reader.read_var_u32();
+    let _ = count;
+    bytes[reader.original_position() as usize..].to_vec()
+}
+
+/// Assembles the output module.
+pub fn assemble(
+    info: &ModuleInfo<'_>,
+    cx: &EmitContext,
+    add: &Additions,
+    bodies: Vec<Body<'_>>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<u8>, Error> {
+    let bytes = info.bytes;
+    let mut out = wasm_encoder::Module::new();
+    let mut remap: Remap = cx.remap.clone();
+    let shift = !remap.is_identity();
+    let conv = |e: wasm_encoder::reencode::Error<std::convert::Infallible>| Error::InvalidOutput(e.to_string());
+    let ptr_val = if cx.memory64 { wasm_encoder::ValType::I64 } else { wasm_encoder::ValType::I32 };
+    let defined_funcs = info.bodies.len() as u32;
+    let kept_imports = info.func_imports.iter().filter(|i| i.runtime.is_none()).count() as u32;
+    let runtime_base = kept_imports + defined_funcs;
+    let num_globals_out = info.num_globals + if add.import_globals { 2 } else { 0 };
+    let memory_count = info.memories.len() as u32;
+
+    // What is still to be written, by section id.
+    let mut pending: Vec<u8> = vec![1, 3, 7, 10];
+    if add.import_globals {
+        pending.push(2);
+    } else {
+        pending.push(6);
+    }
+    if add.secondary_memory.is_some() {
+        pending.push(5);
+    }
+
+    let mut type_items = wasm_encoder::TypeSection::new();
+    for (p, r) in &add.extra_types {
+        type_items.ty().function(p.iter().copied(), r.iter().copied());
+    }
+    let n_types = add.extra_types.len() as u32;
+
+    let mut global_items = wasm_encoder::GlobalSection::new();
+    let mut global_imports = ImportSection::new();
+    if add.import_globals {
+        global_imports.import("env", "__asyncify_state", EntityType::Global(GlobalType { val_type: wasm_encoder::ValType::I32, mutable: true, shared: false }));
+        global_imports.import("env", "__asyncify_data", EntityType::Global(GlobalType { val_type: ptr_val, mutable: true, shared: false }));
+    } else {
+        global_items.global(GlobalType { val_type: wasm_encoder::ValType::I32, mutable: true, shared: false }, &ConstExpr::i32_const(0));
+        let zero = if cx.memory64 { ConstExpr::i64_const(0) } else { ConstExpr::i32_const(0) };
+        global_items.global(GlobalType { val_type: ptr_val, mutable: true, shared: false }, &zero);
+    }
+
+    let mut func_items = wasm_encoder::FunctionSection::new();
+    let t_ptr = add.first_extra_type;
+    for ty in [t_ptr, t_ptr + 1, t_ptr, t_ptr + 1, t_ptr + 2] {
+        func_items.function(ty);
+    }
+
+    let mut memory_items = wasm_encoder::MemorySection::new();
+    if let Some(pages) = add.secondary_memory {
+        memory_items.memory(MemoryType { minimum: pages, maximum: Some(pages), memory64: false, shared: false, page_size_log2: None });
+    }
+
+    let mut export_items = wasm_encoder::ExportSection::new();
+    for (i, name) in RUNTIME_EXPORTS.iter().enumerate() {
+        export_items.export(name, ExportKind::Func, runtime_base + i as u32);
+    }
+    if add.export_globals {
+        export_items.export("__asyncify_state", ExportKind::Global, cx.state_global);
+        export_items.export("__asyncify_data", ExportKind::Global, cx.data_global);
+    }
+    if add.secondary_memory.is_some() {
+        export_items.export("asyncify_memory", ExportKind::Memory, memory_count);
+    }
+    let n_exports = RUNTIME_EXPORTS.len() as u32
+        + if add.export_globals { 2 } else { 0 }
+        + u32::from(add.secondary_memory.is_some());
+
+    let mut code = CodeSection::new();
+    for b in &bodies {
+        match b {
+            Body::Encoded(f) => {
+                code.function(f);
+            }
+            Body::Raw(bytes) => {
+                code.raw(bytes);
+            }
+        }
+    }
+    for f in runtime_functions(cx) {
+        code.function(&f);
+    }
+
+    // Emits the fresh section for `id` when the input had none.
+    let mut emit_fresh = |out: &mut wasm_encoder::Module, id: u8| {
+        match id {
+            1 => {
+                out.section(&type_items);
+            }
+            2 => {
+                out.section(&global_imports);
+            }
+            3 => {
+                out.section(&func_items);
+            }
+            5 => {
+                out.section(&memory_items);
+            }
+            6 => {
+                out.section(&global_items);
+            }
+            7 => {
+                out.section(&export_items);
+            }
+            10 => {
+                out.section(&code);
+            }
+            _ => {}
+        }
+    };
+    let flush = |out: &mut wasm_encoder::Module, pending: &mut Vec<u8>, upto: u8, emit_fresh: &mut dyn FnMut(&mut wasm_encoder::Module, u8)| {
+        let mut ids: Vec<u8> = pending.iter().copied().filter(|&id| rank(id) < upto).collect();
+        ids.sort_by_key(|&id| rank(id));
+        for id in ids {
+            emit_fresh(out, id);
+            pending.retain(|&p| p != id);
+        }
+    };
+
+    for section in &info.sections {
+        let raw = &bytes[section.range.clone()];
+        let id = section.id;
+        if id != 0 {
+            flush(&mut out, &mut pending, rank(id), &mut emit_fresh);
+        }
+        pending.retain(|&p| p != id);
+        let copy = |out: &mut wasm_encoder::Module, data: &[u8]| {
+            out.section(&RawSection { id, data });
+        };
+        match id {
+            1 => copy(&mut out, &splice(raw, n_types, &items_only(&type_items, n_types))?),
+            2 => {
+                let mut imports = ImportSection::new();
+                let reader = wasmparser::ImportSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?;
+                for group in reader {
+                    for import in group.map_err(invalid)? {
+                        let (_, import) = import.map_err(invalid)?;
+                        if import.module == "asyncify" && matches!(import.ty, wasmparser::TypeRef::Func(_)) && crate::read::RUNTIME_IMPORTS.contains(&import.name) {
+                            continue;
+                        }
+                        let ty = remap.entity_type(import.ty).map_err(conv)?;
+                        imports.import(import.module, import.name, ty);
+                    }
+                }
+                if add.import_globals {
+                    imports.import("env", "__asyncify_state", EntityType::Global(GlobalType { val_type: wasm_encoder::ValType::I32, mutable: true, shared: false }));
+                    imports.import("env", "__asyncify_data", EntityType::Global(GlobalType { val_type: ptr_val, mutable: true, shared: false }));
+                }
+                out.section(&imports);
+            }
+            3 => copy(&mut out, &splice(raw, 5, &items_only(&func_items, 5))?),
+            5 if add.secondary_memory.is_some() => copy(&mut out, &splice(raw, 1, &items_only(&memory_items, 1))?),
+            6 => {
+                let base = if shift {
+                    let mut s = wasm_encoder::GlobalSection::new();
+                    let reader = wasmparser::GlobalSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?;
+                    remap.parse_global_section(&mut s, reader).map_err(conv)?;
+                    section_contents(&s)
+                } else {
+                    raw.to_vec()
+                };
+                if add.import_globals {
+                    copy(&mut out, &base);
+                } else {
+                    copy(&mut out, &splice(&base, 2, &items_only(&global_items, 2))?);
+                }
+            }
+            7 => {
+                let mut s = wasm_encoder::ExportSection::new();
+                let reader = wasmparser::ExportSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?;
+                remap.parse_export_section(&mut s, reader).map_err(conv)?;
+                let base = section_contents(&s);
+                copy(&mut out, &splice(&base, n_exports, &items_only(&export_items, n_exports))?);
+            }
+            8 if shift => {
+                let mut r = BinaryReader::new(raw, 0);
+                let f = r.read_var_u32().map_err(invalid)?;
+                out.section(&wasm_encoder::StartSection { function_index: remap.func(f) });
+            }
+            4 | 9 | 11 if shift => {
+                let mut data = Vec::new();
+                match id {
+                    4 => {
+                        let mut s = wasm_encoder::TableSection::new();
+                        remap.parse_table_section(&mut s, wasmparser::TableSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?).map_err(conv)?;
+                        data = section_contents(&s);
+                    }
+                    9 => {
+                        let mut s = wasm_encoder::ElementSection::new();
+                        remap.parse_element_section(&mut s, wasmparser::ElementSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?).map_err(conv)?;
+                        data = section_contents(&s);
+                    }
+                    11 => {
+                        let mut s = wasm_encoder::DataSection::new();
+                        remap.parse_data_section(&mut s, wasmparser::DataSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?).map_err(conv)?;
+                        data = section_contents(&s);
+                    }
+                    _ => {}
+                }
+                copy(&mut out, &data);
+            }
+            10 => {
+                out.section(&code);
+            }
+            0 => {
+                let reader = wasmparser::CustomSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?;
+                let name = reader.name();
+                if name.starts_with(".debug_") || name == "sourceMappingURL" || name == "external_debug_info" {
+                    warnings.push(format!("dropped custom section `{name}`: the rewrite changes code offsets, so its debug information would be wrong"));
+                    continue;
+                }
+                if name == "name" && shift {
+                    let names = wasmparser::NameSectionReader::new(BinaryReader::new(reader.data(), reader.data_offset() as u64));
+                    let s = match remap.custom_name_section(names) {
+                        Ok(n) => n,
+                        Err(_) => {
+                            warnings.push("dropped a malformed name section".into());
+                            continue;
+                        }
+                    };
+                    out.section(&s);
+                    continue;
+                }
+                copy(&mut out, raw);
+            }
+            _ => copy(&mut out, raw),
+        }
+    }
+    flush(&mut out, &mut pending, u8::MAX, &mut emit_fresh);
+    let _ = (num_globals_out, Payload::End(0));
+    Ok(out.finish())
+}
+
+fn invalid(e: wasmparser::BinaryReaderError) -> Error {
+    Error::InvalidOutput(e.to_string())
+}
+
+/// The contents (count and items) of an encoded section, without id and size.
+fn section_contents<S: Section>(s: &S) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    s.encode(&mut bytes);
+    let mut reader = BinaryReader::new(&bytes, 0);
+    let _ = reader.read_u8();
+    let _ = reader.read_var_u32();
+    bytes[reader.original_position() as usize..].to_vec()
+}
+
+/// The five runtime functions, in [`RUNTIME_EXPORTS`] order.
+fn runtime_functions(cx: &EmitContext) -> Vec<Function> {
+    let end_field = if cx.memory64 { 8 } else { 4 };
+    let load = |offset: u64| {
+        let m = MemArg { offset, align: if cx.memory64 { 3 } else { 2 }, target: MemArgTarget::Memory(cx.memory), ordering: None };
+        if cx.memory64 { Instruction::I64Load(m) } else { Instruction::I32Load(m) }
+    };
+    // Traps when cur > end.
+    let check = |f: &mut Function| {
+        f.instruction(&Instruction::GlobalGet(cx.data_global));
+        f.instruction(&load(0));
+        f.instruction(&Instruction::GlobalGet(cx.data_global));
+        f.instruction(&load(end_field));
+        f.instruction(&if cx.memory64 { Instruction::I64GtU } else { Instruction::I32GtU });
+        f.instruction(&Instruction::If(BlockType::Empty));
+        f.instruction(&Instruction::Unreachable);
+        f.instruction(&Instruction::End);
+    };
+    let set_state = |f: &mut Function, s: i32| {
+        f.instruction(&Instruction::I32Const(s));
+        f.instruction(&Instruction::GlobalSet(cx.state_global));
+    };
+    let mut out = Vec::new();
+    for (state, takes_ptr) in [(1, true), (0, false), (2, true), (0, false)] {
+        let mut f = Function::new([]);
+        set_state(&mut f, state);
+        if takes_ptr {
+            f.instruction(&Instruction::LocalGet(0));
+            f.instruction(&Instruction::GlobalSet(cx.data_global));
+        }
+        check(&mut f);
+        f.instruction(&Instruction::End);
+        out.push(f);
+    }
+    let mut f = Function::new([]);
+    f.instruction(&Instruction::GlobalGet(cx.state_global));
+    f.instruction(&Instruction::End);
+    out.push(f);
+    out
+}
+
+/// Export kind helper for callers.
+pub fn is_func_export(kind: ExternalKind) -> bool {
+    kind == ExternalKind::Func
+}

@@ -1,0 +1,47 @@
+//! The error type of the transform.
+
+/// Everything that can stop the transform. Each message is one paragraph that
+/// says what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input is not a valid module (binary or text).
+    #[error("the input is not a valid WebAssembly module: {message} (at byte offset {offset:#x}{})", function.as_ref().map(|f| format!(", in function {f}")).unwrap_or_default())]
+    InvalidInput {
+        /// What the parser or validator said.
+        message: String,
+        /// Byte offset in the binary input.
+        offset: usize,
+        /// The function the offset falls in, if any.
+        function: Option<String>,
+    },
+    /// The input is WebAssembly text that does not parse.
+    #[error("the input is not valid WebAssembly text: {0}")]
+    InvalidText(String),
+    /// The module already carries the asyncify exports.
+    #[error("the module is already instrumented: it exports `{0}`; instrumenting it again would break it. Use the original, uninstrumented module as input.")]
+    AlreadyInstrumented(String),
+    /// Something in the module is not supported yet.
+    #[error("cannot instrument function {function}: {detail} (instruction `{instruction}`)")]
+    Unsupported {
+        /// The function, by name or index.
+        function: String,
+        /// The instruction at fault.
+        instruction: String,
+        /// What is not supported.
+        detail: String,
+    },
+    /// The options are inconsistent or refer to something missing.
+    #[error("invalid options: {0}")]
+    Options(String),
+    /// A list given as `@file` could not be read.
+    #[error("cannot read list file `{path}`: {source}")]
+    ListFile {
+        /// The path after `@`.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The rewritten module failed validation: a bug in this crate.
+    #[error("internal error: the instrumented module does not validate ({0}); please report this with the input module")]
+    InvalidOutput(String),
+}

@@ -1,0 +1,179 @@
+//! The pipeline from a read module to output bytes: checks, analysis, plans,
+//! rewritten bodies, assembly and validation.
+
+use std::collections::HashMap;
+
+use wasmparser::{ExternalKind, ValType, Validator};
+
+use crate::analysis::analyse;
+use crate::emit::{assemble, Additions, Body, RUNTIME_EXPORTS};
+use crate::plan::{plan_function, PlanContext};
+use crate::read::ModuleInfo;
+use crate::rewrite::{emit_function, val_type, EmitContext, Mode, Remap};
+use crate::{Error, InstrumentedFunction, Options, Output, Progress};
+
+/// Runs every phase after reading.
+pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Output, Error> {
+    if let Some((name, _, _)) = info.exports.iter().find(|(n, _, _)| RUNTIME_EXPORTS.contains(n)) {
+        return Err(Error::AlreadyInstrumented(name.to_string()));
+    }
+    for s in &info.sections {
+        if s.id == 0 {
+            let reader = wasmparser::CustomSectionReader::new(wasmparser::BinaryReader::new(&info.bytes[s.range.clone()], s.range.start as u64))
+                .map_err(|e| Error::InvalidInput { message: e.message().into(), offset: e.offset() as usize, function: None })?;
+            if reader.name() == "linking" || reader.name().starts_with("reloc.") {
+                return Err(Error::Options(
+                    "the input is a relocatable object file (it has a `linking` section); instrument the linked module instead".into(),
+                ));
+            }
+        }
+    }
+    let taken: Vec<&str> = [
+        "asyncify_memory",
+        "__asyncify_state",
+        "__asyncify_data",
+    ]
+    .into_iter()
+    .filter(|n| info.exports.iter().any(|(e, _, _)| e == n))
+    .collect();
+    if taken.contains(&"asyncify_memory") && options.secondary_memory.is_some() {
+        return Err(Error::Options("the module already exports `asyncify_memory`, the name the secondary memory is exported under".into()));
+    }
+    if options.export_globals && taken.iter().any(|n| n.starts_with("__")) {
+        return Err(Error::Options("the module already exports `__asyncify_state` or `__asyncify_data`; cannot export the globals under those names".into()));
+    }
+
+    // Which memory holds the buffer.
+    let (memory, memory64) = if options.secondary_memory.is_some() {
+        (info.memories.len() as u32, false)
+    } else if let Some(name) = &options.memory {
+        let found = info.exports.iter().find(|(n, k, _)| n == name && *k == ExternalKind::Memory);
+        match found {
+            Some((_, _, idx)) => (*idx, info.memories[*idx as usize].memory64),
+            None => {
+                let exported: Vec<&str> = info.exports.iter().filter(|(_, k, _)| *k == ExternalKind::Memory).map(|(n, _, _)| *n).collect();
+                return Err(Error::Options(format!(
+                    "no memory is exported as `{name}`; exported memories: {}",
+                    if exported.is_empty() { "none".to_string() } else { exported.join(", ") }
+                )));
+            }
+        }
+    } else if info.memories.is_empty() {
+        return Err(Error::Options(
+            "the module has no memory to hold the asyncify buffer; use the secondary memory option to add one".into(),
+        ));
+    } else {
+        (0, info.memories[0].memory64)
+    };
+    let ptr_type = if memory64 { ValType::I64 } else { ValType::I32 };
+
+    let analysis = analyse(info, options)?;
+    let mut warnings = analysis.warnings.clone();
+
+    // Index changes: runtime imports become the generated functions.
+    let num_imports = info.func_imports.len() as u32;
+    let kept_imports = info.func_imports.iter().filter(|i| i.runtime.is_none()).count() as u32;
+    let defined = info.bodies.len() as u32;
+    let runtime_base = kept_imports + defined;
+    let mut funcs = Vec::with_capacity(info.num_funcs() as usize);
+    let mut removed = 0;
+    for f in 0..info.num_funcs() {
+        match info.func_imports.get(f as usize).and_then(|i| i.runtime) {
+            Some(r) => {
+                removed += 1;
+                funcs.push(runtime_base + r as u32);
+            }
+            None => funcs.push(f - removed),
+        }
+    }
+    let remap = Remap {
+        funcs,
+        imported_globals: info.num_imported_globals,
+        global_shift: if options.import_globals { 2 } else { 0 },
+    };
+    let (state_global, data_global) = if options.import_globals {
+        (info.num_imported_globals, info.num_imported_globals + 1)
+    } else {
+        (info.num_globals, info.num_globals + 1)
+    };
+
+    // Types appended: the runtime signatures, then `[] -> R` for multi-value results.
+    let ptr_enc = val_type(ptr_type);
+    let mut extra_types = vec![
+        (vec![ptr_enc], vec![]),
+        (vec![], vec![]),
+        (vec![], vec![wasm_encoder::ValType::I32]),
+    ];
+    let first_extra_type = info.num_types;
+    let mut multi_result_types = HashMap::new();
+    for d in 0..defined {
+        let f = num_imports + d;
+        if analysis.instrumented[f as usize].is_some() {
+            let ty = info.funcs[d as usize].ty;
+            let results = info.func_type(f).results();
+            if results.len() > 1 && !multi_result_types.contains_key(&ty) {
+                multi_result_types.insert(ty, first_extra_type + extra_types.len() as u32);
+                extra_types.push((vec![], results.iter().map(|&t| val_type(t)).collect()));
+            }
+        }
+    }
+
+    let mut no_assert_callee = vec![false; info.num_funcs() as usize];
+    for (i, imp) in info.func_imports.iter().enumerate() {
+        no_assert_callee[i] = imp.runtime.is_some();
+    }
+    let cx = EmitContext {
+        remap: remap.clone(),
+        state_global,
+        data_global,
+        memory,
+        memory64,
+        asserts: options.asserts,
+        no_assert_callee,
+        multi_result_types,
+    };
+    let plan_cx = PlanContext { info, analysis: &analysis, ptr_type };
+    let shift = !remap.is_identity();
+
+    let mut bodies = Vec::with_capacity(defined as usize);
+    for d in 0..defined as usize {
+        let f = num_imports + d as u32;
+        let body = &info.bodies[d];
+        let label = info.func_label(f);
+        let ty = info.func_type(f);
+        let type_index = info.funcs[d].ty;
+        let out = if analysis.instrumented[f as usize].is_some() {
+            let plan = plan_function(&plan_cx, d)?;
+            Body::Encoded(emit_function(&cx, body, ty, type_index, Mode::Instrument(&plan), label)?)
+        } else if shift || (options.asserts && !analysis.runtime[f as usize]) {
+            let asserts = options.asserts && !analysis.runtime[f as usize];
+            Body::Encoded(emit_function(&cx, body, ty, type_index, Mode::Copy { asserts }, label)?)
+        } else {
+            Body::Raw(&info.bytes[body.range().start as usize..body.range().end as usize])
+        };
+        bodies.push(out);
+        progress(Progress { done: d + 1, total: defined as usize });
+    }
+
+    let add = Additions {
+        import_globals: options.import_globals,
+        export_globals: options.export_globals,
+        secondary_memory: options.secondary_memory,
+        extra_types,
+        first_extra_type,
+    };
+    let wasm = assemble(info, &cx, &add, bodies, &mut warnings)?;
+    let mut validator = Validator::new_with_features(crate::read::features());
+    validator.validate_all(&wasm).map_err(|e| Error::InvalidOutput(format!("{} at offset {:#x}", e.message(), e.offset())))?;
+
+    let instrumented = (0..info.num_funcs())
+        .filter_map(|f| {
+            analysis.instrumented[f as usize].clone().map(|reason| InstrumentedFunction {
+                index: f,
+                name: info.names.get(&f).map(|s| s.to_string()),
+                reason,
+            })
+        })
+        .collect();
+    Ok(Output { wasm, warnings, instrumented })
+}

@@ -1,0 +1,451 @@
+//! Planning: for one instrumented function, find its suspension points, the
+//! structured constructs that contain them, the operand-stack values that must
+//! be moved into locals around them, and the locals to save in its frame.
+
+use std::collections::HashMap;
+
+use wasmparser::{FuncToValidate, FuncValidatorAllocations, Operator, OperatorsReader, ValType, ValidatorResources};
+
+use crate::analysis::Analysis;
+use crate::read::ModuleInfo;
+use crate::Error;
+
+/// Something a body dispatches to when rewinding: a suspension point, or a
+/// construct (block, loop, if) that contains one.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Operator index (within the body) where the item starts.
+    pub op: usize,
+    /// First and last suspension point index inside.
+    pub lo: u32,
+    pub hi: u32,
+    /// Types of the current frame's operand stack when the item starts,
+    /// inputs (call arguments, block parameters, `if` condition) last.
+    pub stack: Vec<ValType>,
+    /// How many of `stack` the item consumes.
+    pub inputs: usize,
+    /// Locals that hold the values below the inputs while the item runs
+    /// (saved in the frame: they are live across the suspension).
+    pub stranded: Vec<u32>,
+    /// Result types of the item.
+    pub results: Vec<ValType>,
+}
+
+/// A construct (block, loop, if) that contains suspension points.
+#[derive(Debug, Clone, Default)]
+pub struct Construct {
+    /// Items of the first body (the `then` arm for an `if`).
+    pub items: Vec<Item>,
+    /// Items of the `else` arm.
+    pub else_items: Vec<Item>,
+    /// Parameter and result types of the construct.
+    pub params: Vec<ValType>,
+    pub results: Vec<ValType>,
+    /// For an `if`: the first point index of the else arm (or one past the end).
+    pub split: u32,
+}
+
+/// The plan for one function.
+#[derive(Debug, Default)]
+pub struct FunctionPlan {
+    /// Items of the function body.
+    pub body_items: Vec<Item>,
+    /// Constructs containing points, by operator index.
+    pub constructs: HashMap<usize, Construct>,
+    /// Operator indices of suspension-point calls, in order (index = point id).
+    pub points: Vec<usize>,
+    /// Types of all locals, parameters first, then declared, then added.
+    pub local_types: Vec<ValType>,
+    /// Number of locals in the input (params + declared).
+    pub input_locals: u32,
+    /// Locals saved in the frame, ordered by the frame layout.
+    pub saved: Vec<u32>,
+    /// Local holding the point index.
+    pub index_local: u32,
+    /// Local holding the frame pointer while saving/restoring.
+    pub ptr_local: u32,
+}
+
+struct PFrame {
+    op: usize,
+    kind: Kind,
+    dead: bool,
+    items: Vec<Item>,
+    else_items: Vec<Item>,
+    in_else: bool,
+    lo: Option<u32>,
+    hi: u32,
+    split: Option<u32>,
+    /// For loops: locals read inside.
+    reads: Option<Vec<u32>>,
+    has_point: bool,
+    stack: Vec<ValType>,
+    inputs: usize,
+    params: Vec<ValType>,
+    results: Vec<ValType>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Func,
+    Block,
+    Loop,
+    If,
+    Try,
+}
+
+/// Context shared by all plans of one module.
+pub struct PlanContext<'a, 'b> {
+    pub info: &'b ModuleInfo<'a>,
+    pub analysis: &'b Analysis,
+    pub ptr_type: ValType,
+}
+
+impl PlanContext<'_, '_> {
+    /// Whether a direct call to `callee` from an instrumented function is a suspension point.
+    pub fn direct_call_suspends(&self, callee: u32) -> bool {
+        let c = callee as usize;
+        if let Some(import) = self.info.func_imports.get(c) {
+            if import.runtime.is_some() {
+                return false;
+            }
+        }
+        self.analysis.changes_state[c] || self.analysis.instrumented[c].is_some()
+    }
+}
+
+/// Builds the plan of defined function `defined` (index among defined functions).
+pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<FunctionPlan, Error> {
+    let info = cx.info;
+    let func_index = info.func_imports.len() as u32 + defined as u32;
+    let handle = &info.funcs[defined];
+    let handle = FuncToValidate::<ValidatorResources> {
+        resources: handle.resources.clone(),
+        index: handle.index,
+        ty: handle.ty,
+        features: handle.features,
+    };
+    let mut fv = handle.into_validator(FuncValidatorAllocations::default());
+    let body = &info.bodies[defined];
+    let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
+    let mut reader = body.get_binary_reader();
+    fv.read_locals(&mut reader).map_err(internal)?;
+    let mut plan = FunctionPlan::default();
+    for i in 0..fv.len_locals() {
+        plan.local_types.push(fv.get_local_type(i).expect("local in range"));
+    }
+    plan.input_locals = plan.local_types.len() as u32;
+    let func_type = info.func_type(func_index).clone();
+    let unsupported = |op: &Operator<'_>, detail: &str| Error::Unsupported {
+        function: info.func_label(func_index),
+        instruction: op_name(op),
+        detail: detail.to_string(),
+    };
+
+    let mut frames = vec![PFrame {
+        op: 0,
+        kind: Kind::Func,
+        dead: false,
+        items: Vec::new(),
+        else_items: Vec::new(),
+        in_else: false,
+        lo: None,
+        hi: 0,
+        split: None,
+        reads: None,
+        has_point: false,
+        stack: Vec::new(),
+        inputs: 0,
+        params: Vec::new(),
+        results: func_type.results().to_vec(),
+    }];
+    let mut last_read: Vec<usize> = vec![0; plan.local_types.len()];
+    let mut has_read: Vec<bool> = vec![false; plan.local_types.len()];
+    let mut loop_saved: Vec<u32> = Vec::new();
+    let mut first_point: Option<usize> = None;
+    let mut first_point_op: Option<String> = None;
+    let mut ops = OperatorsReader::new(reader);
+    let mut index = 0usize;
+    let mut stranded_types: Vec<(u32, ValType)> = Vec::new();
+    let mut next_local = plan.local_types.len() as u32;
+
+    while !ops.eof() {
+        let (op, offset) = ops.read_with_offset().map_err(internal)?;
+        let top = frames.last().expect("function frame");
+        let frame_unreachable = fv.get_control_frame(0).map(|f| f.unreachable).unwrap_or(true);
+        let live = !top.dead && !frame_unreachable;
+        let snapshot = |fv: &wasmparser::FuncValidator<ValidatorResources>| -> Vec<ValType> {
+            let height = fv.get_control_frame(0).map(|f| f.height).unwrap_or(0);
+            let n = fv.operand_stack_height() as usize - height;
+            (0..n)
+                .rev()
+                .map(|d| fv.get_operand_type(d).flatten().unwrap_or(ValType::I32))
+                .collect()
+        };
+        // Is this a suspension point?
+        let point_inputs: Option<(usize, Vec<ValType>)> = match &op {
+            Operator::Call { function_index } if live && cx.direct_call_suspends(*function_index) => {
+                let t = info.func_type(*function_index);
+                Some((t.params().len(), t.results().to_vec()))
+            }
+            Operator::CallIndirect { type_index, .. } | Operator::CallRef { type_index }
+                if live && cx.analysis.indirect_suspends[func_index as usize] =>
+            {
+                let id = info.types.as_ref().core_type_at_in_module(*type_index);
+                let t = info.types[id].unwrap_func();
+                Some((t.params().len() + 1, t.results().to_vec()))
+            }
+            Operator::ReturnCall { function_index } if live && cx.direct_call_suspends(*function_index) => {
+                return Err(unsupported(&op, "a tail call to a function that may suspend is not supported yet"));
+            }
+            Operator::ReturnCallIndirect { .. } | Operator::ReturnCallRef { .. }
+                if live && cx.analysis.indirect_suspends[func_index as usize] =>
+            {
+                return Err(unsupported(&op, "an indirect tail call that may suspend is not supported yet"));
+            }
+            _ => None,
+        };
+        if let Some((inputs, results)) = point_inputs {
+            if frames.iter().any(|f| f.kind == Kind::Try) {
+                return Err(unsupported(
+                    &op,
+                    "a call that may suspend inside an exception handler (try/try_table) is not supported yet",
+                ));
+            }
+            let k = plan.points.len() as u32;
+            plan.points.push(index);
+            if first_point.is_none() {
+                first_point = Some(index);
+                first_point_op = Some(op_name(&op));
+            }
+            let stack = snapshot(&fv);
+            let stranded = alloc_stranded(&stack, inputs, &mut next_local, &mut stranded_types);
+            for f in frames.iter_mut() {
+                f.has_point = true;
+                f.lo.get_or_insert(k);
+                f.hi = k;
+            }
+            let top = frames.last_mut().expect("frame");
+            let item = Item { op: index, lo: k, hi: k, stack, inputs, stranded, results };
+            if top.in_else {
+                top.split.get_or_insert(k);
+                top.else_items.push(item);
+            } else {
+                top.items.push(item);
+            }
+        }
+        match &op {
+            Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty } => {
+                let (params, results) = block_sig(info, *blockty);
+                let stack = if live { snapshot(&fv) } else { Vec::new() };
+                let kind = match op {
+                    Operator::Block { .. } => Kind::Block,
+                    Operator::Loop { .. } => Kind::Loop,
+                    _ => Kind::If,
+                };
+                let inputs = params.len() + usize::from(kind == Kind::If);
+                frames.push(PFrame {
+                    op: index,
+                    kind,
+                    dead: !live,
+                    items: Vec::new(),
+                    else_items: Vec::new(),
+                    in_else: false,
+                    lo: None,
+                    hi: 0,
+                    split: None,
+                    reads: (kind == Kind::Loop).then(Vec::new),
+                    has_point: false,
+                    stack,
+                    inputs,
+                    params,
+                    results,
+                });
+            }
+            Operator::Try { .. } | Operator::TryTable { .. } => {
+                frames.push(PFrame {
+                    op: index,
+                    kind: Kind::Try,
+                    dead: !live,
+                    items: Vec::new(),
+                    else_items: Vec::new(),
+                    in_else: false,
+                    lo: None,
+                    hi: 0,
+                    split: None,
+                    reads: None,
+                    has_point: false,
+                    stack: Vec::new(),
+                    inputs: 0,
+                    params: Vec::new(),
+                    results: Vec::new(),
+                });
+            }
+            Operator::Else => {
+                let top = frames.last_mut().expect("if frame");
+                top.in_else = true;
+            }
+            Operator::Delegate { .. } => {
+                frames.pop();
+            }
+            Operator::End => {
+                let frame = frames.pop().expect("frame");
+                if frame.kind == Kind::Func {
+                    plan.body_items = frame.items;
+                } else {
+                    if let (Some(reads), true) = (&frame.reads, frame.has_point) {
+                        loop_saved.extend_from_slice(reads);
+                    }
+                    if let (Some(reads), Some(parent)) = (frame.reads, frames.iter_mut().rev().find(|f| f.reads.is_some())) {
+                        parent.reads.as_mut().expect("loop").extend(reads);
+                    }
+                    if frame.has_point && frame.kind != Kind::Try {
+                        let lo = frame.lo.expect("point inside");
+                        let hi = frame.hi;
+                        let stranded = alloc_stranded(&frame.stack, frame.inputs, &mut next_local, &mut stranded_types);
+                        plan.constructs.insert(
+                            frame.op,
+                            Construct {
+                                items: frame.items,
+                                else_items: frame.else_items,
+                                params: frame.params,
+                                results: frame.results.clone(),
+                                split: frame.split.unwrap_or(hi + 1),
+                            },
+                        );
+                        let parent = frames.last_mut().expect("parent frame");
+                        let item = Item {
+                            op: frame.op,
+                            lo,
+                            hi,
+                            stack: frame.stack,
+                            inputs: frame.inputs,
+                            stranded,
+                            results: frame.results.clone(),
+                        };
+                        if parent.in_else {
+                            parent.split.get_or_insert(lo);
+                            parent.else_items.push(item);
+                        } else {
+                            parent.items.push(item);
+                        }
+                    }
+                }
+            }
+            Operator::LocalGet { local_index } => {
+                let l = *local_index as usize;
+                last_read[l] = index;
+                has_read[l] = true;
+                if let Some(f) = frames.iter_mut().rev().find(|f| f.reads.is_some()) {
+                    f.reads.as_mut().expect("loop").push(*local_index);
+                }
+            }
+            _ => {}
+        }
+        fv.op(offset, &op).map_err(internal)?;
+        index += 1;
+    }
+
+    // Locals of the input live across some point: read after the first point,
+    // or read inside a loop that contains a point.
+    let mut saved_flags = vec![false; plan.local_types.len()];
+    if let Some(first) = first_point {
+        for l in 0..plan.local_types.len() {
+            if has_read[l] && last_read[l] > first {
+                saved_flags[l] = true;
+            }
+        }
+        for &l in &loop_saved {
+            saved_flags[l as usize] = true;
+        }
+    }
+    for (l, ty) in &stranded_types {
+        plan.local_types.push(*ty);
+        debug_assert_eq!(*l as usize + 1, plan.local_types.len());
+        saved_flags.push(true);
+    }
+    plan.index_local = plan.local_types.len() as u32;
+    plan.local_types.push(ValType::I32);
+    plan.ptr_local = plan.local_types.len() as u32;
+    plan.local_types.push(cx.ptr_type);
+    let mut saved: Vec<u32> = (0..saved_flags.len() as u32).filter(|&l| saved_flags[l as usize]).collect();
+    for &l in &saved {
+        if let ValType::Ref(_) = plan.local_types[l as usize] {
+            return Err(Error::Unsupported {
+                function: info.func_label(func_index),
+                instruction: first_point_op.clone().unwrap_or_default(),
+                detail: format!(
+                    "local {l} of reference type {} is live across a call that may suspend; saving reference values is not supported yet",
+                    plan.local_types[l as usize]
+                ),
+            });
+        }
+    }
+    // Largest first keeps every slot naturally aligned within the frame.
+    saved.sort_by_key(|&l| std::cmp::Reverse(value_size(plan.local_types[l as usize])));
+    plan.saved = saved;
+    Ok(plan)
+}
+
+fn alloc_stranded(stack: &[ValType], inputs: usize, next_local: &mut u32, types: &mut Vec<(u32, ValType)>) -> Vec<u32> {
+    let n = stack.len() - inputs;
+    (0..n)
+        .map(|i| {
+            let l = *next_local;
+            *next_local += 1;
+            types.push((l, stack[i]));
+            l
+        })
+        .collect()
+}
+
+/// Size in bytes of a value of type `ty` in a saved frame.
+pub fn value_size(ty: ValType) -> u32 {
+    match ty {
+        ValType::I32 | ValType::F32 => 4,
+        ValType::I64 | ValType::F64 => 8,
+        ValType::V128 => 16,
+        ValType::Ref(_) => 8,
+    }
+}
+
+/// Parameter and result types of a block type.
+pub fn block_sig(info: &ModuleInfo<'_>, blockty: wasmparser::BlockType) -> (Vec<ValType>, Vec<ValType>) {
+    match blockty {
+        wasmparser::BlockType::Empty => (Vec::new(), Vec::new()),
+        wasmparser::BlockType::Type(t) => (Vec::new(), vec![t]),
+        wasmparser::BlockType::FuncType(idx) => {
+            let id = info.types.as_ref().core_type_at_in_module(idx);
+            let f = info.types[id].unwrap_func();
+            (f.params().to_vec(), f.results().to_vec())
+        }
+    }
+}
+
+/// A short name for an operator, for error messages.
+pub fn op_name(op: &Operator<'_>) -> String {
+    let debug = format!("{op:?}");
+    let name: String = debug.chars().take_while(|c| c.is_alphanumeric()).collect();
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    // `call_indirect`, `i32_add` → `i32.add` for typed instructions.
+    for prefix in ["i32_", "i64_", "f32_", "f64_", "v128_", "i8x16_", "i16x8_", "i32x4_", "i64x2_", "f32x4_", "f64x2_", "local_", "global_", "table_", "memory_", "ref_", "data_", "elem_"] {
+        if out.starts_with(prefix) {
+            out.replace_range(prefix.len() - 1..prefix.len(), ".");
+            break;
+        }
+    }
+    match op {
+        Operator::Call { function_index } => format!("call {function_index}"),
+        _ => out,
+    }
+}

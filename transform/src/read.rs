@@ -1,0 +1,278 @@
+//! Reading: parse the input, validate it with every feature enabled, and
+//! collect what the later phases need (imports, bodies, names, memories).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use wasmparser::{
+    BinaryReader, ExternalKind, FuncToValidate, FunctionBody, MemoryType, Name, NameSectionReader,
+    Operator, OperatorsReader, Parser, Payload, TypeRef, ValidPayload, Validator, ValidatorResources, WasmFeatures,
+};
+
+use crate::Error;
+
+/// The runtime functions a module may import from `asyncify` to drive itself.
+pub const RUNTIME_IMPORTS: [&str; 5] = [
+    "start_unwind",
+    "stop_unwind",
+    "start_rewind",
+    "stop_rewind",
+    "get_state",
+];
+
+/// One section of the input, kept as its id and the byte range of its contents.
+#[derive(Debug, Clone)]
+pub struct RawSection {
+    pub id: u8,
+    pub range: Range<usize>,
+}
+
+/// A function import.
+#[derive(Debug, Clone)]
+pub struct FuncImport<'a> {
+    pub module: &'a str,
+    pub name: &'a str,
+    /// If this is `asyncify.X`, the position of `X` in [`RUNTIME_IMPORTS`].
+    pub runtime: Option<usize>,
+}
+
+/// What the direct scan of one function body found.
+#[derive(Debug, Default, Clone)]
+pub struct CallSummary {
+    /// Direct callees (`call`, `return_call`), deduplicated, in first-seen order.
+    pub callees: Vec<u32>,
+    /// Whether the body makes an indirect call (`call_indirect`, `call_ref`, tail variants).
+    pub indirect: bool,
+}
+
+/// Everything the later phases need from the input module.
+pub struct ModuleInfo<'a> {
+    pub bytes: &'a [u8],
+    /// Sections in input order (custom sections included, id 0).
+    pub sections: Vec<RawSection>,
+    pub func_imports: Vec<FuncImport<'a>>,
+    pub num_imported_globals: u32,
+    pub num_globals: u32,
+    pub num_types: u32,
+    /// Memories in index order.
+    pub memories: Vec<MemoryType>,
+    pub num_imported_memories: u32,
+    /// Exports: name → (kind, index).
+    pub exports: Vec<(&'a str, ExternalKind, u32)>,
+    /// Function names from the name section.
+    pub names: HashMap<u32, &'a str>,
+    /// Bodies of defined functions, in order.
+    pub bodies: Vec<FunctionBody<'a>>,
+    /// Per defined function: the validator handle used to re-walk it.
+    pub funcs: Vec<FuncToValidate<ValidatorResources>>,
+    /// Per defined function: direct scan of calls.
+    pub calls: Vec<CallSummary>,
+    pub types: wasmparser::types::Types,
+}
+
+impl<'a> ModuleInfo<'a> {
+    /// Total functions (imported + defined).
+    pub fn num_funcs(&self) -> u32 {
+        self.func_imports.len() as u32 + self.bodies.len() as u32
+    }
+
+    /// The name of function `index` for messages: `$name` or `func N`.
+    pub fn func_label(&self, index: u32) -> String {
+        match self.names.get(&index) {
+            Some(n) => format!("${n} (func {index})"),
+            None => match self.func_imports.get(index as usize) {
+                Some(i) => format!("import {}.{} (func {index})", i.module, i.name),
+                None => format!("func {index}"),
+            },
+        }
+    }
+
+    /// The function type of function `index`.
+    pub fn func_type(&self, index: u32) -> &wasmparser::FuncType {
+        let id = self.types.as_ref().core_function_at(index);
+        self.types[id].unwrap_func()
+    }
+}
+
+/// The feature set used for validation: everything wasmparser knows, so that
+/// users never have to name features.
+pub fn features() -> WasmFeatures {
+    WasmFeatures::all()
+}
+
+/// Parses and validates `bytes`, scanning every function body for calls.
+pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
+    let mut validator = Validator::new_with_features(features());
+    let mut sections = Vec::new();
+    let mut func_imports = Vec::new();
+    let mut num_imported_globals = 0;
+    let mut memories = Vec::new();
+    let mut num_imported_memories = 0;
+    let mut exports = Vec::new();
+    let mut bodies = Vec::new();
+    let mut funcs = Vec::new();
+    let mut calls = Vec::new();
+    let mut types = None;
+    let mut allocs = wasmparser::FuncValidatorAllocations::default();
+    let mut name_section: Option<(usize, Range<usize>)> = None;
+    let invalid = |e: wasmparser::BinaryReaderError, function: Option<u32>| Error::InvalidInput {
+        message: e.message().to_string(),
+        offset: e.offset() as usize,
+        function: function.map(|f| describe_function(bytes, f)),
+    };
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| invalid(e, None))?;
+        if let Some((id, range)) = payload.as_section() {
+            sections.push(RawSection { id, range: range.start as usize..range.end as usize });
+        }
+        match &payload {
+            Payload::ImportSection(reader) => {
+                for imports in reader.clone() {
+                    let imports = imports.map_err(|e| invalid(e, None))?;
+                    for import in imports {
+                        let (_, import) = import.map_err(|e| invalid(e, None))?;
+                        match import.ty {
+                            TypeRef::Func(_) | TypeRef::FuncExact(_) => {
+                                let runtime = if import.module == "asyncify" {
+                                    RUNTIME_IMPORTS.iter().position(|n| *n == import.name)
+                                } else {
+                                    None
+                                };
+                                func_imports.push(FuncImport {
+                                    module: import.module,
+                                    name: import.name,
+                                    runtime,
+                                });
+                            }
+                            TypeRef::Global(_) => num_imported_globals += 1,
+                            TypeRef::Memory(m) => {
+                                memories.push(m);
+                                num_imported_memories += 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for m in reader.clone() {
+                    memories.push(m.map_err(|e| invalid(e, None))?);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for e in reader.clone() {
+                    let e = e.map_err(|e| invalid(e, None))?;
+                    exports.push((e.name, e.kind, e.index));
+                }
+            }
+            Payload::CustomSection(c) if c.name() == "name" => {
+                let start = c.data_offset() as usize;
+                name_section = Some((start, start..start + c.data().len()));
+            }
+            _ => {}
+        }
+        match validator.payload(&payload) {
+            Ok(ValidPayload::Func(func, body)) => {
+                let handle = FuncToValidate {
+                    resources: func.resources.clone(),
+                    index: func.index,
+                    ty: func.ty,
+                    features: func.features,
+                };
+                let mut fv = func.into_validator(std::mem::take(&mut allocs));
+                let summary = scan_body(&mut fv, &body).map_err(|e| invalid(e, Some(handle.index)))?;
+                allocs = fv.into_allocations();
+                funcs.push(handle);
+                calls.push(summary);
+                bodies.push(body);
+            }
+            Ok(ValidPayload::End(t)) => types = Some(t),
+            Ok(_) => {}
+            Err(e) => return Err(invalid(e, None)),
+        }
+    }
+    let types = types.ok_or_else(|| Error::InvalidInput {
+        message: "unexpected end of module".into(),
+        offset: bytes.len(),
+        function: None,
+    })?;
+    let mut names = HashMap::new();
+    if let Some((offset, range)) = name_section {
+        read_names(&bytes[range], offset, &mut names);
+    }
+    Ok(ModuleInfo {
+        bytes,
+        sections,
+        func_imports,
+        num_imported_globals,
+        num_globals: types.as_ref().global_count(),
+        num_types: types.as_ref().core_type_count_in_module(),
+        memories,
+        num_imported_memories,
+        exports,
+        names,
+        bodies,
+        funcs,
+        calls,
+        types,
+    })
+}
+
+/// Names function `index` for an error message, reading the name section if
+/// there is one (best effort: the module is already known to be invalid).
+fn describe_function(bytes: &[u8], index: u32) -> String {
+    let mut names = HashMap::new();
+    for payload in Parser::new(0).parse_all(bytes).flatten() {
+        if let Payload::CustomSection(c) = &payload {
+            if c.name() == "name" {
+                let start = c.data_offset() as usize;
+                read_names(&bytes[start..start + c.data().len()], start, &mut names);
+            }
+        }
+    }
+    match names.get(&index) {
+        Some(n) => format!("${n} (func {index})"),
+        None => format!("func {index}"),
+    }
+}
+
+/// Validates one body and records its calls.
+fn scan_body(
+    fv: &mut wasmparser::FuncValidator<ValidatorResources>,
+    body: &FunctionBody<'_>,
+) -> Result<CallSummary, wasmparser::BinaryReaderError> {
+    let mut summary = CallSummary::default();
+    let mut reader = body.get_binary_reader();
+    fv.read_locals(&mut reader)?;
+    let mut ops = OperatorsReader::new(reader);
+    while !ops.eof() {
+        let (op, offset) = ops.read_with_offset()?;
+        fv.op(offset, &op)?;
+        match op {
+            Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
+                if !summary.callees.contains(&function_index) {
+                    summary.callees.push(function_index);
+                }
+            }
+            Operator::CallIndirect { .. }
+            | Operator::ReturnCallIndirect { .. }
+            | Operator::CallRef { .. }
+            | Operator::ReturnCallRef { .. } => summary.indirect = true,
+            _ => {}
+        }
+    }
+    ops.finish()?;
+    Ok(summary)
+}
+
+fn read_names<'a>(data: &'a [u8], offset: usize, names: &mut HashMap<u32, &'a str>) {
+    // A malformed name section is not fatal: it only costs names in messages.
+    let reader = NameSectionReader::new(BinaryReader::new(data, offset as u64));
+    for subsection in reader.into_iter().flatten() {
+        if let Name::Function(map) = subsection {
+            for naming in map.into_iter().flatten() {
+                names.insert(naming.index, naming.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,727 @@
+//! Rewriting: emit the body of one function, instrumented according to its
+//! [`FunctionPlan`], or copied with indices remapped and asserts added.
+//!
+//! Shape of an instrumented function:
+//!
+//! ```text
+//! if rewinding: pop the frame (saved locals, point index)
+//! block $unwind
+//!   block $body (result R)
+//!     ;; each body that contains items starts with a dispatch:
+//!     block $d_n … block $d_1
+//!       if rewinding: br_table on the point index to the block before the item
+//!       <code before item 1, values left on the stack moved to locals>
+//!     end $d_1
+//!     <item 1: a call that may suspend, or a construct containing one>
+//!     …
+//!   end
+//!   return
+//! end
+//! push the frame; return zeros
+//! ```
+//! After a call that may suspend, `state == unwinding` branches to `$unwind`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use wasm_encoder::reencode::{Error as ReencodeError, Reencode};
+use wasm_encoder::{BlockType, Encode, Instruction, MemArg, MemArgTarget};
+use wasmparser::{Operator, OperatorsReader, ValType};
+
+use crate::plan::{value_size, Construct, FunctionPlan, Item};
+use crate::Error;
+
+/// Index remapping for functions and globals, used when the module's import
+/// lists change.
+#[derive(Clone)]
+pub struct Remap {
+    /// Per input function: its output index.
+    pub funcs: Vec<u32>,
+    /// Number of imported globals in the input; defined globals shift by `global_shift`.
+    pub imported_globals: u32,
+    pub global_shift: u32,
+}
+
+impl Remap {
+    /// Maps a function index.
+    pub fn func(&self, f: u32) -> u32 {
+        self.funcs.get(f as usize).copied().unwrap_or(f)
+    }
+    /// Maps a global index.
+    pub fn global(&self, g: u32) -> u32 {
+        if g >= self.imported_globals {
+            g + self.global_shift
+        } else {
+            g
+        }
+    }
+    /// Whether any index changes.
+    pub fn is_identity(&self) -> bool {
+        self.global_shift == 0 && self.funcs.iter().enumerate().all(|(i, &f)| i as u32 == f)
+    }
+}
+
+impl Reencode for Remap {
+    type Error = std::convert::Infallible;
+    fn function_index(&mut self, func: u32) -> Result<u32, ReencodeError<Self::Error>> {
+        Ok(self.func(func))
+    }
+    fn global_index(&mut self, global: u32) -> Result<u32, ReencodeError<Self::Error>> {
+        Ok(self.global(global))
+    }
+}
+
+/// Module-wide facts the emitter needs.
+pub struct EmitContext {
+    pub remap: Remap,
+    pub state_global: u32,
+    pub data_global: u32,
+    /// Memory holding the buffer, and whether it is 64-bit.
+    pub memory: u32,
+    pub memory64: bool,
+    pub asserts: bool,
+    /// Per input function: calls to it skip the asserts check (runtime imports).
+    pub no_assert_callee: Vec<bool>,
+    /// Output type index of `[] -> R` for multi-value function results, by input type index.
+    pub multi_result_types: HashMap<u32, u32>,
+}
+
+/// How a function is emitted.
+pub enum Mode<'p> {
+    /// Instrumented with this plan.
+    Instrument(&'p FunctionPlan),
+    /// Copied with remapped indices; `asserts` adds state checks after calls.
+    Copy { asserts: bool },
+}
+
+struct EFrame {
+    out_pos: u32,
+    construct: Option<(usize, bool)>, // (item op, is if) for interesting constructs
+    after: Option<Item>,
+}
+
+struct Emitter<'c, 'p> {
+    cx: &'c EmitContext,
+    plan: Option<&'p FunctionPlan>,
+    sink: Vec<u8>,
+    out_len: u32,
+    frames: Vec<EFrame>,
+    /// Extra locals added in this pass (pool temps), beyond the plan's.
+    extra_locals: Vec<ValType>,
+    first_extra: u32,
+    pool: HashMap<ValType, Vec<u32>>,
+    /// Per open body with items: (items, cursor, positions of dispatch blocks by item).
+    bodies: Vec<BodyState<'p>>,
+    asserts: bool,
+    func_label: String,
+}
+
+struct BodyState<'p> {
+    items: &'p [Item],
+    cursor: usize,
+    /// Output position of `$d_j` for item j.
+    dblocks: Vec<u32>,
+    /// Input frame depth (frames.len()) that owns this body.
+    frame_depth: usize,
+}
+
+/// Emits the function body (locals and code) of one function.
+pub fn emit_function(
+    cx: &EmitContext,
+    body: &wasmparser::FunctionBody<'_>,
+    func_type: &wasmparser::FuncType,
+    type_index: u32,
+    mode: Mode<'_>,
+    func_label: String,
+) -> Result<wasm_encoder::Function, Error> {
+    let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
+    let mut remap = cx.remap.clone();
+    let mut locals: Vec<(u32, wasm_encoder::ValType)> = Vec::new();
+    for l in body.get_locals_reader().map_err(internal)? {
+        let (n, t) = l.map_err(internal)?;
+        locals.push((n, remap.val_type(t).map_err(|e| Error::InvalidOutput(e.to_string()))?));
+    }
+    let (plan, asserts) = match mode {
+        Mode::Instrument(p) => (Some(p), cx.asserts),
+        Mode::Copy { asserts } => (None, asserts),
+    };
+    let first_extra = match plan {
+        Some(p) => p.local_types.len() as u32,
+        None => 0,
+    };
+    let mut em = Emitter {
+        cx,
+        plan,
+        sink: Vec::new(),
+        out_len: 0,
+        frames: Vec::new(),
+        extra_locals: Vec::new(),
+        first_extra,
+        pool: HashMap::new(),
+        bodies: Vec::new(),
+        asserts,
+        func_label,
+    };
+    let ops = body.get_operators_reader().map_err(internal)?;
+    em.run(ops, func_type, type_index)?;
+    if let Some(p) = plan {
+        for &ty in &p.local_types[p.input_locals as usize..] {
+            locals.push((1, val_type(ty)));
+        }
+        for &ty in &em.extra_locals {
+            locals.push((1, val_type(ty)));
+        }
+    }
+    let mut f = wasm_encoder::Function::new(locals);
+    f.raw(em.sink.iter().copied());
+    Ok(f)
+}
+
+/// Converts a wasmparser value type (no index changes: types are never renumbered).
+pub fn val_type(t: ValType) -> wasm_encoder::ValType {
+    wasm_encoder::ValType::try_from(t).expect("value type converts")
+}
+
+impl<'c, 'p> Emitter<'c, 'p> {
+    fn ins(&mut self, i: Instruction<'_>) {
+        i.encode(&mut self.sink);
+    }
+
+    fn open(&mut self, i: Instruction<'_>) -> u32 {
+        self.ins(i);
+        self.out_len += 1;
+        self.out_len - 1
+    }
+
+    fn close(&mut self) {
+        self.ins(Instruction::End);
+        self.out_len -= 1;
+    }
+
+    fn depth_to(&self, pos: u32) -> u32 {
+        self.out_len - 1 - pos
+    }
+
+    /// Output depth for an input relative depth `d`.
+    fn map_depth(&self, d: u32) -> u32 {
+        let target = &self.frames[self.frames.len() - 1 - d as usize];
+        self.depth_to(target.out_pos)
+    }
+
+    fn mem_arg(&self, offset: u64, ty: ValType) -> MemArg {
+        let align = match value_size(ty) {
+            16 => 4,
+            8 => 3,
+            _ => 2,
+        };
+        MemArg { offset, align, target: MemArgTarget::Memory(self.cx.memory), ordering: None }
+    }
+
+    fn ptr_const(&mut self, v: u64) {
+        if self.cx.memory64 {
+            self.ins(Instruction::I64Const(v as i64));
+        } else {
+            self.ins(Instruction::I32Const(v as i32));
+        }
+    }
+
+    fn ptr_type(&self) -> ValType {
+        if self.cx.memory64 { ValType::I64 } else { ValType::I32 }
+    }
+
+    fn load_header(&mut self, field: u64) {
+        let t = self.ptr_type();
+        let m = self.mem_arg(field, t);
+        self.ins(Instruction::GlobalGet(self.cx.data_global));
+        self.ins(if self.cx.memory64 { Instruction::I64Load(m) } else { Instruction::I32Load(m) });
+    }
+
+    fn store(&mut self, ty: ValType, offset: u64) {
+        let m = self.mem_arg(offset, ty);
+        self.ins(match ty {
+            ValType::I32 => Instruction::I32Store(m),
+            ValType::I64 => Instruction::I64Store(m),
+            ValType::F32 => Instruction::F32Store(m),
+            ValType::F64 => Instruction::F64Store(m),
+            ValType::V128 => Instruction::V128Store(m),
+            ValType::Ref(_) => unreachable!("reference locals are never saved"),
+        });
+    }
+
+    fn load(&mut self, ty: ValType, offset: u64) {
+        let m = self.mem_arg(offset, ty);
+        self.ins(match ty {
+            ValType::I32 => Instruction::I32Load(m),
+            ValType::I64 => Instruction::I64Load(m),
+            ValType::F32 => Instruction::F32Load(m),
+            ValType::F64 => Instruction::F64Load(m),
+            ValType::V128 => Instruction::V128Load(m),
+            ValType::Ref(_) => unreachable!("reference locals are never saved"),
+        });
+    }
+
+    fn zero(&mut self, ty: ValType) -> Result<(), Error> {
+        match ty {
+            ValType::I32 => self.ins(Instruction::I32Const(0)),
+            ValType::I64 => self.ins(Instruction::I64Const(0)),
+            ValType::F32 => self.ins(Instruction::F32Const(0.0.into())),
+            ValType::F64 => self.ins(Instruction::F64Const(0.0.into())),
+            ValType::V128 => self.ins(Instruction::V128Const(0)),
+            ValType::Ref(r) if r.is_nullable() => {
+                let mut remap = self.cx.remap.clone();
+                let ht = remap.heap_type(r.heap_type()).map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                self.ins(Instruction::RefNull(ht));
+            }
+            ValType::Ref(r) => {
+                return Err(Error::Unsupported {
+                    function: self.func_label.clone(),
+                    instruction: "return".into(),
+                    detail: format!("the function returns a non-nullable reference ({r}), which cannot be given a placeholder value while unwinding"),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// A pool temp local for each of `types` (nullable for references).
+    fn temps(&mut self, types: &[ValType]) -> Vec<u32> {
+        let mut counts: HashMap<ValType, usize> = HashMap::new();
+        let mut out = Vec::with_capacity(types.len());
+        for &t in types {
+            let t = nullable(t);
+            let n = counts.entry(t).or_insert(0);
+            let list = self.pool.entry(t).or_default();
+            if *n == list.len() {
+                let l = self.first_extra + self.extra_locals.len() as u32;
+                self.extra_locals.push(t);
+                list.push(l);
+            }
+            out.push(list[*n]);
+            *n += 1;
+        }
+        out
+    }
+
+    /// Pops `types` (top of stack last) into `locals`.
+    fn spill(&mut self, locals: &[u32]) {
+        for &l in locals.iter().rev() {
+            self.ins(Instruction::LocalSet(l));
+        }
+    }
+
+    /// Pushes `locals`, restoring non-nullable references.
+    fn unspill(&mut self, locals: &[u32], types: &[ValType]) {
+        for (&l, &t) in locals.iter().zip(types) {
+            self.ins(Instruction::LocalGet(l));
+            if let ValType::Ref(r) = t {
+                if !r.is_nullable() {
+                    self.ins(Instruction::RefAsNonNull);
+                }
+            }
+        }
+    }
+
+    /// Starts a body: if it has items, spills its parameters, opens the
+    /// dispatch blocks and emits the rewind dispatch.
+    fn begin_body(&mut self, items: &'p [Item], params: &[ValType]) {
+        if items.is_empty() {
+            return;
+        }
+        let plan = self.plan.expect("instrumenting");
+        let param_temps = self.temps(params);
+        self.spill(&param_temps);
+        let n = items.len();
+        let mut dblocks = vec![0; n];
+        for j in (0..n).rev() {
+            dblocks[j] = self.open(Instruction::Block(BlockType::Empty));
+        }
+        let lo = items[0].lo;
+        let hi = items[n - 1].hi;
+        self.ins(Instruction::GlobalGet(self.cx.state_global));
+        self.ins(Instruction::I32Const(2));
+        self.ins(Instruction::I32Eq);
+        self.open(Instruction::If(BlockType::Empty));
+        self.open(Instruction::Block(BlockType::Empty));
+        self.ins(Instruction::LocalGet(plan.index_local));
+        if lo != 0 {
+            self.ins(Instruction::I32Const(lo as i32));
+            self.ins(Instruction::I32Sub);
+        }
+        let mut targets = Vec::with_capacity((hi - lo + 1) as usize);
+        let mut j = 0;
+        for k in lo..=hi {
+            while items[j].hi < k {
+                j += 1;
+            }
+            targets.push(self.depth_to(dblocks[j]));
+        }
+        self.ins(Instruction::BrTable(Cow::Owned(targets), 0));
+        self.close();
+        self.ins(Instruction::Unreachable);
+        self.close();
+        self.unspill(&param_temps, params);
+        self.bodies.push(BodyState { items, cursor: 0, dblocks, frame_depth: self.frames.len() });
+    }
+
+    /// If operator `index` starts the next item of the current body, moves the
+    /// frame's stack into locals and closes that item's dispatch block.
+    fn enter_item(&mut self, index: usize) -> Option<&'p Item> {
+        let body = self.bodies.last_mut()?;
+        if body.frame_depth != self.frames.len() {
+            return None;
+        }
+        let item = body.items.get(body.cursor)?;
+        if item.op != index {
+            return None;
+        }
+        body.cursor += 1;
+        let inputs = &item.stack[item.stack.len() - item.inputs..];
+        let input_temps = self.temps(inputs);
+        self.spill(&input_temps);
+        self.spill(&item.stranded);
+        self.close();
+        self.unspill(&input_temps, inputs);
+        Some(item)
+    }
+
+    /// After an item: put the stranded values back under its results.
+    fn leave_item(&mut self, item: &Item, results: &[ValType]) {
+        let results = results.to_vec();
+        let results = &results[..];
+        if item.stranded.is_empty() {
+            return;
+        }
+        let result_temps = self.temps(results);
+        self.spill(&result_temps);
+        let stranded_types = item.stack[..item.stranded.len()].to_vec();
+        self.unspill(&item.stranded.clone(), &stranded_types);
+        self.unspill(&result_temps, results);
+    }
+
+    fn assert_check(&mut self) {
+        self.ins(Instruction::GlobalGet(self.cx.state_global));
+        self.open(Instruction::If(BlockType::Empty));
+        self.ins(Instruction::Unreachable);
+        self.close();
+    }
+
+    fn unwind_check(&mut self, k: u32) {
+        let plan = self.plan.expect("instrumenting");
+        let _ = k;
+        self.ins(Instruction::GlobalGet(self.cx.state_global));
+        self.ins(Instruction::I32Const(1));
+        self.ins(Instruction::I32Eq);
+        self.ins(Instruction::BrIf(self.depth_to(0)));
+        let _ = plan;
+    }
+
+    fn run(&mut self, mut ops: OperatorsReader<'_>, func_type: &wasmparser::FuncType, type_index: u32) -> Result<(), Error> {
+        let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
+        let mut remap = self.cx.remap.clone();
+        let results = func_type.results().to_vec();
+        let plan = self.plan;
+        let frame_size: u64 = plan
+            .map(|p| p.saved.iter().map(|&l| value_size(p.local_types[l as usize]) as u64).sum::<u64>() + 4)
+            .unwrap_or(0);
+        if let Some(p) = plan {
+            self.rewind_prologue(p, frame_size);
+            self.open(Instruction::Block(BlockType::Empty));
+            let body_ty = match results.len() {
+                0 => BlockType::Empty,
+                1 => BlockType::Result(val_type(results[0])),
+                _ => BlockType::FunctionType(self.cx.multi_result_types[&type_index]),
+            };
+            let pos = self.open(Instruction::Block(body_ty));
+            self.frames.push(EFrame { out_pos: pos, construct: None, after: None });
+            self.begin_body(&p.body_items, &[]);
+        } else {
+            // The function's own frame: `end` of the body closes it.
+            self.frames.push(EFrame { out_pos: 0, construct: None, after: None });
+            self.out_len = 1;
+        }
+        let mut index = 0usize;
+        let mut point = 0u32;
+        while !ops.eof() {
+            let op = ops.read().map_err(internal)?;
+            let this = index;
+            index += 1;
+            if let Some(p) = plan {
+                if let Some(item) = self.enter_item(this) {
+                    match &op {
+                        Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty } => {
+                            let c: &'p Construct = &p.constructs[&this];
+                            let is_if = matches!(op, Operator::If { .. });
+                            if is_if {
+                                // The condition is on the stack: when rewinding, pick the arm
+                                // that holds the point instead.
+                                let cond = self.temps(&[ValType::I32])[0];
+                                self.ins(Instruction::LocalSet(cond));
+                                self.ins(Instruction::GlobalGet(self.cx.state_global));
+                                self.ins(Instruction::I32Const(2));
+                                self.ins(Instruction::I32Eq);
+                                self.open(Instruction::If(BlockType::Result(wasm_encoder::ValType::I32)));
+                                self.ins(Instruction::LocalGet(p.index_local));
+                                self.ins(Instruction::I32Const(c.split as i32));
+                                self.ins(Instruction::I32LtU);
+                                self.ins(Instruction::Else);
+                                self.ins(Instruction::LocalGet(cond));
+                                self.close();
+                            }
+                            let bt = remap.block_type(*blockty).map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                            let ins = match op {
+                                Operator::Block { .. } => Instruction::Block(bt),
+                                Operator::Loop { .. } => Instruction::Loop(bt),
+                                _ => Instruction::If(bt),
+                            };
+                            let pos = self.open(ins);
+                            self.frames.push(EFrame { out_pos: pos, construct: Some((this, is_if)), after: Some(item.clone()) });
+                            self.begin_body(&c.items, &c.params);
+                        }
+                        _ => {
+                            // A call that may suspend.
+                            let k = point;
+                            debug_assert_eq!(p.points[k as usize], this);
+                            self.ins(Instruction::I32Const(k as i32));
+                            self.ins(Instruction::LocalSet(p.index_local));
+                            let call = remap.instruction(op.clone()).map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                            self.ins(call);
+                            self.unwind_check(k);
+                            self.leave_item(item, &item.results);
+                        }
+                    }
+                    if !matches!(op, Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. }) {
+                        point += 1;
+                    }
+                    continue;
+                }
+            }
+            self.plain(op, &mut remap)?;
+        }
+        if let Some(p) = plan {
+            // `$body` was closed by the input's final `end`.
+            self.ins(Instruction::Return);
+            self.close();
+            self.unwind_epilogue(p, frame_size, &results)?;
+            self.ins(Instruction::End);
+        }
+        Ok(())
+    }
+
+    /// Emits an operator that is not an item.
+    fn plain(&mut self, op: Operator<'_>, remap: &mut Remap) -> Result<(), Error> {
+        let conv = |e: ReencodeError<std::convert::Infallible>| Error::InvalidOutput(e.to_string());
+        match &op {
+            Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty } | Operator::Try { blockty } => {
+                let bt = remap.block_type(*blockty).map_err(conv)?;
+                let ins = match op {
+                    Operator::Block { .. } => Instruction::Block(bt),
+                    Operator::Loop { .. } => Instruction::Loop(bt),
+                    Operator::If { .. } => Instruction::If(bt),
+                    _ => Instruction::Try(bt),
+                };
+                let pos = self.open(ins);
+                self.frames.push(EFrame { out_pos: pos, construct: None, after: None });
+            }
+            Operator::TryTable { try_table } => {
+                let mut catches = Vec::new();
+                for c in &try_table.catches {
+                    let mut c = c.clone();
+                    // Labels of catch clauses are relative to the try_table's parent.
+                    match &mut c {
+                        wasmparser::Catch::One { label, .. }
+                        | wasmparser::Catch::OneRef { label, .. }
+                        | wasmparser::Catch::All { label }
+                        | wasmparser::Catch::AllRef { label } => *label = self.map_depth(*label),
+                    }
+                    catches.push(remap.catch(c).map_err(conv)?);
+                }
+                let bt = remap.block_type(try_table.ty).map_err(conv)?;
+                let pos = self.open(Instruction::TryTable(bt, Cow::Owned(catches)));
+                self.frames.push(EFrame { out_pos: pos, construct: None, after: None });
+            }
+            Operator::Else => {
+                self.ins(Instruction::Else);
+                let frame = self.frames.last().expect("if frame");
+                if let Some((item_op, true)) = frame.construct {
+                    let p = self.plan.expect("instrumenting");
+                    let c: &'p Construct = &p.constructs[&item_op];
+                    // The then-arm's body state is finished.
+                    self.pop_body_for(self.frames.len());
+                    self.begin_body(&c.else_items, &c.params);
+                }
+            }
+            Operator::End => {
+                let frame = self.frames.pop().expect("frame");
+                self.pop_body_for(self.frames.len() + 1);
+                if self.frames.is_empty() {
+                    // End of the function body.
+                    self.ins(Instruction::End);
+                    self.out_len -= 1;
+                    return Ok(());
+                }
+                self.close();
+                if let Some(item) = &frame.after {
+                    self.leave_item(item, &item.results);
+                }
+            }
+            Operator::Delegate { relative_depth } => {
+                // The label is relative to the try's parent: close the try first.
+                self.frames.pop();
+                self.out_len -= 1;
+                let d = self.map_depth(*relative_depth);
+                self.ins(Instruction::Delegate(d));
+            }
+            Operator::Br { relative_depth } => {
+                let d = self.map_depth(*relative_depth);
+                self.ins(Instruction::Br(d));
+            }
+            Operator::BrIf { relative_depth } => {
+                let d = self.map_depth(*relative_depth);
+                self.ins(Instruction::BrIf(d));
+            }
+            Operator::BrOnNull { relative_depth } => {
+                let d = self.map_depth(*relative_depth);
+                self.ins(Instruction::BrOnNull(d));
+            }
+            Operator::BrOnNonNull { relative_depth } => {
+                let d = self.map_depth(*relative_depth);
+                self.ins(Instruction::BrOnNonNull(d));
+            }
+            Operator::Rethrow { relative_depth } => {
+                let d = self.map_depth(*relative_depth);
+                self.ins(Instruction::Rethrow(d));
+            }
+            Operator::BrTable { targets } => {
+                let mut out = Vec::with_capacity(targets.len() as usize);
+                for t in targets.targets() {
+                    let t = t.map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                    out.push(self.map_depth(t));
+                }
+                let default = self.map_depth(targets.default());
+                self.ins(Instruction::BrTable(Cow::Owned(out), default));
+            }
+            Operator::BrOnCast { relative_depth, from_ref_type, to_ref_type } => {
+                let d = self.map_depth(*relative_depth);
+                let from_ref_type = remap.ref_type(*from_ref_type).map_err(conv)?;
+                let to_ref_type = remap.ref_type(*to_ref_type).map_err(conv)?;
+                self.ins(Instruction::BrOnCast { relative_depth: d, from_ref_type, to_ref_type });
+            }
+            Operator::BrOnCastFail { relative_depth, from_ref_type, to_ref_type } => {
+                let d = self.map_depth(*relative_depth);
+                let from_ref_type = remap.ref_type(*from_ref_type).map_err(conv)?;
+                let to_ref_type = remap.ref_type(*to_ref_type).map_err(conv)?;
+                self.ins(Instruction::BrOnCastFail { relative_depth: d, from_ref_type, to_ref_type });
+            }
+            Operator::Resume { .. }
+            | Operator::ResumeThrow { .. }
+            | Operator::Switch { .. }
+            | Operator::ContNew { .. }
+            | Operator::Suspend { .. }
+                if self.plan.is_some() =>
+            {
+                return Err(Error::Unsupported {
+                    function: self.func_label.clone(),
+                    instruction: crate::plan::op_name(&op),
+                    detail: "stack switching instructions are not supported in instrumented functions".into(),
+                });
+            }
+            Operator::Call { function_index } => {
+                let check = self.asserts && !self.cx.no_assert_callee[*function_index as usize];
+                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                self.ins(ins);
+                if check {
+                    self.assert_check();
+                }
+            }
+            Operator::CallIndirect { .. } | Operator::CallRef { .. } => {
+                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                self.ins(ins);
+                if self.asserts {
+                    self.assert_check();
+                }
+            }
+            _ => {
+                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                self.ins(ins);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the body state owned by input frame depth `depth`, if any.
+    fn pop_body_for(&mut self, depth: usize) {
+        if self.bodies.last().is_some_and(|b| b.frame_depth == depth) {
+            self.bodies.pop();
+        }
+    }
+
+    fn rewind_prologue(&mut self, p: &FunctionPlan, frame_size: u64) {
+        let ptr_ty = self.ptr_type();
+        self.ins(Instruction::GlobalGet(self.cx.state_global));
+        self.ins(Instruction::I32Const(2));
+        self.ins(Instruction::I32Eq);
+        self.open(Instruction::If(BlockType::Empty));
+        // cur -= frame size; ptr = cur
+        self.ins(Instruction::GlobalGet(self.cx.data_global));
+        self.load_header(0);
+        self.ptr_const(frame_size);
+        self.ins(if self.cx.memory64 { Instruction::I64Sub } else { Instruction::I32Sub });
+        self.ins(Instruction::LocalTee(p.ptr_local));
+        self.store(ptr_ty, 0);
+        let mut offset = 0u64;
+        for &l in &p.saved {
+            let ty = p.local_types[l as usize];
+            self.ins(Instruction::LocalGet(p.ptr_local));
+            self.load(ty, offset);
+            self.ins(Instruction::LocalSet(l));
+            offset += value_size(ty) as u64;
+        }
+        self.ins(Instruction::LocalGet(p.ptr_local));
+        self.load(ValType::I32, offset);
+        self.ins(Instruction::LocalSet(p.index_local));
+        self.close();
+    }
+
+    fn unwind_epilogue(&mut self, p: &FunctionPlan, frame_size: u64, results: &[ValType]) -> Result<(), Error> {
+        let ptr_ty = self.ptr_type();
+        let end_field = if self.cx.memory64 { 8 } else { 4 };
+        // ptr = cur; if cur + size > end: trap before writing anything.
+        self.load_header(0);
+        self.ins(Instruction::LocalTee(p.ptr_local));
+        self.ptr_const(frame_size);
+        self.ins(if self.cx.memory64 { Instruction::I64Add } else { Instruction::I32Add });
+        self.load_header(end_field);
+        self.ins(if self.cx.memory64 { Instruction::I64GtU } else { Instruction::I32GtU });
+        self.open(Instruction::If(BlockType::Empty));
+        self.ins(Instruction::Unreachable);
+        self.close();
+        let mut offset = 0u64;
+        for &l in &p.saved {
+            let ty = p.local_types[l as usize];
+            self.ins(Instruction::LocalGet(p.ptr_local));
+            self.ins(Instruction::LocalGet(l));
+            self.store(ty, offset);
+            offset += value_size(ty) as u64;
+        }
+        self.ins(Instruction::LocalGet(p.ptr_local));
+        self.ins(Instruction::LocalGet(p.index_local));
+        self.store(ValType::I32, offset);
+        // cur += size
+        self.ins(Instruction::GlobalGet(self.cx.data_global));
+        self.ins(Instruction::LocalGet(p.ptr_local));
+        self.ptr_const(frame_size);
+        self.ins(if self.cx.memory64 { Instruction::I64Add } else { Instruction::I32Add });
+        self.store(ptr_ty, 0);
+        for &r in results {
+            self.zero(r)?;
+        }
+        Ok(())
+    }
+}
+
+fn nullable(t: ValType) -> ValType {
+    match t {
+        ValType::Ref(r) => ValType::Ref(r.nullable()),
+        t => t,
+    }
+}
