@@ -1,0 +1,458 @@
+//! The host side of a run: generic imports that log their calls and return
+//! deterministic results, and, for an instrumented module, the host half of
+//! the asyncify protocol (suspend by unwinding, resume by rewinding).
+
+use std::sync::Arc;
+
+use wasmtime::{
+    AsContext, AsContextMut, Caller, Engine, ExternType, Func, Global, Linker, Memory, Module, Ref,
+    SharedMemory, Store, Table, Val, ValType,
+};
+
+use crate::schedule::{host_results, Schedule};
+use crate::value::{self, list, Value};
+
+/// Whether import `module.name` may suspend (the instrumented module was told
+/// it may). The driver only suspends calls for which this says yes.
+pub type SuspendPredicate = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// One call of a host import, as logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImportCall {
+    /// Import module name.
+    pub module: String,
+    /// Import field name.
+    pub name: String,
+    /// The arguments.
+    pub args: Vec<Value>,
+    /// What the host returned (or will return on resume, for a suspended call).
+    pub results: Vec<Value>,
+}
+
+impl std::fmt::Debug for ImportCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}{} -> {}",
+            self.module,
+            self.name,
+            list(&self.args),
+            list(&self.results)
+        )
+    }
+}
+
+/// A memory of the store, plain or shared.
+#[derive(Clone)]
+pub(crate) enum MemHandle {
+    Plain(Memory),
+    Shared(SharedMemory),
+}
+
+impl MemHandle {
+    pub(crate) fn is_64(&self, store: impl AsContext) -> bool {
+        match self {
+            MemHandle::Plain(m) => m.ty(store).is_64(),
+            MemHandle::Shared(m) => m.ty().is_64(),
+        }
+    }
+
+    pub(crate) fn len(&self, store: impl AsContext) -> u64 {
+        match self {
+            MemHandle::Plain(m) => m.data_size(store) as u64,
+            MemHandle::Shared(m) => m.data_size() as u64,
+        }
+    }
+
+    /// The whole contents.
+    pub(crate) fn snapshot(&self, store: impl AsContext) -> Vec<u8> {
+        match self {
+            MemHandle::Plain(m) => m.data(&store).to_vec(),
+            // SAFETY: the store runs on this thread only and no wasm runs while
+            // the driver reads; nothing else writes the shared memory.
+            MemHandle::Shared(m) => m.data().iter().map(|c| unsafe { *c.get() }).collect(),
+        }
+    }
+
+    fn read(&self, store: impl AsContext, addr: u64, len: usize) -> Option<Vec<u8>> {
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(len)?;
+        match self {
+            MemHandle::Plain(m) => m.data(&store).get(start..end).map(<[u8]>::to_vec),
+            // SAFETY: as in `snapshot`.
+            MemHandle::Shared(m) => m
+                .data()
+                .get(start..end)
+                .map(|cells| cells.iter().map(|c| unsafe { *c.get() }).collect()),
+        }
+    }
+
+    fn write(&self, mut store: impl AsContextMut, addr: u64, bytes: &[u8]) -> bool {
+        let Ok(start) = usize::try_from(addr) else {
+            return false;
+        };
+        let Some(end) = start.checked_add(bytes.len()) else {
+            return false;
+        };
+        match self {
+            MemHandle::Plain(m) => match m.data_mut(&mut store).get_mut(start..end) {
+                Some(dst) => {
+                    dst.copy_from_slice(bytes);
+                    true
+                }
+                None => false,
+            },
+            MemHandle::Shared(m) => match m.data().get(start..end) {
+                Some(cells) => {
+                    for (c, &b) in cells.iter().zip(bytes) {
+                        // SAFETY: as in `snapshot`.
+                        unsafe { *c.get() = b };
+                    }
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+}
+
+/// Where the asyncify buffer is: `[addr, addr + size)` of one memory, with the
+/// two-field header (`cur`, `end`) at `addr`.
+#[derive(Clone)]
+pub(crate) struct BufferLayout {
+    /// The export (or `module.name` import) naming the memory.
+    pub name: String,
+    pub mem: MemHandle,
+    pub addr: u64,
+    pub size: u64,
+    /// Header fields are 8 bytes (memory64) instead of 4.
+    pub wide: bool,
+}
+
+impl BufferLayout {
+    fn field(&self) -> u64 {
+        if self.wide {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// Where saved frames start: just past the header.
+    pub(crate) fn data_start(&self) -> u64 {
+        self.addr + 2 * self.field()
+    }
+
+    pub(crate) fn data_end(&self) -> u64 {
+        self.addr + self.size
+    }
+
+    /// The pointer passed to `start_unwind` / `start_rewind`.
+    pub(crate) fn ptr(&self) -> Val {
+        if self.wide {
+            Val::I64(self.addr as i64)
+        } else {
+            Val::I32(self.addr as i32)
+        }
+    }
+
+    pub(crate) fn init_header(&self, store: impl AsContextMut) -> Result<(), String> {
+        let (start, end) = (self.data_start(), self.data_end());
+        let bytes: Vec<u8> = if self.wide {
+            [start.to_le_bytes(), end.to_le_bytes()].concat()
+        } else {
+            [(start as u32).to_le_bytes(), (end as u32).to_le_bytes()].concat()
+        };
+        if self.mem.write(store, self.addr, &bytes) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the buffer header at {:#x} is outside memory `{}`",
+                self.addr, self.name
+            ))
+        }
+    }
+
+    /// `(cur, end)` as stored in the header.
+    pub(crate) fn header(&self, store: impl AsContext) -> Option<(u64, u64)> {
+        let w = self.field() as usize;
+        let b = self.mem.read(store, self.addr, 2 * w)?;
+        let get = |i: usize| {
+            let mut v = [0u8; 8];
+            v[..w].copy_from_slice(&b[i * w..(i + 1) * w]);
+            u64::from_le_bytes(v)
+        };
+        Some((get(0), get(1)))
+    }
+}
+
+/// The five functions the instrumented module exports, and the buffer.
+#[derive(Clone)]
+pub(crate) struct Runtime {
+    pub start_unwind: Func,
+    pub stop_unwind: Func,
+    pub start_rewind: Func,
+    pub stop_rewind: Func,
+    pub get_state: Func,
+    pub buffer: BufferLayout,
+}
+
+impl Runtime {
+    pub(crate) fn state(&self, mut store: impl AsContextMut) -> wasmtime::Result<i32> {
+        let mut out = [Val::I32(0)];
+        self.get_state.call(&mut store, &[], &mut out)?;
+        Ok(out[0].i32().unwrap_or(-1))
+    }
+
+    pub(crate) fn call(
+        &self,
+        f: &Func,
+        mut store: impl AsContextMut,
+        with_ptr: bool,
+    ) -> wasmtime::Result<()> {
+        let args = if with_ptr {
+            vec![self.buffer.ptr()]
+        } else {
+            Vec::new()
+        };
+        f.call(&mut store, &args, &mut [])
+    }
+
+    /// After a trap: put the state back to normal so the next export call
+    /// starts clean (best effort; a trap here is ignored).
+    pub(crate) fn reset(&self, mut store: impl AsContextMut) {
+        match self.state(&mut store) {
+            Ok(1) => drop(self.call(&self.stop_unwind, &mut store, false)),
+            Ok(2) => drop(self.call(&self.stop_rewind, &mut store, false)),
+            _ => {}
+        }
+    }
+}
+
+/// A suspended import's result, returned when the rewind reaches it again.
+pub(crate) struct Pending {
+    module: String,
+    name: String,
+    results: Vec<Value>,
+}
+
+/// The store's data.
+pub(crate) struct HostState {
+    pub log: Vec<ImportCall>,
+    /// Protocol violations seen by the driver.
+    pub errors: Vec<String>,
+    /// Calls so far to imports that may suspend (the schedule's counter).
+    pub suspendable_calls: u64,
+    pub unwinds: u64,
+    pub pending: Option<Pending>,
+    /// Set once the instrumented module is instantiated; `None` for the original.
+    pub runtime: Option<Runtime>,
+    pub schedule: Schedule,
+    pub may_suspend: SuspendPredicate,
+    /// Memories the driver created for the module's memory imports.
+    pub imported_memories: Vec<(String, MemHandle)>,
+}
+
+impl HostState {
+    pub(crate) fn new(schedule: Schedule, may_suspend: SuspendPredicate) -> Self {
+        HostState {
+            log: Vec::new(),
+            errors: Vec::new(),
+            suspendable_calls: 0,
+            unwinds: 0,
+            pending: None,
+            runtime: None,
+            schedule,
+            may_suspend,
+            imported_memories: Vec::new(),
+        }
+    }
+}
+
+/// The module the guest imports the runtime functions from, to drive itself.
+pub const RUNTIME_MODULE: &str = "asyncify";
+
+/// Defines every import of `module`: functions log and return deterministic
+/// results; globals, memories and tables are created zeroed. Imports from
+/// [`RUNTIME_MODULE`] are stubs for the original (state always 0, nothing
+/// happens), and an error for an instrumented module, which must not import
+/// them any more.
+pub(crate) fn define_imports(
+    engine: &Engine,
+    linker: &mut Linker<HostState>,
+    store: &mut Store<HostState>,
+    module: &Module,
+    instrumented: bool,
+) -> Result<(), String> {
+    linker.allow_shadowing(true);
+    for import in module.imports() {
+        let (m, n) = (import.module().to_string(), import.name().to_string());
+        let what = format!("import {m}.{n}");
+        match import.ty() {
+            ExternType::Func(ft) if m == RUNTIME_MODULE => {
+                if instrumented {
+                    return Err(format!(
+                        "the instrumented module still imports {m}.{n}: calls to the runtime \
+                         functions should have been replaced"
+                    ));
+                }
+                linker
+                    .func_new(&m, &n, ft.clone(), |_caller, _args, results| {
+                        results.iter_mut().for_each(|r| *r = Val::I32(0));
+                        Ok(())
+                    })
+                    .map_err(|e| format!("{what}: {e}"))?;
+            }
+            ExternType::Func(ft) => {
+                let result_types: Vec<ValType> = ft.results().collect();
+                linker
+                    .func_new(&m.clone(), &n.clone(), ft, move |caller, args, results| {
+                        host_call(caller, &m, &n, &result_types, args, results)
+                    })
+                    .map_err(|e| format!("{what}: {e}"))?;
+            }
+            ExternType::Global(gt) => {
+                let g = Global::new(&mut *store, gt.clone(), value::zero(gt.content()))
+                    .map_err(|e| format!("{what}: {e}"))?;
+                linker
+                    .define(&mut *store, &m, &n, g)
+                    .map_err(|e| format!("{what}: {e}"))?;
+            }
+            ExternType::Memory(mt) => {
+                let handle = if mt.is_shared() {
+                    let mem = SharedMemory::new(engine, mt).map_err(|e| format!("{what}: {e}"))?;
+                    linker
+                        .define(&mut *store, &m, &n, mem.clone())
+                        .map_err(|e| format!("{what}: {e}"))?;
+                    MemHandle::Shared(mem)
+                } else {
+                    let mem = Memory::new(&mut *store, mt).map_err(|e| format!("{what}: {e}"))?;
+                    linker
+                        .define(&mut *store, &m, &n, mem)
+                        .map_err(|e| format!("{what}: {e}"))?;
+                    MemHandle::Plain(mem)
+                };
+                store
+                    .data_mut()
+                    .imported_memories
+                    .push((format!("{m}.{n}"), handle));
+            }
+            ExternType::Table(tt) => {
+                let init = Ref::null(tt.element().heap_type());
+                let t = Table::new(&mut *store, tt, init).map_err(|e| format!("{what}: {e}"))?;
+                linker
+                    .define(&mut *store, &m, &n, t)
+                    .map_err(|e| format!("{what}: {e}"))?;
+            }
+            other => return Err(format!("{what}: the driver cannot provide {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Records a protocol violation and returns it as the error that traps the guest.
+fn violation(caller: &mut Caller<'_, HostState>, message: String) -> wasmtime::Error {
+    caller.data_mut().errors.push(message.clone());
+    wasmtime::Error::msg(message)
+}
+
+fn host_call(
+    mut caller: Caller<'_, HostState>,
+    module: &str,
+    name: &str,
+    result_types: &[ValType],
+    args: &[Val],
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let runtime = caller.data().runtime.clone();
+    if let Some(rt) = &runtime {
+        match rt.state(&mut caller)? {
+            0 => {}
+            2 => return resume(&mut caller, rt, module, name, result_types, results),
+            s => {
+                return Err(violation(
+                    &mut caller,
+                    format!("import {module}.{name} was called in state {s} (not 0 or 2)"),
+                ))
+            }
+        }
+    }
+    let args = value::record(args);
+    let calls_so_far = caller.data().log.len() as u64;
+    let values = host_results(module, name, &args, calls_so_far, result_types);
+    caller.data_mut().log.push(ImportCall {
+        module: module.to_string(),
+        name: name.to_string(),
+        args,
+        results: values.clone(),
+    });
+
+    if let Some(rt) = &runtime {
+        let data = caller.data_mut();
+        if (data.may_suspend)(module, name) {
+            let n = data.suspendable_calls;
+            data.suspendable_calls += 1;
+            if data.schedule.suspends(n) {
+                data.pending = Some(Pending {
+                    module: module.to_string(),
+                    name: name.to_string(),
+                    results: values,
+                });
+                rt.call(&rt.start_unwind, &mut caller, true)?;
+                for (r, ty) in results.iter_mut().zip(result_types) {
+                    *r = value::zero(ty);
+                }
+                return Ok(());
+            }
+        }
+    }
+    for ((r, v), ty) in results.iter_mut().zip(values).zip(result_types) {
+        *r = v.to_val(ty);
+    }
+    Ok(())
+}
+
+/// The rewind reached an import: it must be the one that suspended.
+fn resume(
+    caller: &mut Caller<'_, HostState>,
+    rt: &Runtime,
+    module: &str,
+    name: &str,
+    result_types: &[ValType],
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let start = rt.buffer.data_start();
+    match rt.buffer.header(&*caller) {
+        Some((cur, _)) if cur == start => {}
+        Some((cur, _)) => {
+            return Err(violation(
+                caller,
+                format!(
+                    "rewind reached {module}.{name} with cur = {cur:#x}, expected it back at \
+                     the start of the buffer ({start:#x})"
+                ),
+            ))
+        }
+        None => return Err(violation(caller, "buffer header unreadable".into())),
+    }
+    rt.call(&rt.stop_rewind, &mut *caller, false)?;
+    match caller.data_mut().pending.take() {
+        Some(p) if p.module == module && p.name == name => {
+            for ((r, v), ty) in results.iter_mut().zip(p.results).zip(result_types) {
+                *r = v.to_val(ty);
+            }
+            Ok(())
+        }
+        Some(p) => Err(violation(
+            caller,
+            format!(
+                "rewind reached {module}.{name}, but the suspended call was {}.{}",
+                p.module, p.name
+            ),
+        )),
+        None => Err(violation(
+            caller,
+            format!("rewind reached {module}.{name}, but no import call had suspended"),
+        )),
+    }
+}
