@@ -81,9 +81,8 @@ fn splice(raw: &[u8], n_extra: u32, extra: &[u8]) -> Result<Vec<u8>, Error> {
 fn items_only<S: Section>(section: &S, count: u32) -> Vec<u8> {
     let mut bytes = Vec::new();
     section.encode(&mut bytes);
-    // Skip the section id, the size and the count.
+    // Skip the size and the count.
     let mut reader = BinaryReader::new(&bytes, 0);
-    let _ = reader.read_u8();
     let _ = reader.read_var_u32();
     let _ = reader.read_var_u32();
     let _ = count;
@@ -338,7 +337,6 @@ fn section_contents<S: Section>(s: &S) -> Vec<u8> {
     let mut bytes = Vec::new();
     s.encode(&mut bytes);
     let mut reader = BinaryReader::new(&bytes, 0);
-    let _ = reader.read_u8();
     let _ = reader.read_var_u32();
     bytes[reader.original_position() as usize..].to_vec()
 }

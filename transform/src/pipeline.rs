@@ -17,6 +17,9 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
     if let Some((name, _, _)) = info.exports.iter().find(|(n, _, _)| RUNTIME_EXPORTS.contains(n)) {
         return Err(Error::AlreadyInstrumented(name.to_string()));
     }
+    if let Some(name) = binaryen_runtime_export(info) {
+        return Err(Error::AlreadyInstrumented(name));
+    }
     for s in &info.sections {
         if s.id == 0 {
             let reader = wasmparser::CustomSectionReader::new(wasmparser::BinaryReader::new(&info.bytes[s.range.clone()], s.range.start as u64))
@@ -176,4 +179,31 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
         })
         .collect();
     Ok(Output { wasm, warnings, instrumented })
+}
+
+/// Finds the runtime of an earlier asyncify pass under minified export names:
+/// an exported `start_unwind` (state := 1, data := arg, bounds check) and a
+/// matching `start_rewind` (state := 2) on the same two globals.
+fn binaryen_runtime_export(info: &ModuleInfo<'_>) -> Option<String> {
+    use wasmparser::Operator as O;
+    let num_imports = info.func_imports.len() as u32;
+    let mut starts: Vec<(i32, u32, u32, &str)> = Vec::new();
+    for (name, kind, index) in &info.exports {
+        if *kind != ExternalKind::Func || *index < num_imports {
+            continue;
+        }
+        let body = &info.bodies[(index - num_imports) as usize];
+        let Ok(reader) = body.get_operators_reader() else { continue };
+        let ops: Vec<O<'_>> = reader.into_iter().take(6).filter_map(Result::ok).collect();
+        if let [O::I32Const { value }, O::GlobalSet { global_index: g }, O::LocalGet { local_index: 0 }, O::GlobalSet { global_index: h }, O::GlobalGet { global_index: h2 }, O::I32Load { .. } | O::I64Load { .. }] = ops.as_slice() {
+            if h == h2 && (*value == 1 || *value == 2) {
+                starts.push((*value, *g, *h, name));
+            }
+        }
+    }
+    let unwind = starts.iter().find(|s| s.0 == 1)?;
+    starts
+        .iter()
+        .any(|s| s.0 == 2 && s.1 == unwind.1 && s.2 == unwind.2)
+        .then(|| format!("{} (an asyncify_start_unwind under a minified name)", unwind.3))
 }
