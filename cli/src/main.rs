@@ -1,1 +1,47 @@
-fn main() {}
+//! The `asyncify` command: a thin front end to `asyncify-transform`.
+//!
+//! This crate only parses arguments, reads and writes files and prints; the
+//! transform itself lives in the `asyncify-transform` library.
+
+mod files;
+mod instrument;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Make WebAssembly modules able to pause and resume their call stack, so that
+/// synchronous guest code can call asynchronous host functions.
+///
+/// `asyncify instrument` applies the asyncify transform (Binaryen's ABI): the
+/// output is a drop-in replacement for `wasm-opt --asyncify` output, so
+/// existing runtimes drive it unchanged.
+#[derive(Debug, Parser)]
+#[command(name = "asyncify", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Instrument a module so it can unwind and rewind its call stack
+    /// (what `wasm-opt --asyncify` does).
+    Instrument(instrument::InstrumentArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Instrument(args) => instrument::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the whole context chain on one line, joined by ": ".
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

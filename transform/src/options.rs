@@ -133,10 +133,12 @@ impl Options {
             "asyncify-onlylist" | "asyncify-whitelist" => self.extend_only_list(list()?),
             "asyncify-propagate-addlist" => switch(&mut self.propagate_add_list)?,
             "asyncify-asserts" => switch(&mut self.asserts)?,
+            // Only checked: printing the reasons is the caller's job.
             "asyncify-verbose" => switch(&mut false)?,
             "asyncify-import-globals" | "asyncify-relocatable" => switch(&mut self.import_globals)?,
             "asyncify-export-globals" => switch(&mut self.export_globals)?,
             "asyncify-in-secondary-memory" => {
+                // A size given earlier wins over the default of 1 page.
                 switch(&mut false)?;
                 self.secondary_memory.get_or_insert(1);
             }

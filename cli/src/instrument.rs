@@ -1,0 +1,190 @@
+//! `asyncify instrument`: read a module, instrument it, write the result.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use asyncify_transform::{parse_list, Options, Output};
+use clap::builder::NonEmptyStringValueParser;
+use clap::Args;
+
+use crate::files;
+use crate::progress::ProgressLine;
+
+/// Arguments of `asyncify instrument`.
+#[derive(Debug, Args)]
+pub struct InstrumentArgs {
+    /// The module to instrument, binary (`.wasm`) or text (`.wat`); `-` reads
+    /// standard input.
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+
+    /// Where to write the instrumented module (binary); `-` writes standard
+    /// output. An existing file is replaced only once the transform succeeds.
+    #[arg(short, long, value_name = "OUTPUT")]
+    output: PathBuf,
+
+    #[command(flatten)]
+    flags: InstrumentFlags,
+}
+
+/// The transform options as command-line flags, for every subcommand that
+/// instruments a module.
+///
+/// LIST values are comma or newline separated, or `@FILE` to read them from a
+/// file; giving a list flag several times appends.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Instrumentation")]
+pub struct InstrumentFlags {
+    /// Only these imports may suspend: `module.name` patterns where `*`
+    /// matches any run of characters (default: every import may suspend).
+    #[arg(long, value_name = "LIST")]
+    imports: Vec<String>,
+
+    /// No import may suspend; only calls to the `asyncify.*` runtime imports do.
+    #[arg(long)]
+    ignore_imports: bool,
+
+    /// Assume indirect calls (`call_indirect`, `call_ref`) never suspend.
+    #[arg(long)]
+    ignore_indirect: bool,
+
+    /// Instrument these functions even if analysis says they cannot suspend.
+    #[arg(long, value_name = "LIST")]
+    add_list: Vec<String>,
+
+    /// These functions never suspend, and do not make their callers suspend.
+    #[arg(long, value_name = "LIST")]
+    remove_list: Vec<String>,
+
+    /// Instrument exactly these functions and no others (cannot be combined
+    /// with --add-list or --remove-list).
+    #[arg(long, value_name = "LIST")]
+    only_list: Vec<String>,
+
+    /// Also instrument the callers of --add-list functions.
+    #[arg(long)]
+    propagate_add_list: bool,
+
+    /// Make uninstrumented code trap if the state changes under it.
+    #[arg(long)]
+    asserts: bool,
+
+    /// Import the state globals as `env.__asyncify_state` and
+    /// `env.__asyncify_data`, so dynamically linked modules share them.
+    #[arg(long)]
+    import_globals: bool,
+
+    /// Export the state globals as `__asyncify_state` and `__asyncify_data`.
+    #[arg(long)]
+    export_globals: bool,
+
+    /// Keep the unwind buffer in a new memory of PAGES 64 KiB pages (1 if no
+    /// value is given), exported as `asyncify_memory`.
+    #[arg(
+        long,
+        value_name = "PAGES",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "1"
+    )]
+    secondary_memory: Option<u64>,
+
+    /// With several memories: keep the unwind buffer in the one exported as NAME.
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
+    memory: Option<String>,
+
+    /// Print to standard error why each function is instrumented.
+    #[arg(long)]
+    verbose: bool,
+
+    /// A Binaryen pass argument, spelled as after `wasm-opt --pass-arg`, for
+    /// example `asyncify-imports@env.sleep` or `asyncify-asserts`; applied
+    /// after the flags above.
+    #[arg(long = "pass-arg", value_name = "KEY[@VALUE]")]
+    pass_args: Vec<String>,
+}
+
+impl InstrumentFlags {
+    /// The transform options these flags describe, validated.
+    pub fn to_options(&self) -> anyhow::Result<Options> {
+        let mut options = Options {
+            imports: parse_lists("imports", &self.imports)?,
+            ignore_imports: self.ignore_imports,
+            ignore_indirect: self.ignore_indirect,
+            add_list: parse_lists("add-list", &self.add_list)?,
+            remove_list: parse_lists("remove-list", &self.remove_list)?,
+            only_list: None,
+            propagate_add_list: self.propagate_add_list,
+            asserts: self.asserts,
+            import_globals: self.import_globals,
+            export_globals: self.export_globals,
+            secondary_memory: self.secondary_memory,
+            memory: self.memory.clone(),
+        };
+        options.extend_only_list(parse_lists("only-list", &self.only_list)?);
+        for arg in &self.pass_args {
+            // The error already quotes the argument.
+            options.apply_pass_arg(arg)?;
+        }
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Whether to print why each function is instrumented: `--verbose` or
+    /// `--pass-arg asyncify-verbose`.
+    pub fn verbose(&self) -> bool {
+        self.verbose
+            || self.pass_args.iter().any(|arg| {
+                let key = arg.split_once('@').map_or(arg.as_str(), |(key, _)| key);
+                key == "asyncify-verbose"
+            })
+    }
+}
+
+/// The entries of every occurrence of the list flag `--{flag}`, in order.
+fn parse_lists(flag: &str, values: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut entries = Vec::new();
+    for value in values {
+        entries.extend(parse_list(value).with_context(|| format!("in --{flag}"))?);
+    }
+    Ok(entries)
+}
+
+/// Runs `asyncify instrument`.
+pub fn run(args: InstrumentArgs) -> anyhow::Result<()> {
+    let options = args.flags.to_options()?;
+    let input = files::read_input(&args.input)?;
+
+    let mut progress = ProgressLine::new();
+    let result =
+        asyncify_transform::instrument_with_progress(&input, &options, &mut |p| progress.update(p));
+    progress.finish();
+    let output =
+        result.with_context(|| format!("cannot instrument {}", files::describe(&args.input)))?;
+
+    for warning in &output.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if args.flags.verbose() {
+        print_reasons(&output);
+    }
+    files::write_output(&args.output, &output.wasm)
+}
+
+/// Prints, for each instrumented function, the chain of reasons from the
+/// function down to the cause, later links indented.
+fn print_reasons(output: &Output) {
+    let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
+    for function in &output.instrumented {
+        for (depth, line) in output.why(function.index).iter().enumerate() {
+            let indent = if depth == 0 { "" } else { "  " };
+            // Nothing sensible to do if standard error is gone.
+            let _ = writeln!(stderr, "{indent}{line}");
+        }
+    }
+    let count = output.instrumented.len();
+    let plural = if count == 1 { "" } else { "s" };
+    let _ = writeln!(stderr, "instrumented {count} function{plural}");
+    let _ = stderr.flush();
+}
