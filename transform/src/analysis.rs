@@ -24,13 +24,6 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
-impl Analysis {
-    /// Whether function `f` is instrumented.
-    pub fn is_instrumented(&self, f: u32) -> bool {
-        self.instrumented[f as usize].is_some()
-    }
-}
-
 /// Compiled function-name lists.
 struct NameList<'o> {
     what: &'static str,
@@ -62,10 +55,7 @@ impl<'o> NameList<'o> {
     fn unused_warnings(&self, warnings: &mut Vec<String>) {
         for (p, used) in self.patterns.iter().zip(&self.used) {
             if !used {
-                warnings.push(format!(
-                    "the {} entry `{p}` matches no function",
-                    self.what
-                ));
+                warnings.push(format!("the {} entry `{p}` matches no function", self.what));
             }
         }
     }
@@ -122,17 +112,19 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
     let mut runtime = vec![false; n];
     for (d, calls) in info.calls.iter().enumerate() {
         let f = num_imports + d;
-        if calls
-            .callees
-            .iter()
-            .any(|&c| (c as usize) < num_imports && changes_state[c as usize] && info.func_imports[c as usize].runtime.is_some())
-        {
+        if calls.callees.iter().any(|&c| {
+            (c as usize) < num_imports
+                && changes_state[c as usize]
+                && info.func_imports[c as usize].runtime.is_some()
+        }) {
             runtime[f] = true;
             changes_state[f] = !in_remove[f];
             let callee = calls
                 .callees
                 .iter()
-                .find(|&&c| (c as usize) < num_imports && info.func_imports[c as usize].runtime.is_some())
+                .find(|&&c| {
+                    (c as usize) < num_imports && info.func_imports[c as usize].runtime.is_some()
+                })
                 .copied()
                 .unwrap_or(0);
             let imp = &info.func_imports[callee as usize];

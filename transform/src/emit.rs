@@ -7,7 +7,7 @@ use wasm_encoder::{
     BlockType, CodeSection, ConstExpr, Encode, EntityType, ExportKind, Function, GlobalType,
     ImportSection, Instruction, MemArg, MemArgTarget, MemoryType, RawSection, Section,
 };
-use wasmparser::{BinaryReader, ExternalKind, Payload};
+use wasmparser::{BinaryReader, Payload};
 
 use crate::read::ModuleInfo;
 use crate::rewrite::{EmitContext, Remap};
@@ -101,10 +101,20 @@ pub fn assemble(
     let mut out = wasm_encoder::Module::new();
     let mut remap: Remap = cx.remap.clone();
     let shift = !remap.is_identity();
-    let conv = |e: wasm_encoder::reencode::Error<std::convert::Infallible>| Error::InvalidOutput(e.to_string());
-    let ptr_val = if cx.memory64 { wasm_encoder::ValType::I64 } else { wasm_encoder::ValType::I32 };
+    let conv = |e: wasm_encoder::reencode::Error<std::convert::Infallible>| {
+        Error::InvalidOutput(e.to_string())
+    };
+    let ptr_val = if cx.memory64 {
+        wasm_encoder::ValType::I64
+    } else {
+        wasm_encoder::ValType::I32
+    };
     let defined_funcs = info.bodies.len() as u32;
-    let kept_imports = info.func_imports.iter().filter(|i| i.runtime.is_none()).count() as u32;
+    let kept_imports = info
+        .func_imports
+        .iter()
+        .filter(|i| i.runtime.is_none())
+        .count() as u32;
     let runtime_base = kept_imports + defined_funcs;
     let num_globals_out = info.num_globals + if add.import_globals { 2 } else { 0 };
     let memory_count = info.memories.len() as u32;
@@ -122,19 +132,55 @@ pub fn assemble(
 
     let mut type_items = wasm_encoder::TypeSection::new();
     for (p, r) in &add.extra_types {
-        type_items.ty().function(p.iter().copied(), r.iter().copied());
+        type_items
+            .ty()
+            .function(p.iter().copied(), r.iter().copied());
     }
     let n_types = add.extra_types.len() as u32;
 
     let mut global_items = wasm_encoder::GlobalSection::new();
     let mut global_imports = ImportSection::new();
     if add.import_globals {
-        global_imports.import("env", "__asyncify_state", EntityType::Global(GlobalType { val_type: wasm_encoder::ValType::I32, mutable: true, shared: false }));
-        global_imports.import("env", "__asyncify_data", EntityType::Global(GlobalType { val_type: ptr_val, mutable: true, shared: false }));
+        global_imports.import(
+            "env",
+            "__asyncify_state",
+            EntityType::Global(GlobalType {
+                val_type: wasm_encoder::ValType::I32,
+                mutable: true,
+                shared: false,
+            }),
+        );
+        global_imports.import(
+            "env",
+            "__asyncify_data",
+            EntityType::Global(GlobalType {
+                val_type: ptr_val,
+                mutable: true,
+                shared: false,
+            }),
+        );
     } else {
-        global_items.global(GlobalType { val_type: wasm_encoder::ValType::I32, mutable: true, shared: false }, &ConstExpr::i32_const(0));
-        let zero = if cx.memory64 { ConstExpr::i64_const(0) } else { ConstExpr::i32_const(0) };
-        global_items.global(GlobalType { val_type: ptr_val, mutable: true, shared: false }, &zero);
+        global_items.global(
+            GlobalType {
+                val_type: wasm_encoder::ValType::I32,
+                mutable: true,
+                shared: false,
+            },
+            &ConstExpr::i32_const(0),
+        );
+        let zero = if cx.memory64 {
+            ConstExpr::i64_const(0)
+        } else {
+            ConstExpr::i32_const(0)
+        };
+        global_items.global(
+            GlobalType {
+                val_type: ptr_val,
+                mutable: true,
+                shared: false,
+            },
+            &zero,
+        );
     }
 
     let mut func_items = wasm_encoder::FunctionSection::new();
@@ -145,7 +191,13 @@ pub fn assemble(
 
     let mut memory_items = wasm_encoder::MemorySection::new();
     if let Some(pages) = add.secondary_memory {
-        memory_items.memory(MemoryType { minimum: pages, maximum: Some(pages), memory64: false, shared: false, page_size_log2: None });
+        memory_items.memory(MemoryType {
+            minimum: pages,
+            maximum: Some(pages),
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
     }
 
     let mut export_items = wasm_encoder::ExportSection::new();
@@ -179,34 +231,39 @@ pub fn assemble(
     }
 
     // Emits the fresh section for `id` when the input had none.
-    let mut emit_fresh = |out: &mut wasm_encoder::Module, id: u8| {
-        match id {
-            1 => {
-                out.section(&type_items);
-            }
-            2 => {
-                out.section(&global_imports);
-            }
-            3 => {
-                out.section(&func_items);
-            }
-            5 => {
-                out.section(&memory_items);
-            }
-            6 => {
-                out.section(&global_items);
-            }
-            7 => {
-                out.section(&export_items);
-            }
-            10 => {
-                out.section(&code);
-            }
-            _ => {}
+    let mut emit_fresh = |out: &mut wasm_encoder::Module, id: u8| match id {
+        1 => {
+            out.section(&type_items);
         }
+        2 => {
+            out.section(&global_imports);
+        }
+        3 => {
+            out.section(&func_items);
+        }
+        5 => {
+            out.section(&memory_items);
+        }
+        6 => {
+            out.section(&global_items);
+        }
+        7 => {
+            out.section(&export_items);
+        }
+        10 => {
+            out.section(&code);
+        }
+        _ => {}
     };
-    let flush = |out: &mut wasm_encoder::Module, pending: &mut Vec<u8>, upto: u8, emit_fresh: &mut dyn FnMut(&mut wasm_encoder::Module, u8)| {
-        let mut ids: Vec<u8> = pending.iter().copied().filter(|&id| rank(id) < upto).collect();
+    let flush = |out: &mut wasm_encoder::Module,
+                 pending: &mut Vec<u8>,
+                 upto: u8,
+                 emit_fresh: &mut dyn FnMut(&mut wasm_encoder::Module, u8)| {
+        let mut ids: Vec<u8> = pending
+            .iter()
+            .copied()
+            .filter(|&id| rank(id) < upto)
+            .collect();
         ids.sort_by_key(|&id| rank(id));
         for id in ids {
             emit_fresh(out, id);
@@ -225,14 +282,24 @@ pub fn assemble(
             out.section(&RawSection { id, data });
         };
         match id {
-            1 => copy(&mut out, &splice(raw, n_types, &items_only(&type_items, n_types))?),
+            1 => copy(
+                &mut out,
+                &splice(raw, n_types, &items_only(&type_items, n_types))?,
+            ),
             2 => {
                 let mut imports = ImportSection::new();
-                let reader = wasmparser::ImportSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?;
+                let reader = wasmparser::ImportSectionReader::new(BinaryReader::new(
+                    raw,
+                    section.range.start as u64,
+                ))
+                .map_err(invalid)?;
                 for group in reader {
                     for import in group.map_err(invalid)? {
                         let (_, import) = import.map_err(invalid)?;
-                        if import.module == "asyncify" && matches!(import.ty, wasmparser::TypeRef::Func(_)) && crate::read::RUNTIME_IMPORTS.contains(&import.name) {
+                        if import.module == "asyncify"
+                            && matches!(import.ty, wasmparser::TypeRef::Func(_))
+                            && crate::read::RUNTIME_IMPORTS.contains(&import.name)
+                        {
                             continue;
                         }
                         let ty = remap.entity_type(import.ty).map_err(conv)?;
@@ -240,17 +307,39 @@ pub fn assemble(
                     }
                 }
                 if add.import_globals {
-                    imports.import("env", "__asyncify_state", EntityType::Global(GlobalType { val_type: wasm_encoder::ValType::I32, mutable: true, shared: false }));
-                    imports.import("env", "__asyncify_data", EntityType::Global(GlobalType { val_type: ptr_val, mutable: true, shared: false }));
+                    imports.import(
+                        "env",
+                        "__asyncify_state",
+                        EntityType::Global(GlobalType {
+                            val_type: wasm_encoder::ValType::I32,
+                            mutable: true,
+                            shared: false,
+                        }),
+                    );
+                    imports.import(
+                        "env",
+                        "__asyncify_data",
+                        EntityType::Global(GlobalType {
+                            val_type: ptr_val,
+                            mutable: true,
+                            shared: false,
+                        }),
+                    );
                 }
                 out.section(&imports);
             }
             3 => copy(&mut out, &splice(raw, 5, &items_only(&func_items, 5))?),
-            5 if add.secondary_memory.is_some() => copy(&mut out, &splice(raw, 1, &items_only(&memory_items, 1))?),
+            5 if add.secondary_memory.is_some() => {
+                copy(&mut out, &splice(raw, 1, &items_only(&memory_items, 1))?)
+            }
             6 => {
                 let base = if shift {
                     let mut s = wasm_encoder::GlobalSection::new();
-                    let reader = wasmparser::GlobalSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?;
+                    let reader = wasmparser::GlobalSectionReader::new(BinaryReader::new(
+                        raw,
+                        section.range.start as u64,
+                    ))
+                    .map_err(invalid)?;
                     remap.parse_global_section(&mut s, reader).map_err(conv)?;
                     section_contents(&s)
                 } else {
@@ -264,32 +353,68 @@ pub fn assemble(
             }
             7 => {
                 let mut s = wasm_encoder::ExportSection::new();
-                let reader = wasmparser::ExportSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?;
+                let reader = wasmparser::ExportSectionReader::new(BinaryReader::new(
+                    raw,
+                    section.range.start as u64,
+                ))
+                .map_err(invalid)?;
                 remap.parse_export_section(&mut s, reader).map_err(conv)?;
                 let base = section_contents(&s);
-                copy(&mut out, &splice(&base, n_exports, &items_only(&export_items, n_exports))?);
+                copy(
+                    &mut out,
+                    &splice(&base, n_exports, &items_only(&export_items, n_exports))?,
+                );
             }
             8 if shift => {
                 let mut r = BinaryReader::new(raw, 0);
                 let f = r.read_var_u32().map_err(invalid)?;
-                out.section(&wasm_encoder::StartSection { function_index: remap.func(f) });
+                out.section(&wasm_encoder::StartSection {
+                    function_index: remap.func(f),
+                });
             }
             4 | 9 | 11 if shift => {
                 let mut data = Vec::new();
                 match id {
                     4 => {
                         let mut s = wasm_encoder::TableSection::new();
-                        remap.parse_table_section(&mut s, wasmparser::TableSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?).map_err(conv)?;
+                        remap
+                            .parse_table_section(
+                                &mut s,
+                                wasmparser::TableSectionReader::new(BinaryReader::new(
+                                    raw,
+                                    section.range.start as u64,
+                                ))
+                                .map_err(invalid)?,
+                            )
+                            .map_err(conv)?;
                         data = section_contents(&s);
                     }
                     9 => {
                         let mut s = wasm_encoder::ElementSection::new();
-                        remap.parse_element_section(&mut s, wasmparser::ElementSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?).map_err(conv)?;
+                        remap
+                            .parse_element_section(
+                                &mut s,
+                                wasmparser::ElementSectionReader::new(BinaryReader::new(
+                                    raw,
+                                    section.range.start as u64,
+                                ))
+                                .map_err(invalid)?,
+                            )
+                            .map_err(conv)?;
                         data = section_contents(&s);
                     }
                     11 => {
                         let mut s = wasm_encoder::DataSection::new();
-                        remap.parse_data_section(&mut s, wasmparser::DataSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?).map_err(conv)?;
+                        remap
+                            .parse_data_section(
+                                &mut s,
+                                wasmparser::DataSectionReader::new(BinaryReader::new(
+                                    raw,
+                                    section.range.start as u64,
+                                ))
+                                .map_err(invalid)?,
+                            )
+                            .map_err(conv)?;
                         data = section_contents(&s);
                     }
                     _ => {}
@@ -300,14 +425,24 @@ pub fn assemble(
                 out.section(&code);
             }
             0 => {
-                let reader = wasmparser::CustomSectionReader::new(BinaryReader::new(raw, section.range.start as u64)).map_err(invalid)?;
+                let reader = wasmparser::CustomSectionReader::new(BinaryReader::new(
+                    raw,
+                    section.range.start as u64,
+                ))
+                .map_err(invalid)?;
                 let name = reader.name();
-                if name.starts_with(".debug_") || name == "sourceMappingURL" || name == "external_debug_info" {
+                if name.starts_with(".debug_")
+                    || name == "sourceMappingURL"
+                    || name == "external_debug_info"
+                {
                     warnings.push(format!("dropped custom section `{name}`: the rewrite changes code offsets, so its debug information would be wrong"));
                     continue;
                 }
                 if name == "name" && shift {
-                    let names = wasmparser::NameSectionReader::new(BinaryReader::new(reader.data(), reader.data_offset() as u64));
+                    let names = wasmparser::NameSectionReader::new(BinaryReader::new(
+                        reader.data(),
+                        reader.data_offset() as u64,
+                    ));
                     let s = match remap.custom_name_section(names) {
                         Ok(n) => n,
                         Err(_) => {
@@ -345,8 +480,17 @@ fn section_contents<S: Section>(s: &S) -> Vec<u8> {
 fn runtime_functions(cx: &EmitContext) -> Vec<Function> {
     let end_field = if cx.memory64 { 8 } else { 4 };
     let load = |offset: u64| {
-        let m = MemArg { offset, align: if cx.memory64 { 3 } else { 2 }, target: MemArgTarget::Memory(cx.memory), ordering: None };
-        if cx.memory64 { Instruction::I64Load(m) } else { Instruction::I32Load(m) }
+        let m = MemArg {
+            offset,
+            align: if cx.memory64 { 3 } else { 2 },
+            target: MemArgTarget::Memory(cx.memory),
+            ordering: None,
+        };
+        if cx.memory64 {
+            Instruction::I64Load(m)
+        } else {
+            Instruction::I32Load(m)
+        }
     };
     // Traps when cur > end.
     let check = |f: &mut Function| {
@@ -354,7 +498,11 @@ fn runtime_functions(cx: &EmitContext) -> Vec<Function> {
         f.instruction(&load(0));
         f.instruction(&Instruction::GlobalGet(cx.data_global));
         f.instruction(&load(end_field));
-        f.instruction(&if cx.memory64 { Instruction::I64GtU } else { Instruction::I32GtU });
+        f.instruction(&if cx.memory64 {
+            Instruction::I64GtU
+        } else {
+            Instruction::I32GtU
+        });
         f.instruction(&Instruction::If(BlockType::Empty));
         f.instruction(&Instruction::Unreachable);
         f.instruction(&Instruction::End);
@@ -380,9 +528,4 @@ fn runtime_functions(cx: &EmitContext) -> Vec<Function> {
     f.instruction(&Instruction::End);
     out.push(f);
     out
-}
-
-/// Export kind helper for callers.
-pub fn is_func_export(kind: ExternalKind) -> bool {
-    kind == ExternalKind::Func
 }

@@ -95,9 +95,10 @@ impl Output {
             }
             let name = display_name(f);
             let (line, next) = match &f.reason {
-                Reason::CallsImport { module, name: n } => {
-                    (format!("{name} calls import {module}.{n}, which may suspend"), None)
-                }
+                Reason::CallsImport { module, name: n } => (
+                    format!("{name} calls import {module}.{n}, which may suspend"),
+                    None,
+                ),
                 Reason::IndirectCall => (
                     format!("{name} makes an indirect call, which may suspend"),
                     None,

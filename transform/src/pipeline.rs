@@ -13,8 +13,16 @@ use crate::rewrite::{emit_function, val_type, EmitContext, Mode, Remap};
 use crate::{Error, InstrumentedFunction, Options, Output, Progress};
 
 /// Runs every phase after reading.
-pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Output, Error> {
-    if let Some((name, _, _)) = info.exports.iter().find(|(n, _, _)| RUNTIME_EXPORTS.contains(n)) {
+pub fn run(
+    info: &ModuleInfo<'_>,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Output, Error> {
+    if let Some((name, _, _)) = info
+        .exports
+        .iter()
+        .find(|(n, _, _)| RUNTIME_EXPORTS.contains(n))
+    {
         return Err(Error::AlreadyInstrumented(name.to_string()));
     }
     if let Some(name) = binaryen_runtime_export(info) {
@@ -22,8 +30,15 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
     }
     for s in &info.sections {
         if s.id == 0 {
-            let reader = wasmparser::CustomSectionReader::new(wasmparser::BinaryReader::new(&info.bytes[s.range.clone()], s.range.start as u64))
-                .map_err(|e| Error::InvalidInput { message: e.message().into(), offset: e.offset() as usize, function: None })?;
+            let reader = wasmparser::CustomSectionReader::new(wasmparser::BinaryReader::new(
+                &info.bytes[s.range.clone()],
+                s.range.start as u64,
+            ))
+            .map_err(|e| Error::InvalidInput {
+                message: e.message().into(),
+                offset: e.offset() as usize,
+                function: None,
+            })?;
             if reader.name() == "linking" || reader.name().starts_with("reloc.") {
                 return Err(Error::Options(
                     "the input is a relocatable object file (it has a `linking` section); instrument the linked module instead".into(),
@@ -31,14 +46,10 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
             }
         }
     }
-    let taken: Vec<&str> = [
-        "asyncify_memory",
-        "__asyncify_state",
-        "__asyncify_data",
-    ]
-    .into_iter()
-    .filter(|n| info.exports.iter().any(|(e, _, _)| e == n))
-    .collect();
+    let taken: Vec<&str> = ["asyncify_memory", "__asyncify_state", "__asyncify_data"]
+        .into_iter()
+        .filter(|n| info.exports.iter().any(|(e, _, _)| e == n))
+        .collect();
     if taken.contains(&"asyncify_memory") && options.secondary_memory.is_some() {
         return Err(Error::Options("the module already exports `asyncify_memory`, the name the secondary memory is exported under".into()));
     }
@@ -50,14 +61,26 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
     let (memory, memory64) = if options.secondary_memory.is_some() {
         (info.memories.len() as u32, false)
     } else if let Some(name) = &options.memory {
-        let found = info.exports.iter().find(|(n, k, _)| n == name && *k == ExternalKind::Memory);
+        let found = info
+            .exports
+            .iter()
+            .find(|(n, k, _)| n == name && *k == ExternalKind::Memory);
         match found {
             Some((_, _, idx)) => (*idx, info.memories[*idx as usize].memory64),
             None => {
-                let exported: Vec<&str> = info.exports.iter().filter(|(_, k, _)| *k == ExternalKind::Memory).map(|(n, _, _)| *n).collect();
+                let exported: Vec<&str> = info
+                    .exports
+                    .iter()
+                    .filter(|(_, k, _)| *k == ExternalKind::Memory)
+                    .map(|(n, _, _)| *n)
+                    .collect();
                 return Err(Error::Options(format!(
                     "no memory is exported as `{name}`; exported memories: {}",
-                    if exported.is_empty() { "none".to_string() } else { exported.join(", ") }
+                    if exported.is_empty() {
+                        "none".to_string()
+                    } else {
+                        exported.join(", ")
+                    }
                 )));
             }
         }
@@ -75,7 +98,11 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
 
     // Index changes: runtime imports become the generated functions.
     let num_imports = info.func_imports.len() as u32;
-    let kept_imports = info.func_imports.iter().filter(|i| i.runtime.is_none()).count() as u32;
+    let kept_imports = info
+        .func_imports
+        .iter()
+        .filter(|i| i.runtime.is_none())
+        .count() as u32;
     let defined = info.bodies.len() as u32;
     let runtime_base = kept_imports + defined;
     let mut funcs = Vec::with_capacity(info.num_funcs() as usize);
@@ -135,7 +162,11 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
         no_assert_callee,
         multi_result_types,
     };
-    let plan_cx = PlanContext { info, analysis: &analysis, ptr_type };
+    let plan_cx = PlanContext {
+        info,
+        analysis: &analysis,
+        ptr_type,
+    };
     let shift = !remap.is_identity();
 
     let mut bodies = Vec::with_capacity(defined as usize);
@@ -147,15 +178,32 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
         let type_index = info.funcs[d].ty;
         let out = if analysis.instrumented[f as usize].is_some() {
             let plan = plan_function(&plan_cx, d)?;
-            Body::Encoded(emit_function(&cx, body, ty, type_index, Mode::Instrument(&plan), label)?)
+            Body::Encoded(emit_function(
+                &cx,
+                body,
+                ty,
+                type_index,
+                Mode::Instrument(&plan),
+                label,
+            )?)
         } else if shift || (options.asserts && !analysis.runtime[f as usize]) {
             let asserts = options.asserts && !analysis.runtime[f as usize];
-            Body::Encoded(emit_function(&cx, body, ty, type_index, Mode::Copy { asserts }, label)?)
+            Body::Encoded(emit_function(
+                &cx,
+                body,
+                ty,
+                type_index,
+                Mode::Copy { asserts },
+                label,
+            )?)
         } else {
             Body::Raw(&info.bytes[body.range().start as usize..body.range().end as usize])
         };
         bodies.push(out);
-        progress(Progress { done: d + 1, total: defined as usize });
+        progress(Progress {
+            done: d + 1,
+            total: defined as usize,
+        });
     }
 
     let add = Additions {
@@ -167,18 +215,26 @@ pub fn run(info: &ModuleInfo<'_>, options: &Options, progress: &mut dyn FnMut(Pr
     };
     let wasm = assemble(info, &cx, &add, bodies, &mut warnings)?;
     let mut validator = Validator::new_with_features(crate::read::features());
-    validator.validate_all(&wasm).map_err(|e| Error::InvalidOutput(format!("{} at offset {:#x}", e.message(), e.offset())))?;
+    validator.validate_all(&wasm).map_err(|e| {
+        Error::InvalidOutput(format!("{} at offset {:#x}", e.message(), e.offset()))
+    })?;
 
     let instrumented = (0..info.num_funcs())
         .filter_map(|f| {
-            analysis.instrumented[f as usize].clone().map(|reason| InstrumentedFunction {
-                index: f,
-                name: info.names.get(&f).map(|s| s.to_string()),
-                reason,
-            })
+            analysis.instrumented[f as usize]
+                .clone()
+                .map(|reason| InstrumentedFunction {
+                    index: f,
+                    name: info.names.get(&f).map(|s| s.to_string()),
+                    reason,
+                })
         })
         .collect();
-    Ok(Output { wasm, warnings, instrumented })
+    Ok(Output {
+        wasm,
+        warnings,
+        instrumented,
+    })
 }
 
 /// Finds the runtime of an earlier asyncify pass under minified export names:
@@ -193,9 +249,13 @@ fn binaryen_runtime_export(info: &ModuleInfo<'_>) -> Option<String> {
             continue;
         }
         let body = &info.bodies[(index - num_imports) as usize];
-        let Ok(reader) = body.get_operators_reader() else { continue };
+        let Ok(reader) = body.get_operators_reader() else {
+            continue;
+        };
         let ops: Vec<O<'_>> = reader.into_iter().take(6).filter_map(Result::ok).collect();
-        if let [O::I32Const { value }, O::GlobalSet { global_index: g }, O::LocalGet { local_index: 0 }, O::GlobalSet { global_index: h }, O::GlobalGet { global_index: h2 }, O::I32Load { .. } | O::I64Load { .. }] = ops.as_slice() {
+        if let [O::I32Const { value }, O::GlobalSet { global_index: g }, O::LocalGet { local_index: 0 }, O::GlobalSet { global_index: h }, O::GlobalGet { global_index: h2 }, O::I32Load { .. } | O::I64Load { .. }] =
+            ops.as_slice()
+        {
             if h == h2 && (*value == 1 || *value == 2) {
                 starts.push((*value, *g, *h, name));
             }
@@ -205,5 +265,10 @@ fn binaryen_runtime_export(info: &ModuleInfo<'_>) -> Option<String> {
     starts
         .iter()
         .any(|s| s.0 == 2 && s.1 == unwind.1 && s.2 == unwind.2)
-        .then(|| format!("{} (an asyncify_start_unwind under a minified name)", unwind.3))
+        .then(|| {
+            format!(
+                "{} (an asyncify_start_unwind under a minified name)",
+                unwind.3
+            )
+        })
 }

@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use wasmparser::{FuncToValidate, FuncValidatorAllocations, Operator, OperatorsReader, ValType, ValidatorResources};
+use wasmparser::{
+    FuncToValidate, FuncValidatorAllocations, Operator, OperatorsReader, ValType,
+    ValidatorResources,
+};
 
 use crate::analysis::Analysis;
 use crate::read::ModuleInfo;
@@ -38,9 +41,8 @@ pub struct Construct {
     pub items: Vec<Item>,
     /// Items of the `else` arm.
     pub else_items: Vec<Item>,
-    /// Parameter and result types of the construct.
+    /// Parameter types of the construct.
     pub params: Vec<ValType>,
-    pub results: Vec<ValType>,
     /// For an `if`: the first point index of the else arm (or one past the end).
     pub split: u32,
 }
@@ -132,7 +134,8 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     fv.read_locals(&mut reader).map_err(internal)?;
     let mut plan = FunctionPlan::default();
     for i in 0..fv.len_locals() {
-        plan.local_types.push(fv.get_local_type(i).expect("local in range"));
+        plan.local_types
+            .push(fv.get_local_type(i).expect("local in range"));
     }
     plan.input_locals = plan.local_types.len() as u32;
     let func_type = info.func_type(func_index).clone();
@@ -172,7 +175,10 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     while !ops.eof() {
         let (op, offset) = ops.read_with_offset().map_err(internal)?;
         let top = frames.last().expect("function frame");
-        let frame_unreachable = fv.get_control_frame(0).map(|f| f.unreachable).unwrap_or(true);
+        let frame_unreachable = fv
+            .get_control_frame(0)
+            .map(|f| f.unreachable)
+            .unwrap_or(true);
         let live = !top.dead && !frame_unreachable;
         let snapshot = |fv: &wasmparser::FuncValidator<ValidatorResources>| -> Vec<ValType> {
             let height = fv.get_control_frame(0).map(|f| f.height).unwrap_or(0);
@@ -184,7 +190,9 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         };
         // Is this a suspension point?
         let point_inputs: Option<(usize, Vec<ValType>)> = match &op {
-            Operator::Call { function_index } if live && cx.direct_call_suspends(*function_index) => {
+            Operator::Call { function_index }
+                if live && cx.direct_call_suspends(*function_index) =>
+            {
                 let t = info.func_type(*function_index);
                 Some((t.params().len(), t.results().to_vec()))
             }
@@ -195,13 +203,21 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 let t = info.types[id].unwrap_func();
                 Some((t.params().len() + 1, t.results().to_vec()))
             }
-            Operator::ReturnCall { function_index } if live && cx.direct_call_suspends(*function_index) => {
-                return Err(unsupported(&op, "a tail call to a function that may suspend is not supported yet"));
+            Operator::ReturnCall { function_index }
+                if live && cx.direct_call_suspends(*function_index) =>
+            {
+                return Err(unsupported(
+                    &op,
+                    "a tail call to a function that may suspend is not supported yet",
+                ));
             }
             Operator::ReturnCallIndirect { .. } | Operator::ReturnCallRef { .. }
                 if live && cx.analysis.indirect_suspends[func_index as usize] =>
             {
-                return Err(unsupported(&op, "an indirect tail call that may suspend is not supported yet"));
+                return Err(unsupported(
+                    &op,
+                    "an indirect tail call that may suspend is not supported yet",
+                ));
             }
             _ => None,
         };
@@ -226,7 +242,15 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 f.hi = k;
             }
             let top = frames.last_mut().expect("frame");
-            let item = Item { op: index, lo: k, hi: k, stack, inputs, stranded, results };
+            let item = Item {
+                op: index,
+                lo: k,
+                hi: k,
+                stack,
+                inputs,
+                stranded,
+                results,
+            };
             if top.in_else {
                 top.split.get_or_insert(k);
                 top.else_items.push(item);
@@ -296,20 +320,27 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     if let (Some(reads), true) = (&frame.reads, frame.has_point) {
                         loop_saved.extend_from_slice(reads);
                     }
-                    if let (Some(reads), Some(parent)) = (frame.reads, frames.iter_mut().rev().find(|f| f.reads.is_some())) {
+                    if let (Some(reads), Some(parent)) = (
+                        frame.reads,
+                        frames.iter_mut().rev().find(|f| f.reads.is_some()),
+                    ) {
                         parent.reads.as_mut().expect("loop").extend(reads);
                     }
                     if frame.has_point && frame.kind != Kind::Try {
                         let lo = frame.lo.expect("point inside");
                         let hi = frame.hi;
-                        let stranded = alloc_stranded(&frame.stack, frame.inputs, &mut next_local, &mut stranded_types);
+                        let stranded = alloc_stranded(
+                            &frame.stack,
+                            frame.inputs,
+                            &mut next_local,
+                            &mut stranded_types,
+                        );
                         plan.constructs.insert(
                             frame.op,
                             Construct {
                                 items: frame.items,
                                 else_items: frame.else_items,
                                 params: frame.params,
-                                results: frame.results.clone(),
                                 split: frame.split.unwrap_or(hi + 1),
                             },
                         );
@@ -368,7 +399,9 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     plan.local_types.push(ValType::I32);
     plan.ptr_local = plan.local_types.len() as u32;
     plan.local_types.push(cx.ptr_type);
-    let mut saved: Vec<u32> = (0..saved_flags.len() as u32).filter(|&l| saved_flags[l as usize]).collect();
+    let mut saved: Vec<u32> = (0..saved_flags.len() as u32)
+        .filter(|&l| saved_flags[l as usize])
+        .collect();
     for &l in &saved {
         if let ValType::Ref(_) = plan.local_types[l as usize] {
             return Err(Error::Unsupported {
@@ -387,7 +420,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     Ok(plan)
 }
 
-fn alloc_stranded(stack: &[ValType], inputs: usize, next_local: &mut u32, types: &mut Vec<(u32, ValType)>) -> Vec<u32> {
+fn alloc_stranded(
+    stack: &[ValType],
+    inputs: usize,
+    next_local: &mut u32,
+    types: &mut Vec<(u32, ValType)>,
+) -> Vec<u32> {
     let n = stack.len() - inputs;
     (0..n)
         .map(|i| {
@@ -410,7 +448,10 @@ pub fn value_size(ty: ValType) -> u32 {
 }
 
 /// Parameter and result types of a block type.
-pub fn block_sig(info: &ModuleInfo<'_>, blockty: wasmparser::BlockType) -> (Vec<ValType>, Vec<ValType>) {
+pub fn block_sig(
+    info: &ModuleInfo<'_>,
+    blockty: wasmparser::BlockType,
+) -> (Vec<ValType>, Vec<ValType>) {
     match blockty {
         wasmparser::BlockType::Empty => (Vec::new(), Vec::new()),
         wasmparser::BlockType::Type(t) => (Vec::new(), vec![t]),
@@ -438,7 +479,10 @@ pub fn op_name(op: &Operator<'_>) -> String {
         }
     }
     // `call_indirect`, `i32_add` → `i32.add` for typed instructions.
-    for prefix in ["i32_", "i64_", "f32_", "f64_", "v128_", "i8x16_", "i16x8_", "i32x4_", "i64x2_", "f32x4_", "f64x2_", "local_", "global_", "table_", "memory_", "ref_", "data_", "elem_"] {
+    for prefix in [
+        "i32_", "i64_", "f32_", "f64_", "v128_", "i8x16_", "i16x8_", "i32x4_", "i64x2_", "f32x4_",
+        "f64x2_", "local_", "global_", "table_", "memory_", "ref_", "data_", "elem_",
+    ] {
         if out.starts_with(prefix) {
             out.replace_range(prefix.len() - 1..prefix.len(), ".");
             break;

@@ -6,7 +6,8 @@ use std::ops::Range;
 
 use wasmparser::{
     BinaryReader, ExternalKind, FuncToValidate, FunctionBody, MemoryType, Name, NameSectionReader,
-    Operator, OperatorsReader, Parser, Payload, TypeRef, ValidPayload, Validator, ValidatorResources, WasmFeatures,
+    Operator, OperatorsReader, Parser, Payload, TypeRef, ValidPayload, Validator,
+    ValidatorResources, WasmFeatures,
 };
 
 use crate::Error;
@@ -56,7 +57,6 @@ pub struct ModuleInfo<'a> {
     pub num_types: u32,
     /// Memories in index order.
     pub memories: Vec<MemoryType>,
-    pub num_imported_memories: u32,
     /// Exports: name → (kind, index).
     pub exports: Vec<(&'a str, ExternalKind, u32)>,
     /// Function names from the name section.
@@ -107,7 +107,6 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
     let mut func_imports = Vec::new();
     let mut num_imported_globals = 0;
     let mut memories = Vec::new();
-    let mut num_imported_memories = 0;
     let mut exports = Vec::new();
     let mut bodies = Vec::new();
     let mut funcs = Vec::new();
@@ -123,7 +122,10 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| invalid(e, None))?;
         if let Some((id, range)) = payload.as_section() {
-            sections.push(RawSection { id, range: range.start as usize..range.end as usize });
+            sections.push(RawSection {
+                id,
+                range: range.start as usize..range.end as usize,
+            });
         }
         match &payload {
             Payload::ImportSection(reader) => {
@@ -147,7 +149,6 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
                             TypeRef::Global(_) => num_imported_globals += 1,
                             TypeRef::Memory(m) => {
                                 memories.push(m);
-                                num_imported_memories += 1;
                             }
                             _ => {}
                         }
@@ -180,7 +181,8 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
                     features: func.features,
                 };
                 let mut fv = func.into_validator(std::mem::take(&mut allocs));
-                let summary = scan_body(&mut fv, &body).map_err(|e| invalid(e, Some(handle.index)))?;
+                let summary =
+                    scan_body(&mut fv, &body).map_err(|e| invalid(e, Some(handle.index)))?;
                 allocs = fv.into_allocations();
                 funcs.push(handle);
                 calls.push(summary);
@@ -208,7 +210,6 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
         num_globals: types.as_ref().global_count(),
         num_types: types.as_ref().core_type_count_in_module(),
         memories,
-        num_imported_memories,
         exports,
         names,
         bodies,

@@ -119,8 +119,6 @@ struct Emitter<'c, 'p> {
 struct BodyState<'p> {
     items: &'p [Item],
     cursor: usize,
-    /// Output position of `$d_j` for item j.
-    dblocks: Vec<u32>,
     /// Input frame depth (frames.len()) that owns this body.
     frame_depth: usize,
 }
@@ -139,7 +137,12 @@ pub fn emit_function(
     let mut locals: Vec<(u32, wasm_encoder::ValType)> = Vec::new();
     for l in body.get_locals_reader().map_err(internal)? {
         let (n, t) = l.map_err(internal)?;
-        locals.push((n, remap.val_type(t).map_err(|e| Error::InvalidOutput(e.to_string()))?));
+        locals.push((
+            n,
+            remap
+                .val_type(t)
+                .map_err(|e| Error::InvalidOutput(e.to_string()))?,
+        ));
     }
     let (plan, asserts) = match mode {
         Mode::Instrument(p) => (Some(p), cx.asserts),
@@ -214,7 +217,12 @@ impl<'c, 'p> Emitter<'c, 'p> {
             8 => 3,
             _ => 2,
         };
-        MemArg { offset, align, target: MemArgTarget::Memory(self.cx.memory), ordering: None }
+        MemArg {
+            offset,
+            align,
+            target: MemArgTarget::Memory(self.cx.memory),
+            ordering: None,
+        }
     }
 
     fn ptr_const(&mut self, v: u64) {
@@ -226,14 +234,22 @@ impl<'c, 'p> Emitter<'c, 'p> {
     }
 
     fn ptr_type(&self) -> ValType {
-        if self.cx.memory64 { ValType::I64 } else { ValType::I32 }
+        if self.cx.memory64 {
+            ValType::I64
+        } else {
+            ValType::I32
+        }
     }
 
     fn load_header(&mut self, field: u64) {
         let t = self.ptr_type();
         let m = self.mem_arg(field, t);
         self.ins(Instruction::GlobalGet(self.cx.data_global));
-        self.ins(if self.cx.memory64 { Instruction::I64Load(m) } else { Instruction::I32Load(m) });
+        self.ins(if self.cx.memory64 {
+            Instruction::I64Load(m)
+        } else {
+            Instruction::I32Load(m)
+        });
     }
 
     fn store(&mut self, ty: ValType, offset: u64) {
@@ -360,7 +376,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.ins(Instruction::Unreachable);
         self.close();
         self.unspill(&param_temps, params);
-        self.bodies.push(BodyState { items, cursor: 0, dblocks, frame_depth: self.frames.len() });
+        self.bodies.push(BodyState {
+            items,
+            cursor: 0,
+            frame_depth: self.frames.len(),
+        });
     }
 
     /// If operator `index` starts the next item of the current body, moves the
@@ -415,13 +435,24 @@ impl<'c, 'p> Emitter<'c, 'p> {
         let _ = plan;
     }
 
-    fn run(&mut self, mut ops: OperatorsReader<'_>, func_type: &wasmparser::FuncType, type_index: u32) -> Result<(), Error> {
+    fn run(
+        &mut self,
+        mut ops: OperatorsReader<'_>,
+        func_type: &wasmparser::FuncType,
+        type_index: u32,
+    ) -> Result<(), Error> {
         let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
         let mut remap = self.cx.remap.clone();
         let results = func_type.results().to_vec();
         let plan = self.plan;
         let frame_size: u64 = plan
-            .map(|p| p.saved.iter().map(|&l| value_size(p.local_types[l as usize]) as u64).sum::<u64>() + 4)
+            .map(|p| {
+                p.saved
+                    .iter()
+                    .map(|&l| value_size(p.local_types[l as usize]) as u64)
+                    .sum::<u64>()
+                    + 4
+            })
             .unwrap_or(0);
         if let Some(p) = plan {
             self.rewind_prologue(p, frame_size);
@@ -432,11 +463,19 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 _ => BlockType::FunctionType(self.cx.multi_result_types[&type_index]),
             };
             let pos = self.open(Instruction::Block(body_ty));
-            self.frames.push(EFrame { out_pos: pos, construct: None, after: None });
+            self.frames.push(EFrame {
+                out_pos: pos,
+                construct: None,
+                after: None,
+            });
             self.begin_body(&p.body_items, &[]);
         } else {
             // The function's own frame: `end` of the body closes it.
-            self.frames.push(EFrame { out_pos: 0, construct: None, after: None });
+            self.frames.push(EFrame {
+                out_pos: 0,
+                construct: None,
+                after: None,
+            });
             self.out_len = 1;
         }
         let mut index = 0usize;
@@ -448,7 +487,9 @@ impl<'c, 'p> Emitter<'c, 'p> {
             if let Some(p) = plan {
                 if let Some(item) = self.enter_item(this) {
                     match &op {
-                        Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty } => {
+                        Operator::Block { blockty }
+                        | Operator::Loop { blockty }
+                        | Operator::If { blockty } => {
                             let c: &'p Construct = &p.constructs[&this];
                             let is_if = matches!(op, Operator::If { .. });
                             if is_if {
@@ -459,7 +500,9 @@ impl<'c, 'p> Emitter<'c, 'p> {
                                 self.ins(Instruction::GlobalGet(self.cx.state_global));
                                 self.ins(Instruction::I32Const(2));
                                 self.ins(Instruction::I32Eq);
-                                self.open(Instruction::If(BlockType::Result(wasm_encoder::ValType::I32)));
+                                self.open(Instruction::If(BlockType::Result(
+                                    wasm_encoder::ValType::I32,
+                                )));
                                 self.ins(Instruction::LocalGet(p.index_local));
                                 self.ins(Instruction::I32Const(c.split as i32));
                                 self.ins(Instruction::I32LtU);
@@ -467,14 +510,20 @@ impl<'c, 'p> Emitter<'c, 'p> {
                                 self.ins(Instruction::LocalGet(cond));
                                 self.close();
                             }
-                            let bt = remap.block_type(*blockty).map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                            let bt = remap
+                                .block_type(*blockty)
+                                .map_err(|e| Error::InvalidOutput(e.to_string()))?;
                             let ins = match op {
                                 Operator::Block { .. } => Instruction::Block(bt),
                                 Operator::Loop { .. } => Instruction::Loop(bt),
                                 _ => Instruction::If(bt),
                             };
                             let pos = self.open(ins);
-                            self.frames.push(EFrame { out_pos: pos, construct: Some((this, is_if)), after: Some(item.clone()) });
+                            self.frames.push(EFrame {
+                                out_pos: pos,
+                                construct: Some((this, is_if)),
+                                after: Some(item.clone()),
+                            });
                             self.begin_body(&c.items, &c.params);
                         }
                         _ => {
@@ -483,13 +532,18 @@ impl<'c, 'p> Emitter<'c, 'p> {
                             debug_assert_eq!(p.points[k as usize], this);
                             self.ins(Instruction::I32Const(k as i32));
                             self.ins(Instruction::LocalSet(p.index_local));
-                            let call = remap.instruction(op.clone()).map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                            let call = remap
+                                .instruction(op.clone())
+                                .map_err(|e| Error::InvalidOutput(e.to_string()))?;
                             self.ins(call);
                             self.unwind_check(k);
                             self.leave_item(item, &item.results);
                         }
                     }
-                    if !matches!(op, Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. }) {
+                    if !matches!(
+                        op,
+                        Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. }
+                    ) {
                         point += 1;
                     }
                     continue;
@@ -511,7 +565,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
     fn plain(&mut self, op: Operator<'_>, remap: &mut Remap) -> Result<(), Error> {
         let conv = |e: ReencodeError<std::convert::Infallible>| Error::InvalidOutput(e.to_string());
         match &op {
-            Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty } | Operator::Try { blockty } => {
+            Operator::Block { blockty }
+            | Operator::Loop { blockty }
+            | Operator::If { blockty }
+            | Operator::Try { blockty } => {
                 let bt = remap.block_type(*blockty).map_err(conv)?;
                 let ins = match op {
                     Operator::Block { .. } => Instruction::Block(bt),
@@ -520,7 +577,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     _ => Instruction::Try(bt),
                 };
                 let pos = self.open(ins);
-                self.frames.push(EFrame { out_pos: pos, construct: None, after: None });
+                self.frames.push(EFrame {
+                    out_pos: pos,
+                    construct: None,
+                    after: None,
+                });
             }
             Operator::TryTable { try_table } => {
                 let mut catches = Vec::new();
@@ -537,7 +598,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 }
                 let bt = remap.block_type(try_table.ty).map_err(conv)?;
                 let pos = self.open(Instruction::TryTable(bt, Cow::Owned(catches)));
-                self.frames.push(EFrame { out_pos: pos, construct: None, after: None });
+                self.frames.push(EFrame {
+                    out_pos: pos,
+                    construct: None,
+                    after: None,
+                });
             }
             Operator::Else => {
                 self.ins(Instruction::Else);
@@ -600,17 +665,33 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 let default = self.map_depth(targets.default());
                 self.ins(Instruction::BrTable(Cow::Owned(out), default));
             }
-            Operator::BrOnCast { relative_depth, from_ref_type, to_ref_type } => {
+            Operator::BrOnCast {
+                relative_depth,
+                from_ref_type,
+                to_ref_type,
+            } => {
                 let d = self.map_depth(*relative_depth);
                 let from_ref_type = remap.ref_type(*from_ref_type).map_err(conv)?;
                 let to_ref_type = remap.ref_type(*to_ref_type).map_err(conv)?;
-                self.ins(Instruction::BrOnCast { relative_depth: d, from_ref_type, to_ref_type });
+                self.ins(Instruction::BrOnCast {
+                    relative_depth: d,
+                    from_ref_type,
+                    to_ref_type,
+                });
             }
-            Operator::BrOnCastFail { relative_depth, from_ref_type, to_ref_type } => {
+            Operator::BrOnCastFail {
+                relative_depth,
+                from_ref_type,
+                to_ref_type,
+            } => {
                 let d = self.map_depth(*relative_depth);
                 let from_ref_type = remap.ref_type(*from_ref_type).map_err(conv)?;
                 let to_ref_type = remap.ref_type(*to_ref_type).map_err(conv)?;
-                self.ins(Instruction::BrOnCastFail { relative_depth: d, from_ref_type, to_ref_type });
+                self.ins(Instruction::BrOnCastFail {
+                    relative_depth: d,
+                    from_ref_type,
+                    to_ref_type,
+                });
             }
             Operator::Resume { .. }
             | Operator::ResumeThrow { .. }
@@ -622,7 +703,9 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 return Err(Error::Unsupported {
                     function: self.func_label.clone(),
                     instruction: crate::plan::op_name(&op),
-                    detail: "stack switching instructions are not supported in instrumented functions".into(),
+                    detail:
+                        "stack switching instructions are not supported in instrumented functions"
+                            .into(),
                 });
             }
             Operator::Call { function_index } => {
@@ -665,7 +748,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.ins(Instruction::GlobalGet(self.cx.data_global));
         self.load_header(0);
         self.ptr_const(frame_size);
-        self.ins(if self.cx.memory64 { Instruction::I64Sub } else { Instruction::I32Sub });
+        self.ins(if self.cx.memory64 {
+            Instruction::I64Sub
+        } else {
+            Instruction::I32Sub
+        });
         self.ins(Instruction::LocalTee(p.ptr_local));
         self.store(ptr_ty, 0);
         let mut offset = 0u64;
@@ -682,16 +769,29 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.close();
     }
 
-    fn unwind_epilogue(&mut self, p: &FunctionPlan, frame_size: u64, results: &[ValType]) -> Result<(), Error> {
+    fn unwind_epilogue(
+        &mut self,
+        p: &FunctionPlan,
+        frame_size: u64,
+        results: &[ValType],
+    ) -> Result<(), Error> {
         let ptr_ty = self.ptr_type();
         let end_field = if self.cx.memory64 { 8 } else { 4 };
         // ptr = cur; if cur + size > end: trap before writing anything.
         self.load_header(0);
         self.ins(Instruction::LocalTee(p.ptr_local));
         self.ptr_const(frame_size);
-        self.ins(if self.cx.memory64 { Instruction::I64Add } else { Instruction::I32Add });
+        self.ins(if self.cx.memory64 {
+            Instruction::I64Add
+        } else {
+            Instruction::I32Add
+        });
         self.load_header(end_field);
-        self.ins(if self.cx.memory64 { Instruction::I64GtU } else { Instruction::I32GtU });
+        self.ins(if self.cx.memory64 {
+            Instruction::I64GtU
+        } else {
+            Instruction::I32GtU
+        });
         self.open(Instruction::If(BlockType::Empty));
         self.ins(Instruction::Unreachable);
         self.close();
@@ -710,7 +810,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.ins(Instruction::GlobalGet(self.cx.data_global));
         self.ins(Instruction::LocalGet(p.ptr_local));
         self.ptr_const(frame_size);
-        self.ins(if self.cx.memory64 { Instruction::I64Add } else { Instruction::I32Add });
+        self.ins(if self.cx.memory64 {
+            Instruction::I64Add
+        } else {
+            Instruction::I32Add
+        });
         self.store(ptr_ty, 0);
         for &r in results {
             self.zero(r)?;
