@@ -15,14 +15,17 @@ use crate::progress::ProgressLine;
 #[derive(Debug, Args)]
 pub struct InstrumentArgs {
     /// The module to instrument, binary (`.wasm`) or text (`.wat`); `-` reads
-    /// standard input.
+    /// standard input. Without INPUT, the demo module shipped in the project's
+    /// `corpus/` (embedded in this binary) is instrumented.
     #[arg(value_name = "INPUT")]
-    input: PathBuf,
+    input: Option<PathBuf>,
 
     /// Where to write the instrumented module (binary); `-` writes standard
     /// output. An existing file is replaced only once the transform succeeds.
+    /// Default: INPUT's name with `.asyncify.wasm` (`demo.asyncify.wasm` for
+    /// the embedded demo), in the current directory.
     #[arg(short, long, value_name = "OUTPUT")]
-    output: PathBuf,
+    output: Option<PathBuf>,
 
     #[command(flatten)]
     flags: InstrumentFlags,
@@ -152,16 +155,31 @@ fn parse_lists(flag: &str, values: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 /// Runs `asyncify instrument`.
+/// The embedded default input: the project's demo module.
+const DEMO_WAT: &str = include_str!("../../corpus/demo.wat");
+
 pub fn run(args: InstrumentArgs) -> anyhow::Result<()> {
     let options = args.flags.to_options()?;
-    let input = files::read_input(&args.input)?;
+    let (input_path, input) = match &args.input {
+        Some(path) => (path.clone(), files::read_input(path)?),
+        None => (PathBuf::from("demo.wat"), DEMO_WAT.as_bytes().to_vec()),
+    };
+    let output_path = match &args.output {
+        Some(path) => path.clone(),
+        None if input_path.as_os_str() == "-" => PathBuf::from("-"),
+        None => {
+            let stem = input_path.file_stem().unwrap_or_default().to_string_lossy();
+            PathBuf::from(format!("{stem}.asyncify.wasm"))
+        }
+    };
+    let started = std::time::Instant::now();
 
     let mut progress = ProgressLine::new();
     let result =
         asyncify_transform::instrument_with_progress(&input, &options, &mut |p| progress.update(p));
     progress.finish();
     let output =
-        result.with_context(|| format!("cannot instrument {}", files::describe(&args.input)))?;
+        result.with_context(|| format!("cannot instrument {}", files::describe(&input_path)))?;
 
     for warning in &output.warnings {
         eprintln!("warning: {warning}");
@@ -169,7 +187,19 @@ pub fn run(args: InstrumentArgs) -> anyhow::Result<()> {
     if args.flags.verbose() {
         print_reasons(&output);
     }
-    files::write_output(&args.output, &output.wasm)
+    files::write_output(&output_path, &output.wasm)?;
+    if output_path.as_os_str() != "-" {
+        eprintln!(
+            "{} ({} bytes) -> {} ({} bytes): {} functions instrumented in {:.1?}",
+            input_path.display(),
+            input.len(),
+            output_path.display(),
+            output.wasm.len(),
+            output.instrumented.len(),
+            started.elapsed()
+        );
+    }
+    Ok(())
 }
 
 /// Prints, for each instrumented function, the chain of reasons from the

@@ -166,11 +166,7 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
 
     let mut work: Vec<u32> = Vec::new();
     // Seeds.
-    for f in 0..n {
-        if changes_state[f] {
-            work.push(f as u32);
-        }
-    }
+    work.extend((0..n as u32).filter(|&f| changes_state[f as usize]));
     for d in 0..info.bodies.len() {
         let f = num_imports + d;
         if runtime[f] || in_remove[f] {
@@ -198,13 +194,11 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
             if in_remove[c] || runtime[c] {
                 continue;
             }
-            if instrumented[c].is_none() || instrumented[c] == Some(Reason::AddList) {
-                if instrumented[c].is_none() {
-                    instrumented[c] = Some(match &leaf_reason[callee as usize] {
-                        Some(r @ Reason::CallsImport { .. }) => r.clone(),
-                        _ => Reason::Calls(callee),
-                    });
-                }
+            if instrumented[c].is_none() {
+                instrumented[c] = Some(match &leaf_reason[callee as usize] {
+                    Some(r @ Reason::CallsImport { .. }) => r.clone(),
+                    _ => Reason::Calls(callee),
+                });
             }
             if !changes_state[c] {
                 changes_state[c] = true;

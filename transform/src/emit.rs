@@ -441,7 +441,7 @@ pub fn assemble(
                 if name == "name" && shift {
                     let names = wasmparser::NameSectionReader::new(BinaryReader::new(
                         reader.data(),
-                        reader.data_offset() as u64,
+                        reader.data_offset(),
                     ));
                     let s = match remap.custom_name_section(names) {
                         Ok(n) => n,

@@ -9,7 +9,7 @@
 //! let wat = r#"(module
 //!     (import "env" "sleep" (func $sleep (param i32)))
 //!     (memory 1)
-//!     (func (export "run") (call $sleep (i32.const 10))))"#;
+//!     (func $run (export "run") (call $sleep (i32.const 10))))"#;
 //! let out = asyncify_transform::instrument(wat.as_bytes(), &Default::default()).unwrap();
 //! assert!(out.instrumented.iter().any(|f| f.name.as_deref() == Some("run")));
 //! ```
@@ -146,9 +146,21 @@ pub fn instrument_with_progress(
     let bytes = if input.starts_with(b"\0asm") {
         input
     } else {
-        binary = wat::parse_bytes(input).map_err(|e| Error::InvalidText(e.to_string()))?;
+        binary = wat::parse_bytes(input)
+            .map_err(|e| Error::InvalidText(one_paragraph(&e.to_string())))?;
         &binary[..]
     };
     let info = read::read(bytes)?;
     pipeline::run(&info, options, progress)
+}
+
+/// Folds a multi-line message (wat errors carry a source snippet) into one
+/// paragraph: the message and its location.
+fn one_paragraph(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    match lines.find(|l| l.starts_with("-->")) {
+        Some(at) => format!("{first} (at {})", at.trim_start_matches("-->").trim()),
+        None => first,
+    }
 }

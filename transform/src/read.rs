@@ -40,7 +40,7 @@ pub struct FuncImport<'a> {
 /// What the direct scan of one function body found.
 #[derive(Debug, Default, Clone)]
 pub struct CallSummary {
-    /// Direct callees (`call`, `return_call`), deduplicated, in first-seen order.
+    /// Direct callees (`call`, `return_call`), sorted and deduplicated.
     pub callees: Vec<u32>,
     /// Whether the body makes an indirect call (`call_indirect`, `call_ref`, tail variants).
     pub indirect: bool,
@@ -251,9 +251,7 @@ fn scan_body(
         fv.op(offset, &op)?;
         match op {
             Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
-                if !summary.callees.contains(&function_index) {
-                    summary.callees.push(function_index);
-                }
+                summary.callees.push(function_index);
             }
             Operator::CallIndirect { .. }
             | Operator::ReturnCallIndirect { .. }
@@ -263,6 +261,8 @@ fn scan_body(
         }
     }
     ops.finish()?;
+    summary.callees.sort_unstable();
+    summary.callees.dedup();
     Ok(summary)
 }
 

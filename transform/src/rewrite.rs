@@ -586,7 +586,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
             Operator::TryTable { try_table } => {
                 let mut catches = Vec::new();
                 for c in &try_table.catches {
-                    let mut c = c.clone();
+                    let mut c = *c;
                     // Labels of catch clauses are relative to the try_table's parent.
                     match &mut c {
                         wasmparser::Catch::One { label, .. }
