@@ -129,10 +129,17 @@ fn unknown_flag_is_a_usage_error() {
 }
 
 #[test]
-fn output_flag_is_required() {
-    let output = asyncify(&["instrument", "in.wasm"]);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("--output"), "{}", stderr(&output));
+fn without_input_the_embedded_demo_is_instrumented() {
+    let dir = TempDir::new("demo-default");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_asyncify"))
+        .arg("instrument")
+        .current_dir(dir.path(""))
+        .output()
+        .expect("run asyncify");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let written = std::fs::read(dir.path("demo.asyncify.wasm")).expect("default output written");
+    assert!(written.starts_with(b"\0asm"));
+    assert!(stderr(&output).contains("functions instrumented"), "{}", stderr(&output));
 }
 
 #[test]
