@@ -130,7 +130,12 @@ pub fn instrument(wasm: &[u8], options: &Options) -> Result<Vec<u8>, String> {
         return ignored("asyncify-export-globals");
     }
     if options.secondary_memory.is_some() && !shape.exports_memory("asyncify_memory") {
-        return ignored("asyncify-in-secondary-memory");
+        // 108 ignores the option; later releases add the memory but do not
+        // export it, so a host cannot set up the buffer header in it.
+        return Err(format!(
+            "wasm-opt {} did not export a secondary memory `asyncify_memory`",
+            version().unwrap_or(0)
+        ));
     }
     if options.import_globals && !shape.imports_global("env", "__asyncify_state") {
         return ignored("asyncify-relocatable");

@@ -116,6 +116,9 @@ impl Check {
             Ok(b) => b.into_owned(),
             Err(e) => panic!("test module does not parse: {e}"),
         };
+        if let Err(e) = crate::interface::validate(&module) {
+            panic!("test module does not validate: {e}");
+        }
         Check {
             module,
             options: Options::default(),

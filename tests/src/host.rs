@@ -64,6 +64,14 @@ impl MemHandle {
         }
     }
 
+    /// Where the memory's bytes are: the same for every name it goes by.
+    pub(crate) fn base(&self, store: impl AsContext) -> usize {
+        match self {
+            MemHandle::Plain(m) => m.data_ptr(store) as usize,
+            MemHandle::Shared(m) => m.data().as_ptr() as usize,
+        }
+    }
+
     /// The whole contents.
     pub(crate) fn snapshot(&self, store: impl AsContext) -> Vec<u8> {
         match self {
@@ -195,6 +203,10 @@ pub(crate) struct Runtime {
     pub stop_rewind: Func,
     pub get_state: Func,
     pub buffer: BufferLayout,
+    /// `__asyncify_state` / `__asyncify_data` when the module exports them
+    /// (or imports them from `env`): checked against `get_state` and the buffer.
+    pub state_global: Option<Global>,
+    pub data_global: Option<Global>,
 }
 
 impl Runtime {
@@ -216,6 +228,31 @@ impl Runtime {
             Vec::new()
         };
         f.call(&mut store, &args, &mut [])
+    }
+
+    /// Checks the visible state globals, if any: the state is `state`, and
+    /// while unwinding the data pointer is the buffer.
+    pub(crate) fn check_globals(
+        &self,
+        mut store: impl AsContextMut,
+        state: i32,
+    ) -> Result<(), String> {
+        if let Some(g) = &self.state_global {
+            let v = Value::from_val(&g.get(&mut store));
+            if v != Value::I32(state) {
+                return Err(format!("__asyncify_state is {v}, get_state says {state}"));
+            }
+        }
+        if let Some(g) = &self.data_global {
+            let v = Value::from_val(&g.get(&mut store));
+            let ptr = Value::from_val(&self.buffer.ptr());
+            if state == 1 && v != ptr {
+                return Err(format!(
+                    "while unwinding, __asyncify_data is {v}, not the buffer {ptr}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// After a trap: put the state back to normal so the next export call
@@ -251,6 +288,8 @@ pub(crate) struct HostState {
     pub may_suspend: SuspendPredicate,
     /// Memories the driver created for the module's memory imports.
     pub imported_memories: Vec<(String, MemHandle)>,
+    /// Globals the driver created for the module's global imports.
+    pub imported_globals: Vec<(String, Global)>,
 }
 
 impl HostState {
@@ -265,6 +304,7 @@ impl HostState {
             schedule,
             may_suspend,
             imported_memories: Vec::new(),
+            imported_globals: Vec::new(),
         }
     }
 }
@@ -317,6 +357,10 @@ pub(crate) fn define_imports(
                 linker
                     .define(&mut *store, &m, &n, g)
                     .map_err(|e| format!("{what}: {e}"))?;
+                store
+                    .data_mut()
+                    .imported_globals
+                    .push((format!("{m}.{n}"), g));
             }
             ExternType::Memory(mt) => {
                 let handle = if mt.is_shared() {

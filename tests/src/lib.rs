@@ -69,6 +69,7 @@ pub fn engine() -> &'static Engine {
             .wasm_multi_memory(true)
             .wasm_memory64(true)
             .wasm_threads(true)
+            .shared_memory(true)
             .wasm_tail_call(true)
             .wasm_exceptions(true)
             .wasm_extended_const(true);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::{Extern, Func, Instance, Linker, Module, Store, Val, ValType};
+use wasmtime::{Extern, Func, Global, Instance, Linker, Module, Store, Val, ValType};
 
 use crate::engine;
 use crate::host::{define_imports, BufferLayout, HostState, MemHandle, Runtime, SuspendPredicate};
@@ -98,7 +98,7 @@ impl RunConfig {
 pub struct Failure {
     /// The wasm trap code (`UnreachableCodeReached`, ...), if it was a trap.
     pub trap: Option<String>,
-    /// The full message, for information only (not compared).
+    /// What went wrong (the root cause), for information only (not compared).
     pub message: String,
 }
 
@@ -106,7 +106,7 @@ impl Failure {
     pub(crate) fn from_error(e: &wasmtime::Error) -> Self {
         Failure {
             trap: e.downcast_ref::<wasmtime::Trap>().map(|t| format!("{t:?}")),
-            message: format!("{e:?}"),
+            message: e.root_cause().to_string(),
         }
     }
 
@@ -189,7 +189,7 @@ pub fn run(wasm: &[u8], config: &RunConfig, calls: &[(&str, Vec<Val>)]) -> Outco
     let module = match Module::new(engine, wasm) {
         Ok(m) => m,
         Err(e) => {
-            outcome.start = Some(Failure::driver(format!("does not compile: {e:?}")));
+            outcome.start = Some(Failure::driver(format!("does not compile: {e:#}")));
             return outcome;
         }
     };
@@ -311,6 +311,8 @@ fn find_runtime(
         stop_rewind: get("asyncify_stop_rewind")?,
         get_state: get("asyncify_get_state")?,
         buffer,
+        state_global: runtime_global(store, instance, "__asyncify_state"),
+        data_global: runtime_global(store, instance, "__asyncify_data"),
     };
     let params: Vec<ValType> = rt.start_unwind.ty(&*store).params().collect();
     match (params.as_slice(), rt.buffer.wide) {
@@ -321,6 +323,19 @@ fn find_runtime(
             if wide { 64 } else { 32 }
         )),
     }
+}
+
+/// The runtime global `name`, exported by the module or imported from `env`.
+fn runtime_global(store: &mut Store<HostState>, instance: &Instance, name: &str) -> Option<Global> {
+    instance.get_global(&mut *store, name).or_else(|| {
+        let env_name = format!("env.{name}");
+        store
+            .data()
+            .imported_globals
+            .iter()
+            .find(|(n, _)| *n == env_name)
+            .map(|(_, g)| *g)
+    })
 }
 
 /// Calls one export; for an instrumented module, unwinds and rewinds until it
@@ -365,6 +380,9 @@ fn call_export(
             Err(e) => return fail(store, format!("asyncify_get_state failed: {e:?}")),
         };
         let header = rt.buffer.header(&*store);
+        if let Err(e) = rt.check_globals(&mut *store, state) {
+            return fail(store, e);
+        }
         match state {
             0 => {
                 if store.data().pending.is_some() {
@@ -389,6 +407,24 @@ fn call_export(
                 store.data_mut().unwinds += 1;
                 match header {
                     Some((cur, end)) if start <= cur && cur <= end => {}
+                    Some((cur, end)) if cur > end => {
+                        // Overflow. The ABI says the next start/stop call
+                        // traps: that trap is the call's outcome.
+                        store.data_mut().errors.push(format!(
+                            "{export}: after unwind #{unwinds}, cur ({cur:#x}) > end ({end:#x}): \
+                             the buffer overflowed"
+                        ));
+                        return match rt.call(&rt.stop_unwind, &mut *store, false) {
+                            Err(e) => {
+                                rt.reset(&mut *store);
+                                Err(Failure::from_error(&e))
+                            }
+                            Ok(()) => fail(
+                                store,
+                                "asyncify_stop_unwind did not trap although cur > end".into(),
+                            ),
+                        };
+                    }
                     other => {
                         return fail(
                             store,
@@ -454,7 +490,7 @@ fn snapshot(
     }
     for (name, mem) in memories {
         let mut bytes = mem.snapshot(&*store);
-        if let Some(b) = buffer.filter(|b| b.name == name) {
+        if let Some(b) = buffer.filter(|b| b.mem.base(&*store) == mem.base(&*store)) {
             let lo = (b.addr as usize).min(bytes.len());
             let hi = (b.data_end() as usize).min(bytes.len());
             bytes[lo..hi].fill(0);

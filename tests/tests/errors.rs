@@ -1,0 +1,34 @@
+//! Inputs the transform must refuse, with the right error.
+
+use asyncify_tests::{Error, Options};
+
+#[test]
+fn refuses_an_already_instrumented_module() {
+    let wat = r#"(module
+      (memory (export "memory") 1)
+      (func (export "asyncify_start_unwind") (param i32))
+      (func (export "run")))"#;
+    match asyncify_transform::instrument(wat.as_bytes(), &Options::default()) {
+        Err(Error::AlreadyInstrumented(name)) => assert_eq!(name, "asyncify_start_unwind"),
+        other => panic!("expected AlreadyInstrumented, got {other:?}"),
+    }
+}
+
+#[test]
+fn refuses_invalid_bytes() {
+    let inputs: [&[u8]; 3] = [
+        b"\0asm\x01\0\0\0\x01\xff\xff",
+        b"\0asm\x02\0\0\0",
+        // A type error: i32.add with one operand.
+        &[
+            0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 10, 7, 1, 5, 0, 65, 1,
+            106, 11,
+        ],
+    ];
+    for input in inputs {
+        match asyncify_transform::instrument(input, &Options::default()) {
+            Err(Error::InvalidInput { .. }) => {}
+            other => panic!("expected InvalidInput for {input:?}, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Indirect calls: `call_indirect` through a table (suspending targets, traps),
+//! `ignore_indirect`, and `call_ref`.
+
+use asyncify_tests::{check, Check, Instrumenter, Options, Val};
+
+fn i32s(values: &[i32]) -> Vec<Val> {
+    values.iter().map(|&v| Val::I32(v)).collect()
+}
+
+const TABLE: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (type $t (func (param i32) (result i32)))
+  (table 5 funcref)
+  (elem (i32.const 0) $double $async_inc $pure $async_deep)
+
+  (func $double (type $t) (i32.mul (local.get 0) (i32.const 2)))
+  (func $async_inc (type $t) (i32.add (local.get 0) (call $tick (local.get 0))))
+  (func $pure (type $t) (i32.sub (local.get 0) (i32.const 7)))
+  (func $async_deep (type $t)
+    (i32.add (call $async_inc (local.get 0)) (call $async_inc (i32.const 1))))
+
+  ;; A value on the stack across the indirect call.
+  (func (export "dispatch") (param $i i32) (param $x i32) (result i32)
+    (i32.add (local.get $x)
+      (call_indirect (type $t) (local.get $x) (local.get $i))))
+
+  ;; Feed each table entry's result into the next.
+  (func (export "chain") (param $x i32) (result i32)
+    (local $i i32)
+    (loop $l
+      (local.set $x (call_indirect (type $t) (local.get $x) (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 4))))
+    (local.get $x))
+
+  ;; A direct path to the suspending function, for when indirect calls are ignored.
+  (func (export "direct") (param $x i32) (result i32)
+    (i32.add (call $pure (local.get $x)) (call $async_inc (local.get $x)))))"#;
+
+#[test]
+fn call_indirect_suspends() {
+    check(
+        TABLE,
+        &Options::default(),
+        &[
+            ("dispatch", i32s(&[0, 5])),
+            ("dispatch", i32s(&[1, 5])),
+            ("dispatch", i32s(&[3, 6])),
+            ("chain", i32s(&[3])),
+            ("direct", i32s(&[8])),
+        ],
+    );
+}
+
+#[test]
+fn call_indirect_traps() {
+    // Index 4 is a null entry, 9 is out of the table: the same trap after
+    // earlier suspensions, and the instance keeps working afterwards.
+    check(
+        TABLE,
+        &Options::default(),
+        &[
+            ("chain", i32s(&[1])),
+            ("dispatch", i32s(&[4, 1])),
+            ("dispatch", i32s(&[9, 1])),
+            ("dispatch", i32s(&[1, 2])),
+        ],
+    );
+}
+
+#[test]
+fn ignore_indirect() {
+    // Indirect calls are assumed not to suspend: only non-suspending targets
+    // are called indirectly, the suspending one directly.
+    let options = Options {
+        ignore_indirect: true,
+        ..Options::default()
+    };
+    check(
+        TABLE,
+        &options,
+        &[
+            ("dispatch", i32s(&[0, 5])),
+            ("dispatch", i32s(&[2, 5])),
+            ("direct", i32s(&[8])),
+            ("dispatch", i32s(&[2, 1])),
+        ],
+    );
+}
+
+const CALL_REF: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (type $t (func (param i32) (result i32)))
+  (elem declare func $async_inc $double)
+  (func $double (type $t) (i32.mul (local.get 0) (i32.const 2)))
+  (func $async_inc (type $t) (i32.add (local.get 0) (call $tick (local.get 0))))
+  (func (export "run") (param $x i32) (result i32)
+    (i32.add
+      (call_ref $t (local.get $x) (ref.func $async_inc))
+      (call_ref $t (local.get $x)
+        (select (result (ref $t)) (ref.func $double) (ref.func $async_inc) (local.get $x))))))"#;
+
+#[test]
+fn call_ref_suspends() {
+    // Binaryen treats call_ref as a call that cannot suspend, and the
+    // suspension corrupts the program; this transform must not.
+    let check = Check::new(CALL_REF).calls(&[("run", i32s(&[0])), ("run", i32s(&[3]))]);
+    if Instrumenter::from_env() == Instrumenter::Binaryen {
+        if let Err(report) = check.try_run() {
+            let first = report.lines().take(4).collect::<Vec<_>>().join("\n");
+            eprintln!("NOTICE: Binaryen gets call_ref wrong, as documented:\n{first}");
+        }
+        return;
+    }
+    check.run();
+}
