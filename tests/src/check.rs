@@ -95,6 +95,8 @@ pub struct Check {
     may_suspend: Option<SuspendPredicate>,
     instrumenter: Instrumenter,
     require_unwind: bool,
+    allow_unsupported: bool,
+    binaryen_shortfall: Option<String>,
 }
 
 /// What a passing [`Check`] saw.
@@ -128,6 +130,8 @@ impl Check {
             may_suspend: None,
             instrumenter: Instrumenter::from_env(),
             require_unwind: true,
+            allow_unsupported: false,
+            binaryen_shortfall: None,
         }
     }
 
@@ -182,6 +186,21 @@ impl Check {
         self
     }
 
+    /// Accept a clean refusal (`Error::Unsupported`) from the transform as a
+    /// skip: for features beyond Binaryen that may not be implemented yet.
+    /// A wrong result still fails.
+    pub fn allow_unsupported(mut self) -> Self {
+        self.allow_unsupported = true;
+        self
+    }
+
+    /// Binaryen is known to get this module wrong (`why`): under the
+    /// Binaryen instrumenter a difference is a notice, not a failure.
+    pub fn binaryen_shortfall(mut self, why: &str) -> Self {
+        self.binaryen_shortfall = Some(why.to_string());
+        self
+    }
+
     /// Runs the check; panics with a report on any difference.
     pub fn run(self) -> Report {
         match self.try_run() {
@@ -197,18 +216,31 @@ impl Check {
             .iter()
             .map(|(e, a)| (e.as_str(), a.clone()))
             .collect();
-        let instrumented = match self.instrumenter.instrument(&self.module, &self.options) {
-            Ok(w) => w,
-            Err(e) if self.instrumenter == Instrumenter::Binaryen => {
-                eprintln!("NOTICE: skipped, Binaryen cannot instrument this module: {e}");
-                return Ok(Report {
-                    instrumented: Vec::new(),
-                    original: Outcome::default(),
-                    runs: Vec::new(),
-                    skipped: Some(e),
-                });
+        let skip = |why: String| {
+            eprintln!("NOTICE: skipped: {why}");
+            Ok(Report {
+                instrumented: Vec::new(),
+                original: Outcome::default(),
+                runs: Vec::new(),
+                skipped: Some(why),
+            })
+        };
+        let instrumented = match self.instrumenter {
+            Instrumenter::Transform => {
+                match asyncify_transform::instrument(&self.module, &self.options) {
+                    Ok(out) => out.wasm,
+                    Err(e @ asyncify_transform::Error::Unsupported { .. })
+                        if self.allow_unsupported =>
+                    {
+                        return skip(format!("the transform does not support this yet: {e}"));
+                    }
+                    Err(e) => return Err(format!("instrumenting failed: {e}")),
+                }
             }
-            Err(e) => return Err(format!("instrumenting failed: {e}")),
+            Instrumenter::Binaryen => match binaryen::instrument(&self.module, &self.options) {
+                Ok(w) => w,
+                Err(e) => return skip(format!("Binaryen cannot instrument this module: {e}")),
+            },
         };
         let buffer = self
             .buffer
@@ -244,6 +276,13 @@ impl Check {
                 );
             }
             runs.push((schedule.clone(), outcome));
+        }
+        if let (Instrumenter::Binaryen, Some(why), false) = (
+            self.instrumenter,
+            &self.binaryen_shortfall,
+            failures.is_empty(),
+        ) {
+            return skip(format!("Binaryen gets this wrong, as known: {why}"));
         }
         if failures.is_empty() {
             return Ok(Report {

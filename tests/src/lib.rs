@@ -13,6 +13,11 @@
 //! [`Outcome`] (results, traps, import log, memories, globals) of each run is
 //! compared with [`compare`].
 //!
+//! [`check`] instruments with this project's transform, or with Binaryen's
+//! `wasm-opt --asyncify` when `ASYNCIFY_TESTS_INSTRUMENTER=binaryen` is set:
+//! running the suite that way checks the driver and the tests against the
+//! reference (what Binaryen cannot do is skipped with a notice).
+//!
 //! ```no_run
 //! use asyncify_tests::{check, Options};
 //! check(

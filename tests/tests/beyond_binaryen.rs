@@ -1,0 +1,107 @@
+//! Constructs the reference pass refuses or gets wrong (see "Where the
+//! reference falls short" in the ABI notes): exceptions with `try_table`, tail
+//! calls, reference-typed locals live across a suspension. The transform may
+//! refuse them cleanly (`Error::Unsupported`, a notice here); it must never
+//! produce a module that behaves differently.
+
+use asyncify_tests::{Check, Val};
+
+fn i32s(values: &[i32]) -> Vec<Val> {
+    values.iter().map(|&v| Val::I32(v)).collect()
+}
+
+const EXCEPTIONS: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (tag $e (param i32))
+
+  ;; Suspends, then throws for odd inputs.
+  (func $thrower (param $x i32) (result i32)
+    (local $v i32)
+    (local.set $v (call $tick (local.get $x)))
+    (if (i32.and (local.get $x) (i32.const 1))
+      (then (throw $e (i32.add (local.get $v) (i32.const 1000)))))
+    (local.get $v))
+
+  ;; A value on the stack inside the try body across suspensions; the
+  ;; handler's path suspends too.
+  (func (export "catch") (param $x i32) (result i32)
+    (block $caught (result i32)
+      (try_table (result i32) (catch $e $caught)
+        (i32.add (call $tick (i32.const 100)) (call $thrower (local.get $x)))))
+    (i32.add (call $tick (i32.const 7))))
+
+  ;; An exception that escapes the export after a suspension.
+  (func (export "escape") (param $x i32) (result i32)
+    (call $thrower (local.get $x))))"#;
+
+#[test]
+fn try_table() {
+    Check::new(EXCEPTIONS)
+        .calls(&[
+            ("catch", i32s(&[2])),
+            ("catch", i32s(&[3])),
+            ("escape", i32s(&[4])),
+            ("escape", i32s(&[5])),
+            ("catch", i32s(&[1])),
+        ])
+        .allow_unsupported()
+        .run();
+}
+
+const TAIL_CALLS: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (type $t (func (param i32 i32) (result i32)))
+  (table 1 funcref)
+  (elem (i32.const 0) $count)
+  (func $count (type $t)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (local.get 1))
+      (else
+        (return_call $count
+          (i32.sub (local.get 0) (i32.const 1))
+          (i32.add (local.get 1) (call $tick (local.get 0)))))))
+  (func (export "direct") (param $n i32) (result i32)
+    (return_call $count (local.get $n) (i32.const 0)))
+  (func (export "indirect") (param $n i32) (result i32)
+    (drop (call $tick (i32.const 50)))
+    (return_call_indirect (type $t) (local.get $n) (i32.const 1) (i32.const 0))))"#;
+
+#[test]
+fn tail_calls() {
+    Check::new(TAIL_CALLS)
+        .calls(&[
+            ("direct", i32s(&[0])),
+            ("direct", i32s(&[6])),
+            ("indirect", i32s(&[4])),
+        ])
+        .allow_unsupported()
+        .run();
+}
+
+const REF_LOCALS: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (type $t (func (param i32) (result i32)))
+  (elem declare func $double $triple)
+  (func $double (type $t) (i32.mul (local.get 0) (i32.const 2)))
+  (func $triple (type $t) (i32.mul (local.get 0) (i32.const 3)))
+  ;; A function reference and a null externref stay live across the call.
+  (func (export "run") (param $x i32) (result i32)
+    (local $f (ref null $t)) (local $e externref)
+    (local.set $f
+      (select (result (ref null $t)) (ref.func $double) (ref.func $triple)
+        (i32.and (local.get $x) (i32.const 1))))
+    (local.set $e (ref.null extern))
+    (i32.add
+      (i32.add (call $tick (local.get $x)) (ref.is_null (local.get $e)))
+      (call_ref $t (local.get $x) (local.get $f)))))"#;
+
+#[test]
+fn reference_locals_live_across_a_suspension() {
+    Check::new(REF_LOCALS)
+        .calls(&[("run", i32s(&[1])), ("run", i32s(&[2]))])
+        .allow_unsupported()
+        .run();
+}
