@@ -27,6 +27,8 @@ const BUF_END = 1024;
 // runtime's and is not compared.
 const MODULE_DATA_START = 2048;
 const CALL_TIMEOUT_MS = 20000;
+// How many findings to print per module (CHECK_MAX_PROBLEMS=50 to see more).
+const MAX_PROBLEMS = Number(process.env.CHECK_MAX_PROBLEMS ?? 5);
 
 // A small deterministic mixer so import results depend on the arguments and
 // on how many calls came before: a repeated or skipped import call changes
@@ -260,7 +262,8 @@ async function checkOne(dir, name) {
   return {
     ok: problems.length === 0,
     detail: problems.length
-      ? problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; (+${problems.length - 5} more)` : '')
+      ? problems.slice(0, MAX_PROBLEMS).join('; ') +
+        (problems.length > MAX_PROBLEMS ? `; (+${problems.length - MAX_PROBLEMS} more)` : '')
       : `${spec.calls.length} calls, ${plain.log.length} import calls, ${async_.promises} suspensions`,
   };
 }
