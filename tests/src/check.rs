@@ -342,6 +342,6 @@ pub fn print_wasm(wasm: &[u8]) -> String {
 /// Instruments `module` (wat or wasm) with `options` and checks it against
 /// the original for each call in `calls`, under [`Schedule::standard`].
 /// Panics with a readable diff and the instrumented module on any difference.
-pub fn check(module: &str, options: &Options, calls: &[(&str, Vec<Val>)]) -> Report {
+pub fn check(module: impl AsRef<[u8]>, options: &Options, calls: &[(&str, Vec<Val>)]) -> Report {
     Check::new(module).options(options).calls(calls).run()
 }
