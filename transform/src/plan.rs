@@ -32,6 +32,9 @@ pub struct Item {
     pub stranded: Vec<u32>,
     /// Result types of the item.
     pub results: Vec<ValType>,
+    /// For `call_indirect`: the local (saved in the frame) that holds the
+    /// table index, so a rewind calls the same function again.
+    pub callee: Option<u32>,
 }
 
 /// A construct (block, loop, if) that contains suspension points.
@@ -196,7 +199,15 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 let t = info.func_type(*function_index);
                 Some((t.params().len(), t.results().to_vec()))
             }
-            Operator::CallIndirect { type_index, .. } | Operator::CallRef { type_index }
+            Operator::CallRef { .. }
+                if live && cx.analysis.indirect_suspends[func_index as usize] =>
+            {
+                return Err(unsupported(
+                    &op,
+                    "a call_ref that may suspend needs its function reference saved across the suspension, which is not supported yet (use --ignore-indirect if it cannot suspend)",
+                ));
+            }
+            Operator::CallIndirect { type_index, .. }
                 if live && cx.analysis.indirect_suspends[func_index as usize] =>
             {
                 let id = info.types.as_ref().core_type_at_in_module(*type_index);
@@ -236,6 +247,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             }
             let stack = snapshot(&fv);
             let stranded = alloc_stranded(&stack, inputs, &mut next_local, &mut stranded_types);
+            let callee = matches!(op, Operator::CallIndirect { .. }).then(|| {
+                let l = next_local;
+                next_local += 1;
+                stranded_types.push((l, *stack.last().expect("table index on the stack")));
+                l
+            });
             for f in frames.iter_mut() {
                 f.has_point = true;
                 f.lo.get_or_insert(k);
@@ -250,6 +267,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 inputs,
                 stranded,
                 results,
+                callee,
             };
             if top.in_else {
                 top.split.get_or_insert(k);
@@ -353,6 +371,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                             inputs: frame.inputs,
                             stranded,
                             results: frame.results.clone(),
+                            callee: None,
                         };
                         if parent.in_else {
                             parent.split.get_or_insert(lo);

@@ -396,7 +396,12 @@ impl<'c, 'p> Emitter<'c, 'p> {
         }
         body.cursor += 1;
         let inputs = &item.stack[item.stack.len() - item.inputs..];
-        let input_temps = self.temps(inputs);
+        let mut input_temps = self.temps(inputs);
+        if let Some(callee) = item.callee {
+            // The table index must survive a suspension: it selects the
+            // function that is called again when rewinding.
+            *input_temps.last_mut().expect("table index input") = callee;
+        }
         self.spill(&input_temps);
         self.spill(&item.stranded);
         self.close();
