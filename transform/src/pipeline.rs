@@ -140,7 +140,7 @@ pub fn run(
         let f = num_imports + d;
         if analysis.instrumented[f as usize].is_some() {
             let ty = info.funcs[d as usize].ty;
-            let results = info.func_type(f).results();
+            let results = info.module_val_types(info.func_type(f).results());
             if results.len() > 1 && !multi_result_types.contains_key(&ty) {
                 multi_result_types.insert(ty, first_extra_type + extra_types.len() as u32);
                 extra_types.push((vec![], results.iter().map(|&t| val_type(t)).collect()));
@@ -174,14 +174,14 @@ pub fn run(
         let f = num_imports + d as u32;
         let body = &info.bodies[d];
         let label = info.func_label(f);
-        let ty = info.func_type(f);
+        let ty = info.module_val_types(info.func_type(f).results());
         let type_index = info.funcs[d].ty;
         let out = if analysis.instrumented[f as usize].is_some() {
             let plan = plan_function(&plan_cx, d)?;
             Body::Encoded(emit_function(
                 &cx,
                 body,
-                ty,
+                &ty,
                 type_index,
                 Mode::Instrument(&plan),
                 label,
@@ -191,7 +191,7 @@ pub fn run(
             Body::Encoded(emit_function(
                 &cx,
                 body,
-                ty,
+                &ty,
                 type_index,
                 Mode::Copy { asserts },
                 label,

@@ -163,7 +163,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         stack: Vec::new(),
         inputs: 0,
         params: Vec::new(),
-        results: func_type.results().to_vec(),
+        results: info.module_val_types(func_type.results()),
     }];
     let mut last_read: Vec<usize> = vec![0; plan.local_types.len()];
     let mut has_read: Vec<bool> = vec![false; plan.local_types.len()];
@@ -188,7 +188,9 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             let n = fv.operand_stack_height() as usize - height;
             (0..n)
                 .rev()
-                .map(|d| fv.get_operand_type(d).flatten().unwrap_or(ValType::I32))
+                .map(|d| {
+                    info.module_val_type(fv.get_operand_type(d).flatten().unwrap_or(ValType::I32))
+                })
                 .collect()
         };
         // Is this a suspension point?
@@ -197,7 +199,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 if live && cx.direct_call_suspends(*function_index) =>
             {
                 let t = info.func_type(*function_index);
-                Some((t.params().len(), t.results().to_vec()))
+                Some((t.params().len(), info.module_val_types(t.results())))
             }
             Operator::CallRef { .. }
                 if live && cx.analysis.indirect_suspends[func_index as usize] =>
@@ -212,7 +214,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             {
                 let id = info.types.as_ref().core_type_at_in_module(*type_index);
                 let t = info.types[id].unwrap_func();
-                Some((t.params().len() + 1, t.results().to_vec()))
+                Some((t.params().len() + 1, info.module_val_types(t.results())))
             }
             Operator::ReturnCall { function_index }
                 if live && cx.direct_call_suspends(*function_index) =>
@@ -473,11 +475,14 @@ pub fn block_sig(
 ) -> (Vec<ValType>, Vec<ValType>) {
     match blockty {
         wasmparser::BlockType::Empty => (Vec::new(), Vec::new()),
-        wasmparser::BlockType::Type(t) => (Vec::new(), vec![t]),
+        wasmparser::BlockType::Type(t) => (Vec::new(), vec![info.module_val_type(t)]),
         wasmparser::BlockType::FuncType(idx) => {
             let id = info.types.as_ref().core_type_at_in_module(idx);
             let f = info.types[id].unwrap_func();
-            (f.params().to_vec(), f.results().to_vec())
+            (
+                info.module_val_types(f.params()),
+                info.module_val_types(f.results()),
+            )
         }
     }
 }

@@ -10,6 +10,8 @@ use wasmparser::{
     ValidatorResources, WasmFeatures,
 };
 
+use wasmparser::{HeapType, RefType, UnpackedIndex, ValType};
+
 use crate::Error;
 
 /// The runtime functions a module may import from `asyncify` to drive itself.
@@ -68,6 +70,9 @@ pub struct ModuleInfo<'a> {
     /// Per defined function: direct scan of calls.
     pub calls: Vec<CallSummary>,
     pub types: wasmparser::types::Types,
+    /// Canonical type id → module type index, to turn the validator's
+    /// canonical reference types back into encodable ones.
+    pub type_ids: HashMap<wasmparser::types::CoreTypeId, u32>,
 }
 
 impl<'a> ModuleInfo<'a> {
@@ -85,6 +90,30 @@ impl<'a> ModuleInfo<'a> {
                 None => format!("func {index}"),
             },
         }
+    }
+
+    /// `t` with concrete heap types expressed as module type indices.
+    pub fn module_val_type(&self, t: ValType) -> ValType {
+        let ValType::Ref(r) = t else { return t };
+        let fix = |i: UnpackedIndex| match i {
+            UnpackedIndex::Id(id) => {
+                UnpackedIndex::Module(self.type_ids.get(&id).copied().unwrap_or(0))
+            }
+            other => other,
+        };
+        let heap = match r.heap_type() {
+            HeapType::Concrete(i) => HeapType::Concrete(fix(i)),
+            HeapType::Exact(i) => HeapType::Exact(fix(i)),
+            h => h,
+        };
+        RefType::new(r.is_nullable(), heap)
+            .map(ValType::Ref)
+            .unwrap_or(t)
+    }
+
+    /// `module_val_type` over a list.
+    pub fn module_val_types(&self, ts: &[ValType]) -> Vec<ValType> {
+        ts.iter().map(|&t| self.module_val_type(t)).collect()
     }
 
     /// The function type of function `index`.
@@ -202,7 +231,14 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
     if let Some((offset, range)) = name_section {
         read_names(&bytes[range], offset, &mut names);
     }
+    let type_ids = {
+        let t = types.as_ref();
+        (0..t.core_type_count_in_module())
+            .map(|i| (t.core_type_at_in_module(i), i))
+            .collect()
+    };
     Ok(ModuleInfo {
+        type_ids,
         bytes,
         sections,
         func_imports,

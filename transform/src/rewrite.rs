@@ -127,7 +127,7 @@ struct BodyState<'p> {
 pub fn emit_function(
     cx: &EmitContext,
     body: &wasmparser::FunctionBody<'_>,
-    func_type: &wasmparser::FuncType,
+    results: &[ValType],
     type_index: u32,
     mode: Mode<'_>,
     func_label: String,
@@ -166,7 +166,7 @@ pub fn emit_function(
         func_label,
     };
     let ops = body.get_operators_reader().map_err(internal)?;
-    em.run(ops, func_type, type_index)?;
+    em.run(ops, results, type_index)?;
     if let Some(p) = plan {
         for &ty in &p.local_types[p.input_locals as usize..] {
             locals.push((1, val_type(ty)));
@@ -443,12 +443,12 @@ impl<'c, 'p> Emitter<'c, 'p> {
     fn run(
         &mut self,
         mut ops: OperatorsReader<'_>,
-        func_type: &wasmparser::FuncType,
+        results: &[ValType],
         type_index: u32,
     ) -> Result<(), Error> {
         let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
         let mut remap = self.cx.remap.clone();
-        let results = func_type.results().to_vec();
+        let results = results.to_vec();
         let plan = self.plan;
         let frame_size: u64 = plan
             .map(|p| {
