@@ -351,30 +351,35 @@ impl<'c, 'p> Emitter<'c, 'p> {
         for j in (0..n).rev() {
             dblocks[j] = self.open(Instruction::Block(BlockType::Empty));
         }
-        let lo = items[0].lo;
-        let hi = items[n - 1].hi;
         self.ins(Instruction::GlobalGet(self.cx.state_global));
         self.ins(Instruction::I32Const(2));
         self.ins(Instruction::I32Eq);
-        self.open(Instruction::If(BlockType::Empty));
-        self.open(Instruction::Block(BlockType::Empty));
-        self.ins(Instruction::LocalGet(plan.index_local));
-        if lo != 0 {
-            self.ins(Instruction::I32Const(lo as i32));
-            self.ins(Instruction::I32Sub);
-        }
-        let mut targets = Vec::with_capacity((hi - lo + 1) as usize);
-        let mut j = 0;
-        for k in lo..=hi {
-            while items[j].hi < k {
-                j += 1;
+        if n == 1 {
+            // Rewinding into this body can only mean its one item.
+            self.ins(Instruction::BrIf(self.depth_to(dblocks[0])));
+        } else {
+            let lo = items[0].lo;
+            let hi = items[n - 1].hi;
+            self.open(Instruction::If(BlockType::Empty));
+            self.ins(Instruction::LocalGet(plan.index_local));
+            if lo != 0 {
+                self.ins(Instruction::I32Const(lo as i32));
+                self.ins(Instruction::I32Sub);
             }
-            targets.push(self.depth_to(dblocks[j]));
+            let mut targets = Vec::with_capacity((hi - lo) as usize);
+            let mut j = 0;
+            for k in lo..hi {
+                while items[j].hi < k {
+                    j += 1;
+                }
+                targets.push(self.depth_to(dblocks[j]));
+            }
+            // The last point (and any index out of range, which a correct
+            // frame never holds) goes to the last item.
+            let last = self.depth_to(dblocks[n - 1]);
+            self.ins(Instruction::BrTable(Cow::Owned(targets), last));
+            self.close();
         }
-        self.ins(Instruction::BrTable(Cow::Owned(targets), 0));
-        self.close();
-        self.ins(Instruction::Unreachable);
-        self.close();
         self.unspill(&param_temps, params);
         self.bodies.push(BodyState {
             items,
@@ -385,7 +390,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
 
     /// If operator `index` starts the next item of the current body, moves the
     /// frame's stack into locals and closes that item's dispatch block.
-    fn enter_item(&mut self, index: usize) -> Option<&'p Item> {
+    fn enter_item(&mut self, index: usize, is_if: bool) -> Option<(&'p Item, Option<u32>)> {
         let body = self.bodies.last_mut()?;
         if body.frame_depth != self.frames.len() {
             return None;
@@ -405,8 +410,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.spill(&input_temps);
         self.spill(&item.stranded);
         self.close();
-        self.unspill(&input_temps, inputs);
-        Some(item)
+        // An `if` takes its condition from the temp (it is replaced when rewinding).
+        let keep = usize::from(is_if);
+        let n = inputs.len() - keep;
+        self.unspill(&input_temps[..n], &inputs[..n]);
+        Some((item, is_if.then(|| input_temps[n])))
     }
 
     /// After an item: put the stranded values back under its results.
@@ -490,7 +498,8 @@ impl<'c, 'p> Emitter<'c, 'p> {
             let this = index;
             index += 1;
             if let Some(p) = plan {
-                if let Some(item) = self.enter_item(this) {
+                let is_if = matches!(op, Operator::If { .. });
+                if let Some((item, cond)) = self.enter_item(this, is_if) {
                     match &op {
                         Operator::Block { blockty }
                         | Operator::Loop { blockty }
@@ -500,8 +509,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                             if is_if {
                                 // The condition is on the stack: when rewinding, pick the arm
                                 // that holds the point instead.
-                                let cond = self.temps(&[ValType::I32])[0];
-                                self.ins(Instruction::LocalSet(cond));
+                                let cond = cond.expect("if condition temp");
                                 self.ins(Instruction::GlobalGet(self.cx.state_global));
                                 self.ins(Instruction::I32Const(2));
                                 self.ins(Instruction::I32Eq);
