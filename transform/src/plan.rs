@@ -81,8 +81,8 @@ struct PFrame {
     lo: Option<u32>,
     hi: u32,
     split: Option<u32>,
-    /// For loops: locals read inside.
-    reads: Option<Vec<u32>>,
+    /// For loops: the locals read inside, as a bit set.
+    reads: Option<Vec<u64>>,
     has_point: bool,
     stack: Vec<ValType>,
     inputs: usize,
@@ -167,7 +167,9 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     }];
     let mut last_read: Vec<usize> = vec![0; plan.local_types.len()];
     let mut has_read: Vec<bool> = vec![false; plan.local_types.len()];
-    let mut loop_saved: Vec<u32> = Vec::new();
+    let words = plan.local_types.len().div_ceil(64);
+    let mut loop_saved: Vec<u64> = vec![0; words];
+    let mut loop_frames: Vec<usize> = Vec::new();
     let mut first_point: Option<usize> = None;
     let mut first_point_op: Option<String> = None;
     let mut ops = OperatorsReader::new(reader);
@@ -288,6 +290,9 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     _ => Kind::If,
                 };
                 let inputs = params.len() + usize::from(kind == Kind::If);
+                if kind == Kind::Loop {
+                    loop_frames.push(frames.len());
+                }
                 frames.push(PFrame {
                     op: index,
                     kind,
@@ -298,7 +303,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     lo: None,
                     hi: 0,
                     split: None,
-                    reads: (kind == Kind::Loop).then(Vec::new),
+                    reads: (kind == Kind::Loop).then(|| vec![0u64; words]),
                     has_point: false,
                     stack,
                     inputs,
@@ -337,14 +342,14 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 if frame.kind == Kind::Func {
                     plan.body_items = frame.items;
                 } else {
-                    if let (Some(reads), true) = (&frame.reads, frame.has_point) {
-                        loop_saved.extend_from_slice(reads);
-                    }
-                    if let (Some(reads), Some(parent)) = (
-                        frame.reads,
-                        frames.iter_mut().rev().find(|f| f.reads.is_some()),
-                    ) {
-                        parent.reads.as_mut().expect("loop").extend(reads);
+                    if let Some(reads) = &frame.reads {
+                        loop_frames.pop();
+                        if frame.has_point {
+                            or_into(&mut loop_saved, reads);
+                        }
+                        if let Some(&parent) = loop_frames.last() {
+                            or_into(frames[parent].reads.as_mut().expect("loop"), reads);
+                        }
                     }
                     if frame.has_point && frame.kind != Kind::Try {
                         let lo = frame.lo.expect("point inside");
@@ -388,8 +393,8 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 let l = *local_index as usize;
                 last_read[l] = index;
                 has_read[l] = true;
-                if let Some(f) = frames.iter_mut().rev().find(|f| f.reads.is_some()) {
-                    f.reads.as_mut().expect("loop").push(*local_index);
+                if let Some(&f) = loop_frames.last() {
+                    frames[f].reads.as_mut().expect("loop")[l / 64] |= 1 << (l % 64);
                 }
             }
             _ => {}
@@ -407,8 +412,10 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 saved_flags[l] = true;
             }
         }
-        for &l in &loop_saved {
-            saved_flags[l as usize] = true;
+        for (l, flag) in saved_flags.iter_mut().enumerate() {
+            if loop_saved[l / 64] & (1 << (l % 64)) != 0 {
+                *flag = true;
+            }
         }
     }
     for (l, ty) in &stranded_types {
@@ -439,6 +446,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     saved.sort_by_key(|&l| std::cmp::Reverse(value_size(plan.local_types[l as usize])));
     plan.saved = saved;
     Ok(plan)
+}
+
+fn or_into(into: &mut [u64], from: &[u64]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a |= b;
+    }
 }
 
 fn alloc_stranded(

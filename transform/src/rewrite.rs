@@ -301,19 +301,18 @@ impl<'c, 'p> Emitter<'c, 'p> {
 
     /// A pool temp local for each of `types` (nullable for references).
     fn temps(&mut self, types: &[ValType]) -> Vec<u32> {
-        let mut counts: HashMap<ValType, usize> = HashMap::new();
         let mut out = Vec::with_capacity(types.len());
-        for &t in types {
+        for (i, &t) in types.iter().enumerate() {
             let t = nullable(t);
-            let n = counts.entry(t).or_insert(0);
+            // The n-th value of this type in the group takes the n-th temp.
+            let n = types[..i].iter().filter(|&&u| nullable(u) == t).count();
             let list = self.pool.entry(t).or_default();
-            if *n == list.len() {
+            if n == list.len() {
                 let l = self.first_extra + self.extra_locals.len() as u32;
                 self.extra_locals.push(t);
                 list.push(l);
             }
-            out.push(list[*n]);
-            *n += 1;
+            out.push(list[n]);
         }
         out
     }
