@@ -169,42 +169,41 @@ pub fn run(
     };
     let shift = !remap.is_identity();
 
-    let mut bodies = Vec::with_capacity(defined as usize);
-    for d in 0..defined as usize {
+    let rewrite_one = |d: usize| -> Result<Body<'_>, Error> {
         let f = num_imports + d as u32;
         let body = &info.bodies[d];
+        let raw = || Body::Raw(&info.bytes[body.range().start as usize..body.range().end as usize]);
+        let instrumented = analysis.instrumented[f as usize].is_some();
+        let asserts = options.asserts && !analysis.runtime[f as usize];
+        if !instrumented && !shift && !asserts {
+            return Ok(raw());
+        }
         let label = info.func_label(f);
-        let ty = info.module_val_types(info.func_type(f).results());
+        let results = info.module_val_types(info.func_type(f).results());
         let type_index = info.funcs[d].ty;
-        let out = if analysis.instrumented[f as usize].is_some() {
+        let encoded = if instrumented {
             let plan = plan_function(&plan_cx, d)?;
-            Body::Encoded(emit_function(
+            emit_function(
                 &cx,
                 body,
-                &ty,
+                &results,
                 type_index,
                 Mode::Instrument(&plan),
                 label,
-            )?)
-        } else if shift || (options.asserts && !analysis.runtime[f as usize]) {
-            let asserts = options.asserts && !analysis.runtime[f as usize];
-            Body::Encoded(emit_function(
+            )?
+        } else {
+            emit_function(
                 &cx,
                 body,
-                &ty,
+                &results,
                 type_index,
                 Mode::Copy { asserts },
                 label,
-            )?)
-        } else {
-            Body::Raw(&info.bytes[body.range().start as usize..body.range().end as usize])
+            )?
         };
-        bodies.push(out);
-        progress(Progress {
-            done: d + 1,
-            total: defined as usize,
-        });
-    }
+        Ok(Body::Encoded(encoded))
+    };
+    let bodies = rewrite_all(defined as usize, &rewrite_one, progress)?;
 
     let add = Additions {
         import_globals: options.import_globals,
@@ -271,4 +270,54 @@ fn binaryen_runtime_export(info: &ModuleInfo<'_>) -> Option<String> {
                 unwind.3
             )
         })
+}
+
+/// Rewrites every defined function, on all cores, in batches so that progress
+/// is reported as it goes and the first error (in function order) wins.
+fn rewrite_all<'a>(
+    count: usize,
+    rewrite_one: &(dyn Fn(usize) -> Result<Body<'a>, Error> + Sync),
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<Body<'a>>, Error> {
+    const BATCH: usize = 1024;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let mut bodies = Vec::with_capacity(count);
+    let mut start = 0;
+    while start < count {
+        let end = (start + BATCH).min(count);
+        if workers == 1 || end - start < 64 {
+            for d in start..end {
+                bodies.push(rewrite_one(d)?);
+            }
+        } else {
+            let per = (end - start).div_ceil(workers);
+            let parts: Vec<Result<Vec<Body<'a>>, Error>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (start..end)
+                    .step_by(per)
+                    .map(|lo| {
+                        let hi = (lo + per).min(end);
+                        s.spawn(move || (lo..hi).map(rewrite_one).collect())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            });
+            for part in parts {
+                bodies.extend(part?);
+            }
+        }
+        start = end;
+        progress(Progress {
+            done: start,
+            total: count,
+        });
+    }
+    Ok(bodies)
 }
