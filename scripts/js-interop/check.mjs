@@ -107,6 +107,15 @@ const cases = {
     },
     calls: [['fill', 0], ['fill', 3], ['fill', 120]],
   },
+  exceptions: {
+    imports: {
+      'env.fetch': { async: true, fn: (n, x) => mix(n, x) },
+    },
+    calls: [
+      ['legacy', 2], ['legacy', 3], ['delegated', 4], ['delegated', 5],
+      ['legacy', 9],
+    ],
+  },
 };
 
 // Values compared with Object.is semantics (NaN equals NaN, 0 differs from -0).

@@ -78,7 +78,7 @@ for name in "${names[@]}"; do
   # Stale outputs must not pass for fresh ones.
   rm -f "$out/$name.wasm" "$out/$name.async.wasm"
   # --debug-names keeps the function names, for Binaryen's function lists.
-  "$wat2wasm" --debug-names "$wat" -o "$out/$name.wasm" || die "wat2wasm failed on $wat"
+  "$wat2wasm" --enable-all --debug-names "$wat" -o "$out/$name.wasm" || die "wat2wasm failed on $wat"
   # Each module names the imports that may suspend in a comment line:
   #   ;; asyncify-imports: env.a,env.b
   imports="$(sed -n 's/^;; asyncify-imports: *//p' "$wat" | head -n 1)"
@@ -91,7 +91,7 @@ for name in "${names[@]}"; do
         echo "run.sh: asyncify instrument failed on $name" >&2
       ;;
     binaryen)
-      "$wasm_opt" "$out/$name.wasm" --asyncify "--pass-arg=asyncify-imports@$imports" \
+      "$wasm_opt" "$out/$name.wasm" --enable-exception-handling --asyncify "--pass-arg=asyncify-imports@$imports" \
         -o "$out/$name.async.wasm" ||
         echo "run.sh: wasm-opt --asyncify failed on $name" >&2
       ;;

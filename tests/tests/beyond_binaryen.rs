@@ -105,3 +105,72 @@ fn reference_locals_live_across_a_suspension() {
         .allow_unsupported()
         .run();
 }
+
+const LEGACY_EXCEPTIONS: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (tag $e (param i32))
+
+  (func $thrower (param $x i32) (result i32)
+    (local $v i32)
+    (local.set $v (call $tick (local.get $x)))
+    (if (i32.and (local.get $x) (i32.const 1))
+      (then (throw $e (i32.add (local.get $v) (i32.const 1000)))))
+    (local.get $v))
+
+  ;; Suspensions inside a legacy try body; the handler catches an exception
+  ;; thrown after a resume.
+  (func (export "catch") (param $x i32) (result i32)
+    try (result i32)
+      (i32.add (call $tick (i32.const 100)) (call $thrower (local.get $x)))
+    catch $e
+      (i32.add (i32.const 5))
+    catch_all
+      (i32.const -1)
+    end)
+
+  ;; A try that delegates to an outer one, with suspensions in both bodies.
+  (func (export "delegate") (param $x i32) (result i32)
+    try (result i32)
+      (drop (call $tick (i32.const 3)))
+      try (result i32)
+        (call $thrower (local.get $x))
+      delegate 0
+    catch $e
+      (i32.sub (i32.const 0))
+    end))"#;
+
+#[test]
+fn legacy_try_bodies() {
+    Check::new(LEGACY_EXCEPTIONS)
+        .calls(&[
+            ("catch", i32s(&[2])),
+            ("catch", i32s(&[3])),
+            ("delegate", i32s(&[4])),
+            ("delegate", i32s(&[5])),
+        ])
+        .run();
+}
+
+/// Suspending inside a legacy `catch` handler is refused (re-entering a
+/// handler when rewinding needs the caught exception), never emitted wrong.
+#[test]
+fn suspension_in_a_legacy_catch_handler_is_refused() {
+    let wat = r#"(module
+      (import "env" "tick" (func $tick (param i32) (result i32)))
+      (memory 1)
+      (tag $e)
+      (func (export "run") (result i32)
+        try (result i32)
+          (throw $e)
+        catch $e
+          (call $tick (i32.const 1))
+        end))"#;
+    let err =
+        asyncify_transform::instrument(wat.as_bytes(), &Default::default()).expect_err("refused");
+    assert!(
+        matches!(err, asyncify_transform::Error::Unsupported { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("catch"), "{err}");
+}

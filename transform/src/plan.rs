@@ -237,10 +237,10 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             _ => None,
         };
         if let Some((inputs, results)) = point_inputs {
-            if frames.iter().any(|f| f.kind == Kind::Try) {
+            if frames.iter().any(|f| f.kind == Kind::Try && f.in_else) {
                 return Err(unsupported(
                     &op,
-                    "a call that may suspend inside an exception handler (try/try_table) is not supported yet",
+                    "a call that may suspend inside a legacy `catch`/`catch_all` handler is not supported yet (suspending inside `try` bodies and `try_table` is)",
                 ));
             }
             let k = plan.points.len() as u32;
@@ -281,12 +281,16 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             }
         }
         match &op {
-            Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty } => {
+            Operator::Block { blockty }
+            | Operator::Loop { blockty }
+            | Operator::If { blockty }
+            | Operator::Try { blockty } => {
                 let (params, results) = block_sig(info, *blockty);
                 let stack = if live { snapshot(&fv) } else { Vec::new() };
                 let kind = match op {
                     Operator::Block { .. } => Kind::Block,
                     Operator::Loop { .. } => Kind::Loop,
+                    Operator::Try { .. } => Kind::Try,
                     _ => Kind::If,
                 };
                 let inputs = params.len() + usize::from(kind == Kind::If);
@@ -311,10 +315,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     results,
                 });
             }
-            Operator::Try { .. } | Operator::TryTable { .. } => {
+            Operator::TryTable { try_table } => {
+                let (params, results) = block_sig(info, try_table.ty);
+                let stack = if live { snapshot(&fv) } else { Vec::new() };
                 frames.push(PFrame {
                     op: index,
-                    kind: Kind::Try,
+                    kind: Kind::Block,
                     dead: !live,
                     items: Vec::new(),
                     else_items: Vec::new(),
@@ -324,20 +330,18 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     split: None,
                     reads: None,
                     has_point: false,
-                    stack: Vec::new(),
-                    inputs: 0,
-                    params: Vec::new(),
-                    results: Vec::new(),
+                    stack,
+                    inputs: params.len(),
+                    params,
+                    results,
                 });
             }
-            Operator::Else => {
-                let top = frames.last_mut().expect("if frame");
+            // For a legacy `try`, `in_else` marks its handlers.
+            Operator::Else | Operator::Catch { .. } | Operator::CatchAll => {
+                let top = frames.last_mut().expect("if or try frame");
                 top.in_else = true;
             }
-            Operator::Delegate { .. } => {
-                frames.pop();
-            }
-            Operator::End => {
+            Operator::End | Operator::Delegate { .. } => {
                 let frame = frames.pop().expect("frame");
                 if frame.kind == Kind::Func {
                     plan.body_items = frame.items;
@@ -351,7 +355,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                             or_into(frames[parent].reads.as_mut().expect("loop"), reads);
                         }
                     }
-                    if frame.has_point && frame.kind != Kind::Try {
+                    if frame.has_point {
                         let lo = frame.lo.expect("point inside");
                         let hi = frame.hi;
                         let stranded = alloc_stranded(

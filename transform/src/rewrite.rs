@@ -500,9 +500,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 let is_if = matches!(op, Operator::If { .. });
                 if let Some((item, cond)) = self.enter_item(this, is_if) {
                     match &op {
-                        Operator::Block { blockty }
-                        | Operator::Loop { blockty }
-                        | Operator::If { blockty } => {
+                        Operator::Block { .. }
+                        | Operator::Loop { .. }
+                        | Operator::If { .. }
+                        | Operator::Try { .. }
+                        | Operator::TryTable { .. } => {
                             let c: &'p Construct = &p.constructs[&this];
                             let is_if = matches!(op, Operator::If { .. });
                             if is_if {
@@ -522,15 +524,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                                 self.ins(Instruction::LocalGet(cond));
                                 self.close();
                             }
-                            let bt = remap
-                                .block_type(*blockty)
-                                .map_err(|e| Error::InvalidOutput(e.to_string()))?;
-                            let ins = match op {
-                                Operator::Block { .. } => Instruction::Block(bt),
-                                Operator::Loop { .. } => Instruction::Loop(bt),
-                                _ => Instruction::If(bt),
-                            };
-                            let pos = self.open(ins);
+                            let pos = self.open_construct(&op, &mut remap)?;
                             self.frames.push(EFrame {
                                 out_pos: pos,
                                 construct: Some((this, is_if)),
@@ -550,13 +544,8 @@ impl<'c, 'p> Emitter<'c, 'p> {
                             self.ins(call);
                             self.unwind_check(k);
                             self.leave_item(item, &item.results);
+                            point += 1;
                         }
-                    }
-                    if !matches!(
-                        op,
-                        Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. }
-                    ) {
-                        point += 1;
                     }
                     continue;
                 }
@@ -577,44 +566,23 @@ impl<'c, 'p> Emitter<'c, 'p> {
     fn plain(&mut self, op: Operator<'_>, remap: &mut Remap) -> Result<(), Error> {
         let conv = |e: ReencodeError<std::convert::Infallible>| Error::InvalidOutput(e.to_string());
         match &op {
-            Operator::Block { blockty }
-            | Operator::Loop { blockty }
-            | Operator::If { blockty }
-            | Operator::Try { blockty } => {
-                let bt = remap.block_type(*blockty).map_err(conv)?;
-                let ins = match op {
-                    Operator::Block { .. } => Instruction::Block(bt),
-                    Operator::Loop { .. } => Instruction::Loop(bt),
-                    Operator::If { .. } => Instruction::If(bt),
-                    _ => Instruction::Try(bt),
-                };
-                let pos = self.open(ins);
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::Try { .. }
+            | Operator::TryTable { .. } => {
+                let pos = self.open_construct(&op, remap)?;
                 self.frames.push(EFrame {
                     out_pos: pos,
                     construct: None,
                     after: None,
                 });
             }
-            Operator::TryTable { try_table } => {
-                let mut catches = Vec::new();
-                for c in &try_table.catches {
-                    let mut c = *c;
-                    // Labels of catch clauses are relative to the try_table's parent.
-                    match &mut c {
-                        wasmparser::Catch::One { label, .. }
-                        | wasmparser::Catch::OneRef { label, .. }
-                        | wasmparser::Catch::All { label }
-                        | wasmparser::Catch::AllRef { label } => *label = self.map_depth(*label),
-                    }
-                    catches.push(remap.catch(c).map_err(conv)?);
-                }
-                let bt = remap.block_type(try_table.ty).map_err(conv)?;
-                let pos = self.open(Instruction::TryTable(bt, Cow::Owned(catches)));
-                self.frames.push(EFrame {
-                    out_pos: pos,
-                    construct: None,
-                    after: None,
-                });
+            Operator::Catch { .. } | Operator::CatchAll => {
+                // A legacy try's body state ends at its first handler.
+                self.pop_body_for(self.frames.len());
+                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                self.ins(ins);
             }
             Operator::Else => {
                 self.ins(Instruction::Else);
@@ -643,10 +611,14 @@ impl<'c, 'p> Emitter<'c, 'p> {
             }
             Operator::Delegate { relative_depth } => {
                 // The label is relative to the try's parent: close the try first.
-                self.frames.pop();
+                let frame = self.frames.pop().expect("try frame");
+                self.pop_body_for(self.frames.len() + 1);
                 self.out_len -= 1;
                 let d = self.map_depth(*relative_depth);
                 self.ins(Instruction::Delegate(d));
+                if let Some(item) = &frame.after {
+                    self.leave_item(item, &item.results);
+                }
             }
             Operator::Br { relative_depth } => {
                 let d = self.map_depth(*relative_depth);
@@ -744,6 +716,41 @@ impl<'c, 'p> Emitter<'c, 'p> {
     }
 
     /// Drops the body state owned by input frame depth `depth`, if any.
+    /// Opens the output construct for a block, loop, if, try or try_table.
+    fn open_construct(&mut self, op: &Operator<'_>, remap: &mut Remap) -> Result<u32, Error> {
+        let conv = |e: ReencodeError<std::convert::Infallible>| Error::InvalidOutput(e.to_string());
+        let ins = match op {
+            Operator::Block { blockty } => {
+                Instruction::Block(remap.block_type(*blockty).map_err(conv)?)
+            }
+            Operator::Loop { blockty } => {
+                Instruction::Loop(remap.block_type(*blockty).map_err(conv)?)
+            }
+            Operator::If { blockty } => Instruction::If(remap.block_type(*blockty).map_err(conv)?),
+            Operator::Try { blockty } => {
+                Instruction::Try(remap.block_type(*blockty).map_err(conv)?)
+            }
+            Operator::TryTable { try_table } => {
+                let mut catches = Vec::with_capacity(try_table.catches.len());
+                for c in &try_table.catches {
+                    let mut c = *c;
+                    // Catch labels are relative to the try_table's parent.
+                    match &mut c {
+                        wasmparser::Catch::One { label, .. }
+                        | wasmparser::Catch::OneRef { label, .. }
+                        | wasmparser::Catch::All { label }
+                        | wasmparser::Catch::AllRef { label } => *label = self.map_depth(*label),
+                    }
+                    catches.push(remap.catch(c).map_err(conv)?);
+                }
+                let bt = remap.block_type(try_table.ty).map_err(conv)?;
+                Instruction::TryTable(bt, Cow::Owned(catches))
+            }
+            _ => unreachable!("open_construct is only called on construct operators"),
+        };
+        Ok(self.open(ins))
+    }
+
     fn pop_body_for(&mut self, depth: usize) {
         if self.bodies.last().is_some_and(|b| b.frame_depth == depth) {
             self.bodies.pop();
