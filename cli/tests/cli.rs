@@ -139,7 +139,11 @@ fn without_input_the_embedded_demo_is_instrumented() {
     assert!(output.status.success(), "{}", stderr(&output));
     let written = std::fs::read(dir.path("demo.asyncify.wasm")).expect("default output written");
     assert!(written.starts_with(b"\0asm"));
-    assert!(stderr(&output).contains("functions instrumented"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("functions instrumented"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
