@@ -1,1 +1,110 @@
-//! Links WebAssembly modules on wasmtime and serves host imports as futures (not yet implemented).
+//! Links WebAssembly modules on wasmtime, with host imports served by Rust
+//! futures and driven through the asyncify ABI: no fibers, any executor.
+//!
+//! A module instrumented with asyncify (by `asyncify-transform` or Binaryen's
+//! `wasm-opt --asyncify`) can unwind its stack into a buffer and rewind it
+//! later. The [`Linker`] uses that to let an import wait on a future: the
+//! export call is itself a future ([`Func::call_async`],
+//! [`TypedFunc::call_async`]); each poll runs wasm synchronously, an import
+//! whose future is pending unwinds the instance, and the instance rewinds
+//! once the future completes. The linking model is wasmtime's `Linker`
+//! (and wasm-linker-js's): definitions by `module::name`, whole instances
+//! registered under a name, shadowing, aliases.
+//!
+//! ```
+//! # fn main() -> wasmtime::Result<()> {
+//! use asyncify_linker::{AsyncCaller, Linker};
+//! use wasmtime::{Engine, Module, Store};
+//!
+//! let wat = r#"(module
+//!     (import "env" "sleep" (func $sleep (param i32)))
+//!     (memory (export "memory") 1)
+//!     (func (export "twice") (param i32) (result i32)
+//!         (call $sleep (i32.const 1))
+//!         (i32.mul (local.get 0) (i32.const 2))))"#;
+//! let wasm = asyncify_transform::instrument(wat.as_bytes(), &Default::default())?.wasm;
+//!
+//! let engine = Engine::default();
+//! let mut linker = Linker::new(&engine);
+//! linker.func_wrap_async("env", "sleep", |_: AsyncCaller<()>, ms: i32| async move {
+//!     // Not ready on the first poll: the instance unwinds, `twice` returns
+//!     // `Pending`, and it resumes when the other thread answers.
+//!     let (tx, rx) = futures::channel::oneshot::channel();
+//!     std::thread::spawn(move || {
+//!         std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+//!         let _ = tx.send(());
+//!     });
+//!     rx.await?;
+//!     Ok(())
+//! })?;
+//! let mut store = Store::new(&engine, ());
+//! let instance = linker.instantiate(&mut store, &Module::new(&engine, &wasm)?)?;
+//! let twice = instance.get_typed_func::<i32, i32>(&mut store, "twice")?;
+//! assert_eq!(futures::executor::block_on(twice.call_async(&mut store, 21))?, 42);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Rules
+//!
+//! - **Errors.** An error returned by an async import's future becomes the
+//!   error of the export call, as returned; the instance stays usable and its
+//!   buffer space is freed. Guest traps carry their wasm backtrace
+//!   ([`wasmtime::WasmBacktrace`]). The linker's own failures are [`Error`]s.
+//! - **Cancellation.** Dropping an export call's future while it is suspended
+//!   cancels the call: the instance is in the normal state between polls, so
+//!   the linker only frees the call's saved stack, and the instance keeps
+//!   working. The guest sees the same as a trap at the point where it waited
+//!   (memory it allocated for the call, or its shadow stack pointer if it was
+//!   lowered, are not restored).
+//! - **One call at a time per store, nesting allowed.** An export call's
+//!   future borrows the store mutably, so two top-level calls on one store
+//!   cannot interleave (it does not compile). Inside an async import, calls
+//!   back into any instance ([`AsyncCaller::call_async`]) nest in the waiting
+//!   call: each call keeps its own saved stack and its own import result, so
+//!   results are never swapped. A call on an instance resumes only when no
+//!   call started after it on that instance is still suspended; otherwise it
+//!   fails with [`Error::ResumeOrder`] rather than interleave two guest stacks.
+//! - **Across instances.** When a module imports a function exported by an
+//!   instrumented instance registered with [`Linker::instance`] or
+//!   [`Linker::module`], the import is treated as async: if the exporting
+//!   instance suspends, the importer suspends with it and both resume in
+//!   order. The importer must be instrumented with that import among the
+//!   ones that may suspend (the default). An uninstrumented importer calls
+//!   it synchronously and fails with [`Error::CannotSuspend`] if it would wait.
+//! - **Uninstrumented modules** link and run with synchronous imports; an
+//!   async import given to one fails instantiation with
+//!   [`Error::NotInstrumented`], naming the import.
+//! - **Where an import must not wait**: in a start function, under a
+//!   synchronous host function, or when the instance's wasmtime functions are
+//!   called directly. Such an import is polled once; if it is not ready the
+//!   call fails with [`Error::CannotSuspend`].
+//!
+//! # The buffer
+//!
+//! Saved stacks live in a buffer the linker manages without the guest's
+//! allocator: the module's `asyncify_memory` if it exports one
+//! (`asyncify instrument --secondary-memory`), else a fixed range the
+//! embedder names ([`Linker::fixed_buffer`]), else pages the linker grows at
+//! the end of the module's memory the first time a call suspends. A stack
+//! that does not fit fails its call with [`Error::BufferOverflow`] (the call
+//! cannot be replayed, it had side effects), the guest's memory outside the
+//! buffer is untouched, and later calls get twice the space, up to
+//! [`Linker::max_buffer_size`].
+
+mod access;
+mod buffer;
+mod driver;
+mod error;
+mod host;
+mod instance;
+mod linker;
+mod runtime;
+mod values;
+
+pub use buffer::BufferUsage;
+pub use error::{Error, UnknownImport};
+pub use host::AsyncCaller;
+pub use instance::{Func, Instance, TypedFunc};
+pub use linker::Linker;
+pub use values::{WasmValue, WasmValues};

@@ -1,0 +1,195 @@
+//! The linker's own failures.
+//!
+//! Every fallible function of this crate returns [`wasmtime::Result`], so guest
+//! traps (with their wasm backtrace), the errors of host functions and the
+//! failures below travel in one type. The failures below can be recognised
+//! with `error.downcast_ref::<asyncify_linker::Error>()`.
+
+use std::fmt;
+
+use wasmtime::ExternType;
+
+/// A failure of the linker itself (as opposed to a guest trap or a host
+/// function's error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A name was defined twice while shadowing is off.
+    #[error(
+        "`{module}::{name}` is defined twice; call `Linker::allow_shadowing(true)` \
+         to let the last definition win"
+    )]
+    DefinedTwice {
+        /// Module part of the name.
+        module: String,
+        /// Item part of the name.
+        name: String,
+    },
+
+    /// [`Linker::alias`](crate::Linker::alias) named an item that is not defined.
+    #[error("no item named `{module}::{name}` is defined")]
+    NotDefined {
+        /// Module part of the name.
+        module: String,
+        /// Item part of the name.
+        name: String,
+    },
+
+    /// Instantiation found imports that nothing defines; every one is listed.
+    #[error("{}", UnknownImportList(.0))]
+    UnknownImports(Vec<UnknownImport>),
+
+    /// An async import was given to a module that is not instrumented with
+    /// asyncify, so it could not wait for it.
+    #[error(
+        "module `{importer}` imports `{module}::{name}`, which is defined as an async import, \
+         but the module is not instrumented with asyncify (it lacks the `asyncify_*` exports); \
+         instrument it (`asyncify instrument`), or define the import with `func_wrap`"
+    )]
+    NotInstrumented {
+        /// Name of the importing module (from its name section, or `<unnamed>`).
+        importer: String,
+        /// Module part of the import.
+        module: String,
+        /// Item part of the import.
+        name: String,
+    },
+
+    /// The stack saved by a suspending call did not fit in the asyncify buffer.
+    /// The call fails (it cannot be replayed: it had side effects); the guest's
+    /// memory outside the buffer is untouched and the instance stays usable.
+    #[error(
+        "the call's saved stack did not fit in the asyncify buffer ({size} bytes free); {}",
+        match .grown_to {
+            Some(n) => format!("later calls get {n} bytes"),
+            None => "the buffer cannot grow (raise `Linker::max_buffer_size`, give the module \
+                     a larger `--secondary-memory`, or a larger `Linker::fixed_buffer`)".to_string(),
+        }
+    )]
+    BufferOverflow {
+        /// Bytes that were free for the call's frames.
+        size: u64,
+        /// The space later calls get, when the buffer could grow.
+        grown_to: Option<u64>,
+    },
+
+    /// There is no memory the linker can put the asyncify buffer in.
+    #[error("cannot place the asyncify buffer of module `{module}`: {reason}")]
+    NoBufferMemory {
+        /// Name of the module.
+        module: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// An async import's future was not ready, but nothing could wait for it.
+    #[error("import `{module}::{name}` needs to wait, but {reason}")]
+    CannotSuspend {
+        /// Module part of the import.
+        module: String,
+        /// Item part of the import.
+        name: String,
+        /// Why no one can wait here.
+        reason: String,
+    },
+
+    /// A suspended call's import finished while a call that started after it on
+    /// the same instance was still suspended. Resuming would interleave the two
+    /// calls' guest stacks, so the older call fails instead.
+    #[error(
+        "a call on instance `{module}` cannot resume while a call started after it on the same \
+         instance is still suspended: calls on one instance must finish in the reverse order \
+         they started"
+    )]
+    ResumeOrder {
+        /// Name of the instance's module.
+        module: String,
+    },
+
+    /// [`AsyncCaller::with`](crate::AsyncCaller::with) was used while the
+    /// linker was not polling the import's future (or inside another `with`).
+    #[error(
+        "the store is not available here: an `AsyncCaller` reaches the store only while the \
+         linker polls the import's future, and not from inside another `with`"
+    )]
+    StoreUnavailable,
+
+    /// The instance did not follow the asyncify protocol (for example it
+    /// started unwinding by itself, or a rewind did not reach the import that
+    /// suspended).
+    #[error("module `{module}` broke the asyncify protocol: {message}")]
+    Protocol {
+        /// Name of the module.
+        module: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// An import that nothing in the linker defines.
+#[derive(Debug, Clone)]
+pub struct UnknownImport {
+    /// Module part of the import.
+    pub module: String,
+    /// Item part of the import.
+    pub name: String,
+    /// The type the importing module expects.
+    pub ty: ExternType,
+}
+
+impl fmt::Display for UnknownImport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}::{}`: ", self.module, self.name)?;
+        match &self.ty {
+            ExternType::Func(t) => write!(f, "{t}"),
+            ExternType::Global(t) => write!(
+                f,
+                "(global {}{})",
+                if t.mutability().is_var() { "mut " } else { "" },
+                t.content()
+            ),
+            ExternType::Memory(t) => {
+                f.write_str("(memory ")?;
+                if t.is_64() {
+                    f.write_str("i64 ")?;
+                }
+                write!(f, "{}", t.minimum())?;
+                if let Some(max) = t.maximum() {
+                    write!(f, " {max}")?;
+                }
+                if t.is_shared() {
+                    f.write_str(" shared")?;
+                }
+                f.write_str(")")
+            }
+            ExternType::Table(t) => {
+                write!(f, "(table {}", t.minimum())?;
+                if let Some(max) = t.maximum() {
+                    write!(f, " {max}")?;
+                }
+                write!(f, " {})", t.element())
+            }
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+struct UnknownImportList<'a>(&'a [UnknownImport]);
+
+impl fmt::Display for UnknownImportList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} import{} not defined: ",
+            if n == 1 { " is" } else { "s are" }
+        )?;
+        for (i, import) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{import}")?;
+        }
+        Ok(())
+    }
+}

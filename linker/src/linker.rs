@@ -1,0 +1,890 @@
+//! Definitions, name resolution and shadowing.
+
+use std::collections::HashMap;
+use std::future::{ready, Future};
+use std::sync::{Arc, OnceLock};
+
+use wasmtime::{
+    AsContext, AsContextMut, Caller, Engine, Extern, ExternType, FuncType, IntoFunc, Module,
+    Result, Val,
+};
+
+use crate::buffer::BufferConfig;
+use crate::driver;
+use crate::host::{self, AsyncHostFunc, InstanceSlot};
+use crate::instance::{Func, Instance};
+use crate::runtime::{self, Runtime, RUNTIME_EXPORTS};
+use crate::{AsyncCaller, Error, UnknownImport, WasmValues};
+
+/// What a name is bound to.
+enum Definition<T> {
+    /// An item of one store (from [`Linker::define`] or an uninstrumented instance).
+    Extern(Extern),
+    /// A synchronous host function, kept in the inner wasmtime linker under this key.
+    Sync(String),
+    /// An async host function.
+    Async(Arc<AsyncHostFunc<T>>),
+    /// A function exported by an instrumented instance.
+    Export(Func),
+}
+
+impl<T> Clone for Definition<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Definition::Extern(e) => Definition::Extern(e.clone()),
+            Definition::Sync(k) => Definition::Sync(k.clone()),
+            Definition::Async(h) => Definition::Async(h.clone()),
+            Definition::Export(f) => Definition::Export(f.clone()),
+        }
+    }
+}
+
+/// Links modules by name and instantiates them, with imports that may be
+/// async closures.
+///
+/// The model is wasmtime's [`Linker`](wasmtime::Linker) (and wasm-linker-js's):
+/// define host functions, memories, tables and globals under `module::name`,
+/// register whole instances under a module name, then instantiate modules
+/// whose imports are resolved by name. What is new is
+/// [`func_wrap_async`](Self::func_wrap_async) and
+/// [`func_new_async`](Self::func_new_async): imports served by futures. A
+/// module instrumented with asyncify (by this project or by Binaryen's
+/// `wasm-opt --asyncify`) unwinds while such a future is pending and rewinds
+/// when it completes, so its exports are called as futures
+/// ([`Func::call_async`]) on any executor, with wasmtime's async support off
+/// and no fiber stacks.
+///
+/// By default a name can be defined once; see [`allow_shadowing`](Self::allow_shadowing).
+///
+/// ```
+/// # fn main() -> wasmtime::Result<()> {
+/// use asyncify_linker::{AsyncCaller, Linker};
+/// use wasmtime::{Engine, Module, Store};
+///
+/// let engine = Engine::default();
+/// let wat = r#"(module
+///     (import "host" "fetch" (func $fetch (param i32) (result i32)))
+///     (memory (export "memory") 1)
+///     (func (export "run") (param i32) (result i32)
+///         (i32.add (call $fetch (local.get 0)) (i32.const 1))))"#;
+/// let instrumented = asyncify_transform::instrument(wat.as_bytes(), &Default::default())?;
+/// let module = Module::new(&engine, &instrumented.wasm)?;
+///
+/// let mut linker = Linker::new(&engine);
+/// linker.func_wrap_async("host", "fetch", |_caller: AsyncCaller<()>, x: i32| async move {
+///     // Waits for another thread: the instance unwinds meanwhile.
+///     let (tx, rx) = futures::channel::oneshot::channel();
+///     std::thread::spawn(move || tx.send(x * 10));
+///     Ok(rx.await?)
+/// })?;
+/// let mut store = Store::new(&engine, ());
+/// let instance = linker.instantiate(&mut store, &module)?;
+/// let run = instance.get_typed_func::<i32, i32>(&mut store, "run")?;
+/// assert_eq!(futures::executor::block_on(run.call_async(&mut store, 4))?, 41);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Linker<T> {
+    engine: Engine,
+    /// Holds the synchronous host functions, each under a unique key in module "".
+    sync: wasmtime::Linker<T>,
+    next_sync: u64,
+    map: HashMap<String, HashMap<String, Definition<T>>>,
+    allow_shadowing: bool,
+    buffer: BufferConfig,
+}
+
+impl<T> std::fmt::Debug for Linker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<String> = self
+            .map
+            .iter()
+            .flat_map(|(m, names)| names.keys().map(move |n| format!("{m}::{n}")))
+            .collect();
+        names.sort();
+        f.debug_struct("Linker")
+            .field("definitions", &names)
+            .field("allow_shadowing", &self.allow_shadowing)
+            .field("buffer", &self.buffer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for Linker<T> {
+    fn clone(&self) -> Self {
+        Linker {
+            engine: self.engine.clone(),
+            sync: self.sync.clone(),
+            next_sync: self.next_sync,
+            map: self.map.clone(),
+            allow_shadowing: self.allow_shadowing,
+            buffer: self.buffer.clone(),
+        }
+    }
+}
+
+impl<T: 'static> Linker<T> {
+    /// A linker with no definitions, for stores of `engine`.
+    ///
+    /// ```
+    /// let engine = wasmtime::Engine::default();
+    /// let linker = asyncify_linker::Linker::<()>::new(&engine);
+    /// assert!(wasmtime::Engine::same(linker.engine(), &engine));
+    /// ```
+    pub fn new(engine: &Engine) -> Linker<T> {
+        Linker {
+            engine: engine.clone(),
+            sync: wasmtime::Linker::new(engine),
+            next_sync: 0,
+            map: HashMap::new(),
+            allow_shadowing: false,
+            buffer: BufferConfig::default(),
+        }
+    }
+
+    /// The engine this linker defines functions for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether defining a name that is already defined replaces it (`true`:
+    /// the last definition wins, as in wasm-linker-js) or is an error naming
+    /// it (`false`, the default).
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// # let engine = wasmtime::Engine::default();
+    /// let mut linker = asyncify_linker::Linker::<()>::new(&engine);
+    /// linker.func_wrap("env", "f", || 1i32)?;
+    /// let err = linker.func_wrap("env", "f", || 2i32).unwrap_err();
+    /// assert!(err.to_string().contains("`env::f` is defined twice"));
+    /// linker.allow_shadowing(true);
+    /// linker.func_wrap("env", "f", || 2i32)?; // now replaces the first
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn allow_shadowing(&mut self, allow: bool) -> &mut Self {
+        self.allow_shadowing = allow;
+        self
+    }
+
+    /// The free space (in bytes) a suspending call gets at least in the
+    /// asyncify buffer of instances created from now on. Default 1 MiB.
+    ///
+    /// The space is taken (in whole pages) the first time a call suspends.
+    /// When a call's stack does not fit, that call fails with
+    /// [`Error::BufferOverflow`] and the space doubles for later calls, up to
+    /// [`max_buffer_size`](Self::max_buffer_size). See the crate docs on the
+    /// buffer for where it is placed.
+    ///
+    /// ```
+    /// # let engine = wasmtime::Engine::default();
+    /// let mut linker = asyncify_linker::Linker::<()>::new(&engine);
+    /// linker.buffer_size(64 * 1024).max_buffer_size(16 << 20);
+    /// ```
+    pub fn buffer_size(&mut self, bytes: u64) -> &mut Self {
+        self.buffer.initial = bytes;
+        self
+    }
+
+    /// The most free space a suspending call can get after the buffer grew
+    /// because of overflows. Default 64 MiB.
+    pub fn max_buffer_size(&mut self, bytes: u64) -> &mut Self {
+        self.buffer.max = bytes;
+        self
+    }
+
+    /// Puts the asyncify buffer of instances created from now on at
+    /// `[offset, offset + len)` of their memory, which the embedder knows the
+    /// guest leaves alone (the JS runtime uses 1000 bytes at 16, below the
+    /// data that LLVM places at 1024). The buffer then never grows. The
+    /// module's `asyncify_memory`, if it exports one, still takes precedence.
+    pub fn fixed_buffer(&mut self, offset: u64, len: u64) -> &mut Self {
+        self.buffer.fixed = Some((offset, len));
+        self
+    }
+
+    /// Names the exported memory that the modules were instrumented to keep
+    /// their buffer in (Binaryen's `asyncify-memory@NAME`, for modules with
+    /// several memories). By default: `asyncify_memory` if exported, else the
+    /// imported memory, else the export `memory`, else the only exported memory.
+    pub fn buffer_memory(&mut self, export: &str) -> &mut Self {
+        self.buffer.memory = Some(export.to_string());
+        self
+    }
+
+    fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> Result<()> {
+        let names = self.map.entry(module.to_string()).or_default();
+        if !self.allow_shadowing && names.contains_key(name) {
+            return Err(Error::DefinedTwice {
+                module: module.to_string(),
+                name: name.to_string(),
+            }
+            .into());
+        }
+        names.insert(name.to_string(), def);
+        Ok(())
+    }
+
+    /// Fails as `insert` would, before anything is registered.
+    fn check_free(&self, module: &str, name: &str) -> Result<()> {
+        if !self.allow_shadowing && self.lookup(module, name).is_some() {
+            return Err(Error::DefinedTwice {
+                module: module.to_string(),
+                name: name.to_string(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, module: &str, name: &str) -> Option<&Definition<T>> {
+        self.map.get(module)?.get(name)
+    }
+
+    /// Defines `module::name` as `item`: a function, memory, table or global
+    /// of `store`. Several modules importing the same memory and table share
+    /// them, as in dynamic linking.
+    ///
+    /// A function defined here is linked as it is. To import functions of an
+    /// instrumented instance (which may suspend), register the instance with
+    /// [`instance`](Self::instance) instead, so that the linker knows.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DefinedTwice`] if the name is taken and shadowing is off.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Memory, MemoryType, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut store = Store::new(&engine, ());
+    /// let memory = Memory::new(&mut store, MemoryType::new(1, None))?;
+    /// let mut linker = Linker::new(&engine);
+    /// linker.define(&store, "env", "memory", memory)?;
+    /// let wat = r#"(module (import "env" "memory" (memory 1))
+    ///     (func (export "poke") (i32.store (i32.const 8) (i32.const 99))))"#;
+    /// let module = Module::new(&engine, wat::parse_str(wat)?)?;
+    /// let instance = linker.instantiate(&mut store, &module)?;
+    /// let poke = instance.get_typed_func::<(), ()>(&mut store, "poke")?;
+    /// futures::executor::block_on(poke.call_async(&mut store, ()))?;
+    /// assert_eq!(memory.data(&store)[8], 99);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn define(
+        &mut self,
+        store: impl AsContext<Data = T>,
+        module: &str,
+        name: &str,
+        item: impl Into<Extern>,
+    ) -> Result<&mut Self> {
+        let _ = store;
+        self.insert(module, name, Definition::Extern(item.into()))?;
+        Ok(self)
+    }
+
+    fn sync_key(&mut self) -> String {
+        self.next_sync += 1;
+        format!("sync{}", self.next_sync)
+    }
+
+    /// Defines `module::name` as a synchronous host function, exactly as
+    /// [`wasmtime::Linker::func_wrap`] does (same closures: plain values in
+    /// and out, optionally a [`Caller`] first). It works for instrumented and
+    /// uninstrumented modules alike.
+    ///
+    /// A synchronous function must not call back into an instrumented
+    /// instance's exports; use an async import for callbacks
+    /// ([`AsyncCaller::call_async`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DefinedTwice`] if the name is taken and shadowing is off.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut linker = Linker::new(&engine);
+    /// linker.func_wrap("host", "double", |x: i32| x * 2)?;
+    /// let wat = r#"(module (import "host" "double" (func $d (param i32) (result i32)))
+    ///     (func (export "quad") (param i32) (result i32) (call $d (call $d (local.get 0)))))"#;
+    /// let module = Module::new(&engine, wat::parse_str(wat)?)?;
+    /// let mut store = Store::new(&engine, ());
+    /// let instance = linker.instantiate(&mut store, &module)?;
+    /// let quad = instance.get_typed_func::<i32, i32>(&mut store, "quad")?;
+    /// assert_eq!(futures::executor::block_on(quad.call_async(&mut store, 3))?, 12);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn func_wrap<Params, Args>(
+        &mut self,
+        module: &str,
+        name: &str,
+        func: impl IntoFunc<T, Params, Args>,
+    ) -> Result<&mut Self> {
+        self.check_free(module, name)?;
+        let key = self.sync_key();
+        self.sync.func_wrap("", &key, func)?;
+        self.insert(module, name, Definition::Sync(key))?;
+        Ok(self)
+    }
+
+    /// Defines `module::name` as a synchronous host function of type `ty`
+    /// with dynamically typed values, as [`wasmtime::Linker::func_new`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DefinedTwice`] if the name is taken and shadowing is off.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, FuncType, Val, ValType};
+    ///
+    /// let engine = Engine::default();
+    /// let mut linker = Linker::<()>::new(&engine);
+    /// let ty = FuncType::new(&engine, [ValType::I64], [ValType::I64]);
+    /// linker.func_new("host", "inc", ty, |_caller, params, results| {
+    ///     results[0] = Val::I64(params[0].unwrap_i64() + 1);
+    ///     Ok(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn func_new(
+        &mut self,
+        module: &str,
+        name: &str,
+        ty: FuncType,
+        func: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> Result<()> + Send + Sync + 'static,
+    ) -> Result<&mut Self> {
+        self.check_free(module, name)?;
+        let key = self.sync_key();
+        self.sync.func_new("", &key, ty, func)?;
+        self.insert(module, name, Definition::Sync(key))?;
+        Ok(self)
+    }
+
+    /// Defines `module::name` as an async import: `func` gets an
+    /// [`AsyncCaller`] and the parameters (`()`, one value, or a tuple: see
+    /// [`WasmValues`]) and returns a future of the results.
+    ///
+    /// When the future is ready on its first poll the import returns at once,
+    /// with no unwinding. Otherwise the calling instance unwinds, the export
+    /// call returns `Pending`, and the instance resumes once the future
+    /// completes. If the future fails, the export call fails with that error
+    /// and the instance stays usable.
+    ///
+    /// Only modules instrumented with asyncify can import it; instantiating a
+    /// module that is not fails with [`Error::NotInstrumented`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DefinedTwice`] if the name is taken and shadowing is off.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use std::time::Duration;
+    /// use asyncify_linker::{AsyncCaller, Linker};
+    ///
+    /// # let engine = wasmtime::Engine::default();
+    /// let mut linker = Linker::<()>::new(&engine);
+    /// linker.func_wrap_async("env", "sleep_ms", |_: AsyncCaller<()>, ms: u32| async move {
+    ///     // e.g. tokio::time::sleep(Duration::from_millis(ms.into())).await;
+    ///     let _ = Duration::from_millis(ms.into());
+    ///     Ok(())
+    /// })?;
+    /// linker.func_wrap_async("env", "div", |_: AsyncCaller<()>, (a, b): (i64, i64)| async move {
+    ///     if b == 0 {
+    ///         wasmtime::bail!("division by zero");
+    ///     }
+    ///     Ok((a / b, a % b))
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn func_wrap_async<Params, Results, F, Fut>(
+        &mut self,
+        module: &str,
+        name: &str,
+        func: F,
+    ) -> Result<&mut Self>
+    where
+        Params: WasmValues,
+        Results: WasmValues,
+        F: Fn(AsyncCaller<T>, Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Results>> + Send + 'static,
+    {
+        let ty = FuncType::new(&self.engine, Params::types(), Results::types());
+        let (m, n) = (module.to_string(), name.to_string());
+        let host = AsyncHostFunc {
+            ty: Some(ty),
+            call: Box::new(move |caller, values| match Params::from_vals(&values) {
+                Some(params) => host::boxed(func(caller, params)),
+                None => Box::pin(ready(Err(wasmtime::format_err!(
+                    "import `{m}::{n}` got parameters of the wrong types"
+                )))),
+            }),
+        };
+        self.insert(module, name, Definition::Async(Arc::new(host)))?;
+        Ok(self)
+    }
+
+    /// Defines `module::name` as an async import of type `ty` with
+    /// dynamically typed values: `func` gets an [`AsyncCaller`] and the
+    /// parameters, and returns a future of the results. Otherwise as
+    /// [`func_wrap_async`](Self::func_wrap_async).
+    ///
+    /// Unlike wasmtime's `func_new_async`, parameters come as an owned `Vec`
+    /// and results are returned, because the future outlives the wasm call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DefinedTwice`] if the name is taken and shadowing is off.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{FuncType, Val, ValType};
+    ///
+    /// # let engine = wasmtime::Engine::default();
+    /// let mut linker = Linker::<()>::new(&engine);
+    /// let ty = FuncType::new(&engine, [ValType::I32], [ValType::I32]);
+    /// linker.func_new_async("env", "echo", ty, |_caller, params| async move { Ok(params) })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn func_new_async<F, Fut>(
+        &mut self,
+        module: &str,
+        name: &str,
+        ty: FuncType,
+        func: F,
+    ) -> Result<&mut Self>
+    where
+        F: Fn(AsyncCaller<T>, Vec<Val>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Val>>> + Send + 'static,
+    {
+        let host = AsyncHostFunc {
+            ty: Some(ty),
+            call: Box::new(move |caller, values| Box::pin(func(caller, values))),
+        };
+        self.insert(module, name, Definition::Async(Arc::new(host)))?;
+        Ok(self)
+    }
+
+    /// Registers every export of `instance` under `module_name`, so that
+    /// modules instantiated later can import them.
+    ///
+    /// Functions of an instrumented instance may suspend: a module importing
+    /// one calls it as a nested export call, and suspends with it. For that
+    /// the importing module must be instrumented too, with these imports among
+    /// those that may suspend (the default when instrumenting). An importer
+    /// that is not instrumented can still call them; such a call fails with
+    /// [`Error::CannotSuspend`] if it would have to wait.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DefinedTwice`] if a name is taken and shadowing is off.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut store = Store::new(&engine, ());
+    /// let mut linker = Linker::new(&engine);
+    /// let math = Module::new(&engine, wat::parse_str(r#"(module (func (export "sq") (param i32) (result i32)
+    ///     (i32.mul (local.get 0) (local.get 0))))"#)?)?;
+    /// let math = linker.instantiate(&mut store, &math)?;
+    /// linker.instance(&mut store, "math", &math)?;
+    /// let user = Module::new(&engine, wat::parse_str(r#"(module (import "math" "sq" (func $sq (param i32) (result i32)))
+    ///     (func (export "run") (result i32) (call $sq (i32.const 9))))"#)?)?;
+    /// let user = linker.instantiate(&mut store, &user)?;
+    /// let run = user.get_typed_func::<(), i32>(&mut store, "run")?;
+    /// assert_eq!(futures::executor::block_on(run.call_async(&mut store, ()))?, 81);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn instance(
+        &mut self,
+        mut store: impl AsContextMut<Data = T>,
+        module_name: &str,
+        instance: &Instance,
+    ) -> Result<&mut Self> {
+        let exports: Vec<(String, Extern)> = instance
+            .inner
+            .exports(&mut store)
+            .map(|e| (e.name().to_string(), e.into_extern()))
+            .collect();
+        for (name, item) in exports {
+            let def = match (item, &instance.runtime) {
+                (Extern::Func(f), Some(rt)) if !RUNTIME_EXPORTS.contains(&name.as_str()) => {
+                    Definition::Export(Func {
+                        inner: f,
+                        runtime: Some(rt.clone()),
+                    })
+                }
+                (item, _) => Definition::Extern(item),
+            };
+            self.insert(module_name, &name, def)?;
+        }
+        Ok(self)
+    }
+
+    /// Instantiates `module` and registers its exports under `module_name`
+    /// (see [`instance`](Self::instance)). If the module exports
+    /// `_initialize` (a WASI reactor), it is called first.
+    ///
+    /// Unlike wasmtime's, this always makes one instance (no new instance per
+    /// call for WASI commands), as wasm-linker-js does.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`instantiate`](Self::instantiate) and
+    /// [`instance`](Self::instance); a trap in `_initialize`; and
+    /// [`Error::CannotSuspend`] if `_initialize` waits for an async import
+    /// (use [`module_async`](Self::module_async) then).
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut store = Store::new(&engine, ());
+    /// let mut linker = Linker::new(&engine);
+    /// let lib = Module::new(&engine, wat::parse_str(r#"(module (global (export "answer") i32 (i32.const 42)))"#)?)?;
+    /// linker.module(&mut store, "lib", &lib)?;
+    /// let user = Module::new(&engine, wat::parse_str(r#"(module (import "lib" "answer" (global i32)))"#)?)?;
+    /// linker.instantiate(&mut store, &user)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn module(
+        &mut self,
+        mut store: impl AsContextMut<Data = T>,
+        module_name: &str,
+        module: &Module,
+    ) -> Result<&mut Self> {
+        let instance = self.instantiate(&mut store, module)?;
+        if let Some(init) = instance.get_func(&mut store, "_initialize") {
+            let mut core = driver::CallCore::new(init.runtime.clone());
+            let inner = init.inner;
+            let run = driver::run_without_waiting(&mut core, store.as_context_mut(), |s| {
+                inner.call(s, &[], &mut [])
+            });
+            match run {
+                Ok(r) => r?,
+                Err(()) => {
+                    return Err(Error::CannotSuspend {
+                        module: module_name.to_string(),
+                        name: "_initialize".to_string(),
+                        reason: "`Linker::module` cannot wait for it; use `Linker::module_async`"
+                            .into(),
+                    }
+                    .into())
+                }
+            }
+        }
+        self.instance(store, module_name, &instance)
+    }
+
+    /// As [`module`](Self::module), but `_initialize` may wait for async imports.
+    ///
+    /// # Errors
+    ///
+    /// As [`module`](Self::module), except that waiting is allowed.
+    pub async fn module_async(
+        &mut self,
+        mut store: impl AsContextMut<Data = T>,
+        module_name: &str,
+        module: &Module,
+    ) -> Result<&mut Self> {
+        let instance = self.instantiate(&mut store, module)?;
+        if let Some(init) = instance.get_func(&mut store, "_initialize") {
+            init.call_async(&mut store, &[], &mut []).await?;
+        }
+        self.instance(store, module_name, &instance)
+    }
+
+    /// Defines `as_module::as_name` as whatever `module::name` is now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotDefined`] if `module::name` is not defined;
+    /// [`Error::DefinedTwice`] if the new name is taken and shadowing is off.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// # let engine = wasmtime::Engine::default();
+    /// let mut linker = asyncify_linker::Linker::<()>::new(&engine);
+    /// linker.func_wrap("env", "print", |_: i32| {})?;
+    /// linker.alias("env", "print", "console", "log")?;
+    /// assert!(linker.alias("env", "missing", "x", "y").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn alias(
+        &mut self,
+        module: &str,
+        name: &str,
+        as_module: &str,
+        as_name: &str,
+    ) -> Result<&mut Self> {
+        let def = self
+            .lookup(module, name)
+            .cloned()
+            .ok_or_else(|| Error::NotDefined {
+                module: module.to_string(),
+                name: name.to_string(),
+            })?;
+        self.insert(as_module, as_name, def)?;
+        Ok(self)
+    }
+
+    /// Defines everything currently defined under `module` under `as_module`
+    /// too (later definitions under `module` are not copied).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DefinedTwice`] if a new name is taken and shadowing is off.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// # let engine = wasmtime::Engine::default();
+    /// let mut linker = asyncify_linker::Linker::<()>::new(&engine);
+    /// linker.func_wrap("wasi_unstable", "proc_exit", |_: i32| {})?;
+    /// linker.alias_module("wasi_unstable", "wasi_snapshot_preview1")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn alias_module(&mut self, module: &str, as_module: &str) -> Result<&mut Self> {
+        let mut items: Vec<(String, Definition<T>)> = self
+            .map
+            .get(module)
+            .map(|names| names.iter().map(|(n, d)| (n.clone(), d.clone())).collect())
+            .unwrap_or_default();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, def) in items {
+            self.insert(as_module, &name, def)?;
+        }
+        Ok(self)
+    }
+
+    /// Defines every function import of `module` that nothing defines yet as a
+    /// function that traps, with an error naming the import, when called.
+    ///
+    /// # Errors
+    ///
+    /// None in practice (the names it defines are free).
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let module = Module::new(&engine, wat::parse_str(r#"(module (import "env" "missing" (func $m))
+    ///     (func (export "run") (call $m)))"#)?)?;
+    /// let mut linker = Linker::new(&engine);
+    /// linker.define_unknown_imports_as_traps(&module)?;
+    /// let mut store = Store::new(&engine, ());
+    /// let instance = linker.instantiate(&mut store, &module)?;
+    /// let run = instance.get_typed_func::<(), ()>(&mut store, "run")?;
+    /// let err = futures::executor::block_on(run.call_async(&mut store, ())).unwrap_err();
+    /// assert!(format!("{err:?}").contains("env::missing"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn define_unknown_imports_as_traps(&mut self, module: &Module) -> Result<&mut Self> {
+        for import in module.imports() {
+            if self.lookup(import.module(), import.name()).is_some() {
+                continue;
+            }
+            if let ExternType::Func(ty) = import.ty() {
+                let message = format!(
+                    "unknown import `{}::{}` was called",
+                    import.module(),
+                    import.name()
+                );
+                self.func_new(import.module(), import.name(), ty, move |_, _, _| {
+                    Err(wasmtime::Error::msg(message.clone()))
+                })?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// The item `module::name` as an extern of `store`: what a module
+    /// importing it would get (async imports, which are made per importing
+    /// instance, are `None`).
+    pub fn get(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+        module: &str,
+        name: &str,
+    ) -> Option<Extern> {
+        match self.lookup(module, name)? {
+            Definition::Extern(e) => Some(e.clone()),
+            Definition::Sync(key) => self.sync.get(&mut store, "", key).ok(),
+            Definition::Async(_) => None,
+            Definition::Export(f) => Some(Extern::Func(f.inner)),
+        }
+    }
+
+    /// The function `module::name`, callable as a future: typically an export
+    /// of an instance registered with [`instance`](Self::instance) or
+    /// [`module`](Self::module). Async imports are `None`.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut store = Store::new(&engine, ());
+    /// let mut linker = Linker::new(&engine);
+    /// let m = Module::new(&engine, wat::parse_str(r#"(module (func (export "one") (result i32) i32.const 1))"#)?)?;
+    /// linker.module(&mut store, "m", &m)?;
+    /// let one = linker.get_func(&mut store, "m", "one").unwrap().typed::<(), i32>(&store)?;
+    /// assert_eq!(futures::executor::block_on(one.call_async(&mut store, ()))?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_func(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+        module: &str,
+        name: &str,
+    ) -> Option<Func> {
+        match self.lookup(module, name)? {
+            Definition::Export(f) => Some(f.clone()),
+            _ => Some(Func {
+                inner: self.get(&mut store, module, name)?.into_func()?,
+                runtime: None,
+            }),
+        }
+    }
+
+    /// Instantiates `module` with its imports resolved by name, running its
+    /// start function.
+    ///
+    /// The module is instrumented if it exports the five `asyncify_*`
+    /// functions; only then may it import async functions, and it then gets
+    /// an asyncify buffer the first time one of its calls suspends.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownImports`] listing every import nothing defines, with
+    /// its type; [`Error::NotInstrumented`] naming an async import given to a
+    /// module that is not instrumented; wasmtime's errors for imports of the
+    /// wrong type; a trap in the start function.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::{Error, Linker};
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let module = Module::new(&engine, wat::parse_str(r#"(module (import "env" "a" (func (param i32)))
+    ///     (import "env" "b" (global i64)))"#)?)?;
+    /// let mut store = Store::new(&engine, ());
+    /// let err = Linker::new(&engine).instantiate(&mut store, &module).unwrap_err();
+    /// assert!(matches!(err.downcast_ref::<Error>(), Some(Error::UnknownImports(list)) if list.len() == 2));
+    /// assert!(err.to_string().contains("`env::a`: (type (func (param i32)))"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn instantiate(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+        module: &Module,
+    ) -> Result<Instance> {
+        let mut store = store.as_context_mut();
+        assert!(
+            Engine::same(&self.engine, store.engine()),
+            "the store and the linker have different engines"
+        );
+        let mem64 = runtime::instrumented(module);
+        let slot: InstanceSlot = Arc::new(OnceLock::new());
+        let mut externs = Vec::new();
+        let mut unknown = Vec::new();
+        let mut first_memory = None;
+        for import in module.imports() {
+            let (m, n) = (import.module(), import.name());
+            let Some(def) = self.lookup(m, n) else {
+                unknown.push(UnknownImport {
+                    module: m.to_string(),
+                    name: n.to_string(),
+                    ty: import.ty(),
+                });
+                continue;
+            };
+            let item = match def {
+                Definition::Extern(e) => e.clone(),
+                Definition::Sync(key) => self.sync.get(&mut store, "", key)?,
+                Definition::Async(host) => {
+                    if mem64.is_none() {
+                        return Err(Error::NotInstrumented {
+                            importer: runtime::module_name(module),
+                            module: m.to_string(),
+                            name: n.to_string(),
+                        }
+                        .into());
+                    }
+                    let ty = match &host.ty {
+                        Some(ty) => ty.clone(),
+                        None => return Err(wasmtime::format_err!("`{m}::{n}` has no type")),
+                    };
+                    Extern::Func(host::async_import(
+                        &mut store,
+                        ty,
+                        host.clone(),
+                        slot.clone(),
+                        m,
+                        n,
+                    ))
+                }
+                Definition::Export(func) => {
+                    if mem64.is_some() {
+                        let ty = func.inner.ty(&store);
+                        let host = host::export_as_async_import::<T>(func.clone());
+                        Extern::Func(host::async_import(&mut store, ty, host, slot.clone(), m, n))
+                    } else {
+                        Extern::Func(host::export_as_sync_import(&mut store, func.clone(), m, n))
+                    }
+                }
+            };
+            if first_memory.is_none() && matches!(import.ty(), ExternType::Memory(_)) {
+                first_memory = Some(item.clone());
+            }
+            externs.push(item);
+        }
+        if !unknown.is_empty() {
+            return Err(Error::UnknownImports(unknown).into());
+        }
+        let inner = wasmtime::Instance::new(&mut store, module, &externs)?;
+        let runtime = match mem64 {
+            Some(mem64) => Some(Arc::new(Runtime::new(
+                &mut store,
+                inner,
+                module,
+                mem64,
+                first_memory,
+                &self.buffer,
+            )?)),
+            None => None,
+        };
+        let instance = Instance { inner, runtime };
+        let _ = slot.set(instance.clone());
+        Ok(instance)
+    }
+}

@@ -1,0 +1,246 @@
+//! The asyncify side of one instrumented instance: its five runtime exports,
+//! its buffer, and the calls in flight on it.
+
+use std::sync::{Mutex, MutexGuard};
+
+use wasmtime::{AsContextMut, Extern, Instance, Memory, Module, Result, TypedFunc, ValType};
+
+use crate::buffer::{Buffer, BufferConfig, CallId, Placement};
+use crate::Error;
+
+/// The five exports every asyncify-instrumented module has.
+pub(crate) const RUNTIME_EXPORTS: [&str; 5] = [
+    "asyncify_start_unwind",
+    "asyncify_stop_unwind",
+    "asyncify_start_rewind",
+    "asyncify_stop_rewind",
+    "asyncify_get_state",
+];
+
+/// Asyncify's state values.
+pub(crate) const NORMAL: i32 = 0;
+pub(crate) const UNWINDING: i32 = 1;
+pub(crate) const REWINDING: i32 = 2;
+
+/// Whether `module` is instrumented (has the five exports with their ABI
+/// types), and if so whether its buffer pointers are 64-bit.
+pub(crate) fn instrumented(module: &Module) -> Option<bool> {
+    let func = |name: &str| module.get_export(name).and_then(|e| e.func().cloned());
+    let state = func("asyncify_get_state")?;
+    if state.params().len() != 0
+        || !matches!(state.results().collect::<Vec<_>>()[..], [ValType::I32])
+    {
+        return None;
+    }
+    let mut mem64 = None;
+    for name in ["asyncify_start_unwind", "asyncify_start_rewind"] {
+        let ty = func(name)?;
+        let params: Vec<_> = ty.params().collect();
+        let wide = match params[..] {
+            [ValType::I32] => false,
+            [ValType::I64] => true,
+            _ => return None,
+        };
+        if ty.results().len() != 0 || mem64.is_some_and(|w| w != wide) {
+            return None;
+        }
+        mem64 = Some(wide);
+    }
+    for name in ["asyncify_stop_unwind", "asyncify_stop_rewind"] {
+        let ty = func(name)?;
+        if ty.params().len() != 0 || ty.results().len() != 0 {
+            return None;
+        }
+    }
+    mem64
+}
+
+/// The display name of a module in messages.
+pub(crate) fn module_name(module: &Module) -> String {
+    module.name().unwrap_or("<unnamed>").to_string()
+}
+
+enum PtrFunc {
+    P32(TypedFunc<i32, ()>),
+    P64(TypedFunc<i64, ()>),
+}
+
+impl PtrFunc {
+    fn call(&self, store: impl AsContextMut, ptr: u64) -> Result<()> {
+        match self {
+            PtrFunc::P32(f) => f.call(store, ptr as i32),
+            PtrFunc::P64(f) => f.call(store, ptr as i64),
+        }
+    }
+}
+
+/// What changes while calls run.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Calls started on this instance and not finished, oldest first.
+    pub active: Vec<CallId>,
+    pub buffer: Buffer,
+}
+
+/// The asyncify runtime of one instrumented instance.
+pub(crate) struct Runtime {
+    /// The module's name, for messages.
+    pub module: String,
+    get_state: TypedFunc<(), i32>,
+    stop_unwind: TypedFunc<(), ()>,
+    stop_rewind: TypedFunc<(), ()>,
+    start_unwind: PtrFunc,
+    start_rewind: PtrFunc,
+    shared: Mutex<Shared>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("module", &self.module)
+            .field("shared", &self.shared.try_lock().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Looks up the runtime exports of `instance` (of the instrumented
+    /// `module`) and decides where its buffer goes. `imported_memory` is the
+    /// memory given for the module's first memory import, if any.
+    pub fn new(
+        mut store: impl AsContextMut,
+        instance: Instance,
+        module: &Module,
+        mem64: bool,
+        imported_memory: Option<Extern>,
+        config: &BufferConfig,
+    ) -> Result<Runtime> {
+        let mut store = store.as_context_mut();
+        let name = module_name(module);
+        let ptr_func =
+            |store: &mut wasmtime::StoreContextMut<'_, _>, export: &str| -> Result<PtrFunc> {
+                Ok(if mem64 {
+                    PtrFunc::P64(instance.get_typed_func(&mut *store, export)?)
+                } else {
+                    PtrFunc::P32(instance.get_typed_func(&mut *store, export)?)
+                })
+            };
+        let start_unwind = ptr_func(&mut store, "asyncify_start_unwind")?;
+        let start_rewind = ptr_func(&mut store, "asyncify_start_rewind")?;
+        let (memory, placement) = buffer_memory(&mut store, instance, imported_memory, config);
+        let buffer = Buffer::new(name.clone(), memory, placement, mem64, config);
+        Ok(Runtime {
+            get_state: instance.get_typed_func(&mut store, "asyncify_get_state")?,
+            stop_unwind: instance.get_typed_func(&mut store, "asyncify_stop_unwind")?,
+            stop_rewind: instance.get_typed_func(&mut store, "asyncify_stop_rewind")?,
+            start_unwind,
+            start_rewind,
+            module: name,
+            shared: Mutex::new(Shared {
+                active: Vec::new(),
+                buffer,
+            }),
+        })
+    }
+
+    /// Identity of this runtime in the driver's frames.
+    pub fn id(&self) -> usize {
+        self as *const Runtime as usize
+    }
+
+    pub fn shared(&self) -> MutexGuard<'_, Shared> {
+        // A panic while the lock was held leaves bookkeeping that is still
+        // consistent enough to go on (every update is a single push/retain).
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn state(&self, store: impl AsContextMut) -> Result<i32> {
+        self.get_state.call(store, ())
+    }
+
+    pub fn start_unwind(&self, store: impl AsContextMut, ptr: u64) -> Result<()> {
+        self.start_unwind.call(store, ptr)
+    }
+
+    pub fn stop_unwind(&self, store: impl AsContextMut) -> Result<()> {
+        self.stop_unwind.call(store, ())
+    }
+
+    pub fn start_rewind(&self, store: impl AsContextMut, ptr: u64) -> Result<()> {
+        self.start_rewind.call(store, ptr)
+    }
+
+    pub fn stop_rewind(&self, store: impl AsContextMut) -> Result<()> {
+        self.stop_rewind.call(store, ())
+    }
+
+    pub fn protocol(&self, message: impl Into<String>) -> Error {
+        Error::Protocol {
+            module: self.module.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Chooses the memory for the buffer (see `buffer.rs` for the order).
+fn buffer_memory(
+    mut store: impl AsContextMut,
+    instance: Instance,
+    imported_memory: Option<Extern>,
+    config: &BufferConfig,
+) -> (Result<Memory, String>, Placement) {
+    let default_placement = match config.fixed {
+        Some((offset, len)) => Placement::Fixed(offset, len),
+        None => Placement::EndOfMemory,
+    };
+    if let Some(name) = &config.memory {
+        return match instance.get_memory(&mut store, name) {
+            Some(m) => (Ok(m), default_placement),
+            None => (
+                Err(format!(
+                    "it exports no memory named `{name}` (`Linker::buffer_memory`)"
+                )),
+                default_placement,
+            ),
+        };
+    }
+    if let Some(m) = instance.get_memory(&mut store, "asyncify_memory") {
+        return (Ok(m), Placement::WholeMemory);
+    }
+    match imported_memory {
+        Some(Extern::Memory(m)) => return (Ok(m), default_placement),
+        Some(Extern::SharedMemory(_)) => {
+            return (
+                Err("its memory is shared; instrument it with `--secondary-memory`".into()),
+                default_placement,
+            )
+        }
+        _ => {}
+    }
+    if let Some(m) = instance.get_memory(&mut store, "memory") {
+        return (Ok(m), default_placement);
+    }
+    let exported: Vec<Memory> = instance
+        .exports(&mut store)
+        .filter_map(|e| e.into_memory())
+        .collect();
+    match exported[..] {
+        [m] => (Ok(m), default_placement),
+        [] => (
+            Err(
+                "its memory is neither exported nor imported; export it, or instrument the \
+                 module with `--secondary-memory`"
+                    .into(),
+            ),
+            default_placement,
+        ),
+        _ => (
+            Err(
+                "it exports several memories; name the one asyncify uses with \
+                 `Linker::buffer_memory`"
+                    .into(),
+            ),
+            default_placement,
+        ),
+    }
+}
