@@ -1,0 +1,70 @@
+//! Helpers shared by the linker's integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use wasmtime::{Engine, Module};
+
+/// Instruments `wat` with default options and compiles it.
+pub fn instrumented(engine: &Engine, wat: &str) -> Module {
+    let out = asyncify_transform::instrument(wat.as_bytes(), &Default::default())
+        .unwrap_or_else(|e| panic!("instrumenting failed: {e}"));
+    Module::new(engine, &out.wasm).unwrap()
+}
+
+/// Instruments `wat` with `options` (Binaryen pass-arg spellings) and compiles it.
+pub fn instrumented_with(engine: &Engine, wat: &str, pass_args: &[&str]) -> Module {
+    let mut options = asyncify_transform::Options::default();
+    for arg in pass_args {
+        options.apply_pass_arg(arg).unwrap();
+    }
+    let out = asyncify_transform::instrument(wat.as_bytes(), &options)
+        .unwrap_or_else(|e| panic!("instrumenting failed: {e}"));
+    Module::new(engine, &out.wasm).unwrap()
+}
+
+/// Compiles `wat` as it is.
+pub fn plain(engine: &Engine, wat: &str) -> Module {
+    Module::new(engine, wat::parse_str(wat).unwrap()).unwrap()
+}
+
+/// A future that is pending once (waking itself), then ready.
+pub struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// Yields to the executor once.
+pub fn yield_now() -> YieldNow {
+    YieldNow(false)
+}
+
+/// A single-threaded tokio runtime with timers.
+pub fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// Runs `f` on a `LocalPool`.
+pub fn local_pool<F: Future>(f: F) -> F::Output {
+    futures::executor::LocalPool::new().run_until(f)
+}
+
+/// Polls `future` once with a waker that does nothing.
+pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(std::task::Waker::noop()))
+}
