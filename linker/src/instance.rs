@@ -45,6 +45,35 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Wraps an instance created without the linker (for example with
+    /// [`wasmtime::Instance::new`]), so that it can be registered with
+    /// [`Linker::instance`](crate::Linker::instance) and its functions called
+    /// as futures.
+    ///
+    /// Its imports were not resolved by the linker, so none of them is async
+    /// and its calls never suspend: it is treated as not instrumented.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::{Instance, Linker};
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut store = Store::new(&engine, ());
+    /// let module = Module::new(&engine, wat::parse_str(r#"(module (func (export "f")))"#)?)?;
+    /// let raw = wasmtime::Instance::new(&mut store, &module, &[])?;
+    /// let mut linker = Linker::new(&engine);
+    /// linker.instance(&mut store, "lib", &Instance::from_wasmtime(raw))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_wasmtime(instance: wasmtime::Instance) -> Instance {
+        Instance {
+            inner: instance,
+            runtime: None,
+        }
+    }
+
     /// The underlying wasmtime instance.
     ///
     /// Calling its functions directly bypasses the linker: an async import

@@ -65,6 +65,14 @@
 //!   results are never swapped. A call on an instance resumes only when no
 //!   call started after it on that instance is still suspended; otherwise it
 //!   fails with [`Error::ResumeOrder`] rather than interleave two guest stacks.
+//!
+//!   ```compile_fail,E0499
+//!   # fn f(store: &mut wasmtime::Store<()>, run: asyncify_linker::TypedFunc<(), ()>) {
+//!   let first = run.call_async(&mut *store, ());
+//!   let second = run.call_async(&mut *store, ()); // the store is already borrowed
+//!   futures::executor::block_on(futures::future::join(first, second));
+//!   # }
+//!   ```
 //! - **Across instances.** When a module imports a function exported by an
 //!   instrumented instance registered with [`Linker::instance`] or
 //!   [`Linker::module`], the import is treated as async: if the exporting

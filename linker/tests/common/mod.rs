@@ -68,3 +68,35 @@ pub fn local_pool<F: Future>(f: F) -> F::Output {
 pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut Context::from_waker(std::task::Waker::noop()))
 }
+
+/// Instruments `wat` with Binaryen's `wasm-opt --asyncify` (plus `extra`
+/// arguments), or returns `None` with a notice when `wasm-opt` is missing.
+pub fn binaryen(engine: &Engine, test: &str, wat: &str, extra: &[&str]) -> Option<Module> {
+    use std::process::Command;
+    if Command::new("wasm-opt").arg("--version").output().is_err() {
+        eprintln!("NOTICE: {test} skipped: `wasm-opt` (Binaryen) is not on PATH");
+        return None;
+    }
+    let dir = std::env::temp_dir();
+    let stem = format!("asyncify-linker-{}-{test}", std::process::id());
+    let input = dir.join(format!("{stem}.in.wasm"));
+    let output = dir.join(format!("{stem}.out.wasm"));
+    std::fs::write(&input, wat::parse_str(wat).unwrap()).unwrap();
+    let out = Command::new("wasm-opt")
+        .arg("--asyncify")
+        .args(extra)
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let bytes = std::fs::read(&output);
+    let _ = std::fs::remove_file(&input);
+    let _ = std::fs::remove_file(&output);
+    assert!(
+        out.status.success(),
+        "wasm-opt failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(Module::new(engine, bytes.unwrap()).unwrap())
+}
