@@ -40,6 +40,8 @@ pub struct Additions {
     /// `[ptr] -> []`, `[] -> []`, `[] -> [i32]`, then the multi-value block types.
     pub extra_types: Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
     pub first_extra_type: u32,
+    /// Element types of the tables that hold saved references, in table order.
+    pub ref_tables: Vec<wasm_encoder::RefType>,
 }
 
 /// Section order ranks (the binary format's required order).
@@ -123,12 +125,27 @@ pub fn assemble(
     let mut pending: Vec<u8> = vec![1, 3, 7, 10];
     if add.import_globals {
         pending.push(2);
-    } else {
+    }
+    if !add.import_globals || !add.ref_tables.is_empty() {
         pending.push(6);
     }
     if add.secondary_memory.is_some() {
         pending.push(5);
     }
+    if !add.ref_tables.is_empty() {
+        pending.push(4);
+    }
+    let mut table_items = wasm_encoder::TableSection::new();
+    for &element_type in &add.ref_tables {
+        table_items.table(wasm_encoder::TableType {
+            element_type,
+            table64: false,
+            minimum: 0,
+            maximum: None,
+            shared: false,
+        });
+    }
+    let n_tables = add.ref_tables.len() as u32;
 
     let mut type_items = wasm_encoder::TypeSection::new();
     for (p, r) in &add.extra_types {
@@ -182,6 +199,19 @@ pub fn assemble(
             &zero,
         );
     }
+
+    // Slot allocators of the reference tables: `next` and `live` for each.
+    for _ in 0..2 * add.ref_tables.len() {
+        global_items.global(
+            GlobalType {
+                val_type: wasm_encoder::ValType::I32,
+                mutable: true,
+                shared: false,
+            },
+            &ConstExpr::i32_const(0),
+        );
+    }
+    let n_global_items = global_items.len();
 
     let mut func_items = wasm_encoder::FunctionSection::new();
     let t_ptr = add.first_extra_type;
@@ -240,6 +270,9 @@ pub fn assemble(
         }
         3 => {
             out.section(&func_items);
+        }
+        4 => {
+            out.section(&table_items);
         }
         5 => {
             out.section(&memory_items);
@@ -345,11 +378,14 @@ pub fn assemble(
                 } else {
                     raw.to_vec()
                 };
-                if add.import_globals {
-                    copy(&mut out, &base);
-                } else {
-                    copy(&mut out, &splice(&base, 2, &items_only(&global_items, 2))?);
-                }
+                copy(
+                    &mut out,
+                    &splice(
+                        &base,
+                        n_global_items,
+                        &items_only(&global_items, n_global_items),
+                    )?,
+                );
             }
             7 => {
                 let mut s = wasm_encoder::ExportSection::new();
@@ -372,23 +408,31 @@ pub fn assemble(
                     function_index: remap.func(f),
                 });
             }
-            4 | 9 | 11 if shift => {
+            4 => {
+                let base = if shift {
+                    let mut s = wasm_encoder::TableSection::new();
+                    remap
+                        .parse_table_section(
+                            &mut s,
+                            wasmparser::TableSectionReader::new(BinaryReader::new(
+                                raw,
+                                section.range.start as u64,
+                            ))
+                            .map_err(invalid)?,
+                        )
+                        .map_err(conv)?;
+                    section_contents(&s)
+                } else {
+                    raw.to_vec()
+                };
+                copy(
+                    &mut out,
+                    &splice(&base, n_tables, &items_only(&table_items, n_tables))?,
+                );
+            }
+            9 | 11 if shift => {
                 let mut data = Vec::new();
                 match id {
-                    4 => {
-                        let mut s = wasm_encoder::TableSection::new();
-                        remap
-                            .parse_table_section(
-                                &mut s,
-                                wasmparser::TableSectionReader::new(BinaryReader::new(
-                                    raw,
-                                    section.range.start as u64,
-                                ))
-                                .map_err(invalid)?,
-                            )
-                            .map_err(conv)?;
-                        data = section_contents(&s);
-                    }
                     9 => {
                         let mut s = wasm_encoder::ElementSection::new();
                         remap

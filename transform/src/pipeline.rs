@@ -7,9 +7,9 @@ use wasmparser::{ExternalKind, ValType, Validator};
 
 use crate::analysis::analyse;
 use crate::emit::{assemble, Additions, Body, RUNTIME_EXPORTS};
-use crate::plan::{plan_function, PlanContext};
+use crate::plan::{plan_function, FunctionPlan, PlanContext};
 use crate::read::ModuleInfo;
-use crate::rewrite::{emit_function, val_type, EmitContext, Mode, Remap};
+use crate::rewrite::{emit_function, val_type, EmitContext, Mode, RefTable, Remap};
 use crate::{Error, InstrumentedFunction, Options, Output, Progress};
 
 /// Runs every phase after reading.
@@ -152,7 +152,7 @@ pub fn run(
     for (i, imp) in info.func_imports.iter().enumerate() {
         no_assert_callee[i] = imp.runtime.is_some();
     }
-    let cx = EmitContext {
+    let mut cx = EmitContext {
         remap: remap.clone(),
         state_global,
         data_global,
@@ -161,6 +161,7 @@ pub fn run(
         asserts: options.asserts,
         no_assert_callee,
         multi_result_types,
+        ref_tables: HashMap::new(),
     };
     let plan_cx = PlanContext {
         info,
@@ -169,41 +170,57 @@ pub fn run(
     };
     let shift = !remap.is_identity();
 
+    // Plans first: the reference types they save decide the tables to add.
+    let plan_one = |d: usize| -> Result<Option<FunctionPlan>, Error> {
+        let f = num_imports as usize + d;
+        match analysis.instrumented[f] {
+            Some(_) => plan_function(&plan_cx, d).map(Some),
+            None => Ok(None),
+        }
+    };
+    let plans = parallel_map(defined as usize, &plan_one, &mut |_| {})?;
+    let mut ref_types: Vec<ValType> = Vec::new();
+    for plan in plans.iter().flatten() {
+        for t in &plan.ref_types {
+            if !ref_types.contains(t) {
+                ref_types.push(*t);
+            }
+        }
+    }
+    let first_extra_global = info.num_globals + 2;
+    for (i, t) in ref_types.iter().enumerate() {
+        let i = i as u32;
+        cx.ref_tables.insert(
+            *t,
+            RefTable {
+                table: info.num_tables + i,
+                next_global: first_extra_global + 2 * i,
+                live_global: first_extra_global + 2 * i + 1,
+            },
+        );
+    }
+
     let rewrite_one = |d: usize| -> Result<Body<'_>, Error> {
         let f = num_imports + d as u32;
         let body = &info.bodies[d];
         let raw = || Body::Raw(&info.bytes[body.range().start as usize..body.range().end as usize]);
-        let instrumented = analysis.instrumented[f as usize].is_some();
         let asserts = options.asserts && !analysis.runtime[f as usize];
-        if !instrumented && !shift && !asserts {
+        let plan = plans[d].as_ref();
+        if plan.is_none() && !shift && !asserts {
             return Ok(raw());
         }
         let label = info.func_label(f);
         let results = info.module_val_types(info.func_type(f).results());
         let type_index = info.funcs[d].ty;
-        let encoded = if instrumented {
-            let plan = plan_function(&plan_cx, d)?;
-            emit_function(
-                &cx,
-                body,
-                &results,
-                type_index,
-                Mode::Instrument(&plan),
-                label,
-            )?
-        } else {
-            emit_function(
-                &cx,
-                body,
-                &results,
-                type_index,
-                Mode::Copy { asserts },
-                label,
-            )?
+        let mode = match plan {
+            Some(plan) => Mode::Instrument(plan),
+            None => Mode::Copy { asserts },
         };
-        Ok(Body::Encoded(encoded))
+        Ok(Body::Encoded(emit_function(
+            &cx, body, &results, type_index, mode, label,
+        )?))
     };
-    let bodies = rewrite_all(defined as usize, &rewrite_one, progress)?;
+    let bodies = parallel_map(defined as usize, &rewrite_one, progress)?;
 
     let add = Additions {
         import_globals: options.import_globals,
@@ -211,6 +228,18 @@ pub fn run(
         secondary_memory: options.secondary_memory,
         extra_types,
         first_extra_type,
+        ref_tables: {
+            let mut tables: Vec<(u32, ValType)> =
+                cx.ref_tables.iter().map(|(t, r)| (r.table, *t)).collect();
+            tables.sort_by_key(|(i, _)| *i);
+            tables
+                .into_iter()
+                .map(|(_, t)| match val_type(t) {
+                    wasm_encoder::ValType::Ref(r) => r,
+                    other => unreachable!("reference table of non-reference type {other:?}"),
+                })
+                .collect()
+        },
     };
     let wasm = assemble(info, &cx, &add, bodies, &mut warnings)?;
     let mut validator = Validator::new_with_features(crate::read::features());
@@ -272,13 +301,13 @@ fn binaryen_runtime_export(info: &ModuleInfo<'_>) -> Option<String> {
         })
 }
 
-/// Rewrites every defined function, on all cores, in batches so that progress
-/// is reported as it goes and the first error (in function order) wins.
-fn rewrite_all<'a>(
+/// Runs `each` over every defined function, on all cores, in batches so that
+/// progress is reported as it goes and the first error (in function order) wins.
+fn parallel_map<R: Send>(
     count: usize,
-    rewrite_one: &(dyn Fn(usize) -> Result<Body<'a>, Error> + Sync),
+    each: &(dyn Fn(usize) -> Result<R, Error> + Sync),
     progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<Body<'a>>, Error> {
+) -> Result<Vec<R>, Error> {
     const BATCH: usize = 1024;
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -289,16 +318,16 @@ fn rewrite_all<'a>(
         let end = (start + BATCH).min(count);
         if workers == 1 || end - start < 64 {
             for d in start..end {
-                bodies.push(rewrite_one(d)?);
+                bodies.push(each(d)?);
             }
         } else {
             let per = (end - start).div_ceil(workers);
-            let parts: Vec<Result<Vec<Body<'a>>, Error>> = std::thread::scope(|s| {
+            let parts: Vec<Result<Vec<R>, Error>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (start..end)
                     .step_by(per)
                     .map(|lo| {
                         let hi = (lo + per).min(end);
-                        s.spawn(move || (lo..hi).map(rewrite_one).collect())
+                        s.spawn(move || (lo..hi).map(each).collect())
                     })
                     .collect();
                 handles

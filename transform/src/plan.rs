@@ -69,6 +69,19 @@ pub struct FunctionPlan {
     pub index_local: u32,
     /// Local holding the frame pointer while saving/restoring.
     pub ptr_local: u32,
+    /// Nullable reference types among the saved locals (each is kept in a
+    /// table of that type while suspended).
+    pub ref_types: Vec<ValType>,
+    /// Parameters of non-nullable reference type (restored with a null check).
+    pub non_null_params: Vec<u32>,
+}
+
+/// `t`, made nullable if it is a reference type.
+pub fn nullable(t: ValType) -> ValType {
+    match t {
+        ValType::Ref(r) => ValType::Ref(r.nullable()),
+        t => t,
+    }
 }
 
 struct PFrame {
@@ -138,7 +151,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     let mut plan = FunctionPlan::default();
     for i in 0..fv.len_locals() {
         plan.local_types
-            .push(fv.get_local_type(i).expect("local in range"));
+            .push(info.module_val_type(fv.get_local_type(i).expect("local in range")));
     }
     plan.input_locals = plan.local_types.len() as u32;
     let func_type = info.func_type(func_index).clone();
@@ -203,15 +216,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 let t = info.func_type(*function_index);
                 Some((t.params().len(), info.module_val_types(t.results())))
             }
-            Operator::CallRef { .. }
-                if live && cx.analysis.indirect_suspends[func_index as usize] =>
-            {
-                return Err(unsupported(
-                    &op,
-                    "a call_ref that may suspend needs its function reference saved across the suspension, which is not supported yet (use --ignore-indirect if it cannot suspend)",
-                ));
-            }
-            Operator::CallIndirect { type_index, .. }
+            Operator::CallIndirect { type_index, .. } | Operator::CallRef { type_index }
                 if live && cx.analysis.indirect_suspends[func_index as usize] =>
             {
                 let id = info.types.as_ref().core_type_at_in_module(*type_index);
@@ -251,12 +256,15 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             }
             let stack = snapshot(&fv);
             let stranded = alloc_stranded(&stack, inputs, &mut next_local, &mut stranded_types);
-            let callee = matches!(op, Operator::CallIndirect { .. }).then(|| {
-                let l = next_local;
-                next_local += 1;
-                stranded_types.push((l, *stack.last().expect("table index on the stack")));
-                l
-            });
+            // The table index or function reference selects the callee again
+            // when rewinding: keep it in a saved local.
+            let callee = matches!(op, Operator::CallIndirect { .. } | Operator::CallRef { .. })
+                .then(|| {
+                    let l = next_local;
+                    next_local += 1;
+                    stranded_types.push((l, nullable(*stack.last().expect("callee on the stack"))));
+                    l
+                });
             for f in frames.iter_mut() {
                 f.has_point = true;
                 f.lo.get_or_insert(k);
@@ -434,16 +442,20 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     let mut saved: Vec<u32> = (0..saved_flags.len() as u32)
         .filter(|&l| saved_flags[l as usize])
         .collect();
+    let _ = first_point_op;
+    // Reference locals are declared nullable in the output (see rewrite), and
+    // saved through a table of their type.
+    let num_params = func_type.params().len() as u32;
+    for (l, t) in plan.local_types.iter_mut().enumerate() {
+        if (l as u32) < num_params && *t != nullable(*t) {
+            plan.non_null_params.push(l as u32);
+        }
+        *t = nullable(*t);
+    }
     for &l in &saved {
-        if let ValType::Ref(_) = plan.local_types[l as usize] {
-            return Err(Error::Unsupported {
-                function: info.func_label(func_index),
-                instruction: first_point_op.clone().unwrap_or_default(),
-                detail: format!(
-                    "local {l} of reference type {} is live across a call that may suspend; saving reference values is not supported yet",
-                    plan.local_types[l as usize]
-                ),
-            });
+        let t = plan.local_types[l as usize];
+        if matches!(t, ValType::Ref(_)) && !plan.ref_types.contains(&t) {
+            plan.ref_types.push(t);
         }
     }
     // Largest first keeps every slot naturally aligned within the frame.
@@ -481,7 +493,8 @@ pub fn value_size(ty: ValType) -> u32 {
         ValType::I32 | ValType::F32 => 4,
         ValType::I64 | ValType::F64 => 8,
         ValType::V128 => 16,
-        ValType::Ref(_) => 8,
+        // A reference is saved in a table; the frame holds its slot index.
+        ValType::Ref(_) => 4,
     }
 }
 

@@ -57,6 +57,8 @@ pub struct ModuleInfo<'a> {
     pub num_imported_globals: u32,
     pub num_globals: u32,
     pub num_types: u32,
+    /// Tables, imported and defined.
+    pub num_tables: u32,
     /// Memories in index order.
     pub memories: Vec<MemoryType>,
     /// Exports: name → (kind, index).
@@ -92,7 +94,8 @@ impl<'a> ModuleInfo<'a> {
         }
     }
 
-    /// `t` with concrete heap types expressed as module type indices.
+    /// `t` with concrete heap types expressed as module type indices (and
+    /// exact references widened to inexact ones).
     pub fn module_val_type(&self, t: ValType) -> ValType {
         let ValType::Ref(r) = t else { return t };
         let fix = |i: UnpackedIndex| match i {
@@ -103,7 +106,9 @@ impl<'a> ModuleInfo<'a> {
         };
         let heap = match r.heap_type() {
             HeapType::Concrete(i) => HeapType::Concrete(fix(i)),
-            HeapType::Exact(i) => HeapType::Exact(fix(i)),
+            // `ref.func` is typed exact (custom descriptors); locals the
+            // rewrite adds use the inexact supertype, which every engine knows.
+            HeapType::Exact(i) => HeapType::Concrete(fix(i)),
             h => h,
         };
         RefType::new(r.is_nullable(), heap)
@@ -245,6 +250,7 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
         num_imported_globals,
         num_globals: types.as_ref().global_count(),
         num_types: types.as_ref().core_type_count_in_module(),
+        num_tables: types.as_ref().table_count(),
         memories,
         exports,
         names,

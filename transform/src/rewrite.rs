@@ -28,7 +28,7 @@ use wasm_encoder::reencode::{Error as ReencodeError, Reencode};
 use wasm_encoder::{BlockType, Encode, Instruction, MemArg, MemArgTarget};
 use wasmparser::{Operator, OperatorsReader, ValType};
 
-use crate::plan::{value_size, Construct, FunctionPlan, Item};
+use crate::plan::{nullable, value_size, Construct, FunctionPlan, Item};
 use crate::Error;
 
 /// Index remapping for functions and globals, used when the module's import
@@ -84,6 +84,19 @@ pub struct EmitContext {
     pub no_assert_callee: Vec<bool>,
     /// Output type index of `[] -> R` for multi-value function results, by input type index.
     pub multi_result_types: HashMap<u32, u32>,
+    /// Where saved references of each (nullable) type are kept while suspended.
+    pub ref_tables: HashMap<ValType, RefTable>,
+}
+
+/// A table that holds saved references of one type, with its slot allocator:
+/// slots are handed out upward from `next` and all given back when `live`
+/// drops to zero (frames are restored last-in first-out, and stacks that are
+/// interleaved by a guest scheduler only delay the reset).
+#[derive(Debug, Clone, Copy)]
+pub struct RefTable {
+    pub table: u32,
+    pub next_global: u32,
+    pub live_global: u32,
 }
 
 /// How a function is emitted.
@@ -114,6 +127,8 @@ struct Emitter<'c, 'p> {
     bodies: Vec<BodyState<'p>>,
     asserts: bool,
     func_label: String,
+    /// Declared non-nullable reference locals, now nullable (sorted).
+    non_null: Vec<u32>,
 }
 
 struct BodyState<'p> {
@@ -134,9 +149,29 @@ pub fn emit_function(
 ) -> Result<wasm_encoder::Function, Error> {
     let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
     let mut remap = cx.remap.clone();
-    let mut locals: Vec<(u32, wasm_encoder::ValType)> = Vec::new();
+    let (plan, asserts) = match mode {
+        Mode::Instrument(p) => (Some(p), cx.asserts),
+        Mode::Copy { asserts } => (None, asserts),
+    };
+    // In an instrumented function, non-nullable reference locals are declared
+    // nullable (the rewrite's blocks hide their initialisation from the
+    // validator) and every read of them asserts non-null again.
+    let mut declared: Vec<(u32, ValType)> = Vec::new();
     for l in body.get_locals_reader().map_err(internal)? {
-        let (n, t) = l.map_err(internal)?;
+        declared.push(l.map_err(internal)?);
+    }
+    let declared_count: u32 = declared.iter().map(|(n, _)| n).sum();
+    let mut non_null = Vec::new();
+    let mut locals: Vec<(u32, wasm_encoder::ValType)> = Vec::new();
+    let mut next = plan.map_or(0, |p| p.input_locals - declared_count);
+    for (n, t) in declared {
+        let t = if plan.is_some() && t != nullable(t) {
+            non_null.extend(next..next + n);
+            nullable(t)
+        } else {
+            t
+        };
+        next += n;
         locals.push((
             n,
             remap
@@ -144,10 +179,6 @@ pub fn emit_function(
                 .map_err(|e| Error::InvalidOutput(e.to_string()))?,
         ));
     }
-    let (plan, asserts) = match mode {
-        Mode::Instrument(p) => (Some(p), cx.asserts),
-        Mode::Copy { asserts } => (None, asserts),
-    };
     let first_extra = match plan {
         Some(p) => p.local_types.len() as u32,
         None => 0,
@@ -164,6 +195,7 @@ pub fn emit_function(
         bodies: Vec::new(),
         asserts,
         func_label,
+        non_null,
     };
     let ops = body.get_operators_reader().map_err(internal)?;
     em.run(ops, results, type_index)?;
@@ -700,6 +732,13 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     self.assert_check();
                 }
             }
+            Operator::LocalGet { local_index } | Operator::LocalTee { local_index }
+                if self.non_null.binary_search(local_index).is_ok() =>
+            {
+                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                self.ins(ins);
+                self.ins(Instruction::RefAsNonNull);
+            }
             Operator::CallIndirect { .. } | Operator::CallRef { .. } => {
                 let ins = remap.instruction(op.clone()).map_err(conv)?;
                 self.ins(ins);
@@ -778,14 +817,83 @@ impl<'c, 'p> Emitter<'c, 'p> {
         for &l in &p.saved {
             let ty = p.local_types[l as usize];
             self.ins(Instruction::LocalGet(p.ptr_local));
-            self.load(ty, offset);
-            self.ins(Instruction::LocalSet(l));
+            if let ValType::Ref(_) = ty {
+                let non_null = p.non_null_params.contains(&l);
+                self.restore_ref(l, ty, offset, non_null);
+            } else {
+                self.load(ty, offset);
+                self.ins(Instruction::LocalSet(l));
+            }
             offset += value_size(ty) as u64;
         }
         self.ins(Instruction::LocalGet(p.ptr_local));
         self.load(ValType::I32, offset);
         self.ins(Instruction::LocalSet(p.index_local));
         self.close();
+    }
+
+    /// With the frame pointer on the stack: reads the slot index at `offset`,
+    /// takes the reference out of its table into local `l`, frees the slot.
+    fn restore_ref(&mut self, l: u32, ty: ValType, offset: u64, non_null: bool) {
+        let t = self.cx.ref_tables[&ty];
+        let slot = self.temps(&[ValType::I32])[0];
+        self.load(ValType::I32, offset);
+        self.ins(Instruction::LocalTee(slot));
+        self.ins(Instruction::TableGet(t.table));
+        if non_null {
+            self.ins(Instruction::RefAsNonNull);
+        }
+        self.ins(Instruction::LocalSet(l));
+        self.ins(Instruction::LocalGet(slot));
+        self.zero(ty).expect("nullable reference");
+        self.ins(Instruction::TableSet(t.table));
+        self.ins(Instruction::GlobalGet(t.live_global));
+        self.ins(Instruction::I32Const(1));
+        self.ins(Instruction::I32Sub);
+        self.ins(Instruction::GlobalSet(t.live_global));
+        self.ins(Instruction::GlobalGet(t.live_global));
+        self.ins(Instruction::I32Eqz);
+        self.open(Instruction::If(BlockType::Empty));
+        self.ins(Instruction::I32Const(0));
+        self.ins(Instruction::GlobalSet(t.next_global));
+        self.close();
+    }
+
+    /// Puts local `l` into a fresh slot of its table (growing it if needed)
+    /// and writes the slot index into the frame at `offset`.
+    fn save_ref(&mut self, p: &FunctionPlan, l: u32, ty: ValType, offset: u64) {
+        let t = self.cx.ref_tables[&ty];
+        let slot = self.temps(&[ValType::I32])[0];
+        self.ins(Instruction::GlobalGet(t.next_global));
+        self.ins(Instruction::LocalTee(slot));
+        self.ins(Instruction::TableSize(t.table));
+        self.ins(Instruction::I32GeU);
+        self.open(Instruction::If(BlockType::Empty));
+        self.zero(ty).expect("nullable reference");
+        self.ins(Instruction::TableSize(t.table));
+        self.ins(Instruction::I32Const(16));
+        self.ins(Instruction::I32Add);
+        self.ins(Instruction::TableGrow(t.table));
+        self.ins(Instruction::I32Const(-1));
+        self.ins(Instruction::I32Eq);
+        self.open(Instruction::If(BlockType::Empty));
+        self.ins(Instruction::Unreachable);
+        self.close();
+        self.close();
+        self.ins(Instruction::LocalGet(slot));
+        self.ins(Instruction::LocalGet(l));
+        self.ins(Instruction::TableSet(t.table));
+        self.ins(Instruction::LocalGet(p.ptr_local));
+        self.ins(Instruction::LocalGet(slot));
+        self.store(ValType::I32, offset);
+        self.ins(Instruction::LocalGet(slot));
+        self.ins(Instruction::I32Const(1));
+        self.ins(Instruction::I32Add);
+        self.ins(Instruction::GlobalSet(t.next_global));
+        self.ins(Instruction::GlobalGet(t.live_global));
+        self.ins(Instruction::I32Const(1));
+        self.ins(Instruction::I32Add);
+        self.ins(Instruction::GlobalSet(t.live_global));
     }
 
     fn unwind_epilogue(
@@ -817,9 +925,13 @@ impl<'c, 'p> Emitter<'c, 'p> {
         let mut offset = 0u64;
         for &l in &p.saved {
             let ty = p.local_types[l as usize];
-            self.ins(Instruction::LocalGet(p.ptr_local));
-            self.ins(Instruction::LocalGet(l));
-            self.store(ty, offset);
+            if let ValType::Ref(_) = ty {
+                self.save_ref(p, l, ty, offset);
+            } else {
+                self.ins(Instruction::LocalGet(p.ptr_local));
+                self.ins(Instruction::LocalGet(l));
+                self.store(ty, offset);
+            }
             offset += value_size(ty) as u64;
         }
         self.ins(Instruction::LocalGet(p.ptr_local));
@@ -839,12 +951,5 @@ impl<'c, 'p> Emitter<'c, 'p> {
             self.zero(r)?;
         }
         Ok(())
-    }
-}
-
-fn nullable(t: ValType) -> ValType {
-    match t {
-        ValType::Ref(r) => ValType::Ref(r.nullable()),
-        t => t,
     }
 }
