@@ -176,3 +176,42 @@ fn suspension_in_a_legacy_catch_handler_is_refused() {
     );
     assert!(err.to_string().contains("catch"), "{err}");
 }
+
+const NESTED_REFS: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (type $t (func (param i32) (result i32)))
+  (elem declare func $double $triple)
+  (func $double (type $t) (i32.mul (local.get 0) (i32.const 2)))
+  (func $triple (type $t) (i32.mul (local.get 0) (i32.const 3)))
+  ;; Each level keeps a non-nullable function reference and a nullable one
+  ;; live across a suspension and a recursive call, so several saved
+  ;; references of each type are held at once.
+  (func $walk (param $n i32) (result i32)
+    (local $f (ref $t)) (local $g (ref null $t)) (local $acc i32)
+    (local.set $f (select (result (ref $t)) (ref.func $double) (ref.func $triple)
+      (i32.and (local.get $n) (i32.const 1))))
+    (local.set $g (select (result (ref null $t)) (ref.func $triple) (ref.null $t)
+      (i32.and (local.get $n) (i32.const 2))))
+    (local.set $acc (call $tick (local.get $n)))
+    (if (i32.gt_s (local.get $n) (i32.const 0))
+      (then (local.set $acc (i32.add (local.get $acc)
+        (call $walk (i32.sub (local.get $n) (i32.const 1)))))))
+    (i32.add
+      (call_ref $t (local.get $acc) (local.get $f))
+      (if (result i32) (ref.is_null (local.get $g))
+        (then (i32.const 7))
+        (else (call_ref $t (local.get $n) (local.get $g))))))
+  (func (export "run") (param $n i32) (result i32) (call $walk (local.get $n))))"#;
+
+#[test]
+fn nested_reference_locals() {
+    Check::new(NESTED_REFS)
+        .calls(&[
+            ("run", i32s(&[0])),
+            ("run", i32s(&[5])),
+            ("run", i32s(&[9])),
+        ])
+        .binaryen_shortfall("a live local of reference type is refused")
+        .run();
+}
