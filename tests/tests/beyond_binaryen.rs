@@ -215,3 +215,50 @@ fn nested_reference_locals() {
         .binaryen_shortfall("a live local of reference type is refused")
         .run();
 }
+
+const TAIL_CHAINS: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (type $t (func (param i32) (result i32)))
+  (table 3 funcref)
+  (elem (i32.const 0) $a $b $leaf)
+  ;; a -> b by return_call, b -> leaf by return_call_indirect, leaf calls
+  ;; (not a tail call) a function that suspends; values on the stack and live
+  ;; locals around every call.
+  (func $a (param $x i32) (result i32)
+    (local $keep i32)
+    (local.set $keep (call $tick (local.get $x)))
+    (return_call $b (i32.add (local.get $x) (local.get $keep))))
+  (func $b (param $x i32) (result i32)
+    (if (i32.gt_u (local.get $x) (i32.const 1000))
+      (then (return (call $tick (local.get $x)))))
+    (return_call_indirect (type $t) (i32.mul (local.get $x) (i32.const 3)) (i32.const 2)))
+  (func $leaf (param $x i32) (result i32)
+    (i32.add (local.get $x) (call $inner (local.get $x))))
+  (func $inner (param $x i32) (result i32)
+    (i32.xor (call $tick (local.get $x)) (call $tick (i32.add (local.get $x) (i32.const 1)))))
+  ;; Different result types use different trampolines.
+  (func $pair (param $x i32) (result i32 i64)
+    (return_call $pair_leaf (i32.add (local.get $x) (i32.const 1))))
+  (func $pair_leaf (param $x i32) (result i32 i64)
+    (call $tick (local.get $x))
+    (i64.extend_i32_u (call $tick (i32.const 9))))
+  (func (export "chain") (param $x i32) (result i32)
+    (i32.add (i32.const 1) (call $a (local.get $x))))
+  (func (export "pair") (param $x i32) (result i32)
+    (call $pair (local.get $x))
+    (i32.wrap_i64)
+    (i32.add)))"#;
+
+#[test]
+fn tail_call_chains() {
+    Check::new(TAIL_CHAINS)
+        .calls(&[
+            ("chain", i32s(&[1])),
+            ("chain", i32s(&[2000])),
+            ("pair", i32s(&[4])),
+            ("chain", i32s(&[7])),
+        ])
+        .binaryen_shortfall("tail calls are refused")
+        .run();
+}

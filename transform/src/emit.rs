@@ -42,6 +42,8 @@ pub struct Additions {
     pub first_extra_type: u32,
     /// Element types of the tables that hold saved references, in table order.
     pub ref_tables: Vec<wasm_encoder::RefType>,
+    /// Functions appended after the five runtime functions: (type index, body).
+    pub extra_functions: Vec<(u32, Function)>,
 }
 
 /// Section order ranks (the binary format's required order).
@@ -218,6 +220,10 @@ pub fn assemble(
     for ty in [t_ptr, t_ptr + 1, t_ptr, t_ptr + 1, t_ptr + 2] {
         func_items.function(ty);
     }
+    for (ty, _) in &add.extra_functions {
+        func_items.function(*ty);
+    }
+    let n_funcs = 5 + add.extra_functions.len() as u32;
 
     let mut memory_items = wasm_encoder::MemorySection::new();
     if let Some(pages) = add.secondary_memory {
@@ -258,6 +264,9 @@ pub fn assemble(
     }
     for f in runtime_functions(cx) {
         code.function(&f);
+    }
+    for (_, f) in &add.extra_functions {
+        code.function(f);
     }
 
     // Emits the fresh section for `id` when the input had none.
@@ -361,7 +370,10 @@ pub fn assemble(
                 }
                 out.section(&imports);
             }
-            3 => copy(&mut out, &splice(raw, 5, &items_only(&func_items, 5))?),
+            3 => copy(
+                &mut out,
+                &splice(raw, n_funcs, &items_only(&func_items, n_funcs))?,
+            ),
             5 if add.secondary_memory.is_some() => {
                 copy(&mut out, &splice(raw, 1, &items_only(&memory_items, 1))?)
             }

@@ -9,7 +9,9 @@ use crate::analysis::analyse;
 use crate::emit::{assemble, Additions, Body, RUNTIME_EXPORTS};
 use crate::plan::{plan_function, FunctionPlan, PlanContext};
 use crate::read::ModuleInfo;
-use crate::rewrite::{emit_function, val_type, EmitContext, Mode, RefTable, Remap};
+use crate::rewrite::{
+    emit_function, trampoline, val_type, EmitContext, Mode, RefTable, Remap, TailCalls,
+};
 use crate::{Error, InstrumentedFunction, Options, Output, Progress};
 
 /// Runs every phase after reading.
@@ -162,6 +164,7 @@ pub fn run(
         no_assert_callee,
         multi_result_types,
         ref_tables: HashMap::new(),
+        tail: None,
     };
     let plan_cx = PlanContext {
         info,
@@ -200,6 +203,46 @@ pub fn run(
         );
     }
 
+    // Tail calls that may suspend: frame ids and one trampoline per result type.
+    let mut trampolines: Vec<(u32, wasm_encoder::Function)> = Vec::new();
+    if plans.iter().flatten().any(|p| p.tail_through) {
+        let mut tail = TailCalls::default();
+        let mut by_results: Vec<(Vec<ValType>, Vec<(u32, u32, Vec<ValType>)>)> = Vec::new();
+        for plan in plans.iter().flatten() {
+            let f = plan.func_index;
+            let id = tail.ids.len() as u32;
+            tail.ids.insert(f, id);
+            let ty = info.func_type(f);
+            let results = info.module_val_types(ty.results());
+            let params = info.module_val_types(ty.params());
+            match by_results.iter_mut().find(|(r, _)| *r == results) {
+                Some((_, targets)) => targets.push((id, remap.func(f), params)),
+                None => by_results.push((results, vec![(id, remap.func(f), params)])),
+            }
+        }
+        let needed: Vec<Vec<ValType>> = plans
+            .iter()
+            .flatten()
+            .filter(|p| p.tail_through)
+            .map(|p| info.module_val_types(info.func_type(p.func_index).results()))
+            .collect();
+        let id_count = tail.ids.len() as u32;
+        for (results, targets) in &by_results {
+            if !needed.contains(results) {
+                continue;
+            }
+            let index = runtime_base + 5 + trampolines.len() as u32;
+            tail.trampolines.insert(results.clone(), index);
+            let ty = first_extra_type + extra_types.len() as u32;
+            extra_types.push((
+                vec![wasm_encoder::ValType::I32],
+                results.iter().map(|&t| val_type(t)).collect(),
+            ));
+            trampolines.push((ty, trampoline(targets, id_count, &remap)?));
+        }
+        cx.tail = Some(tail);
+    }
+
     let rewrite_one = |d: usize| -> Result<Body<'_>, Error> {
         let f = num_imports + d as u32;
         let body = &info.bodies[d];
@@ -228,6 +271,7 @@ pub fn run(
         secondary_memory: options.secondary_memory,
         extra_types,
         first_extra_type,
+        extra_functions: trampolines,
         ref_tables: {
             let mut tables: Vec<(u32, ValType)> =
                 cx.ref_tables.iter().map(|(t, r)| (r.table, *t)).collect();

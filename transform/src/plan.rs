@@ -74,6 +74,11 @@ pub struct FunctionPlan {
     pub ref_types: Vec<ValType>,
     /// Parameters of non-nullable reference type (restored with a null check).
     pub non_null_params: Vec<u32>,
+    /// The function makes a tail call that may suspend: when rewinding, the
+    /// frame on top may belong to a function it tail-called, not to itself.
+    pub tail_through: bool,
+    /// The function's index in the input.
+    pub func_index: u32,
 }
 
 /// `t`, made nullable if it is a reference type.
@@ -148,7 +153,10 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
     let mut reader = body.get_binary_reader();
     fv.read_locals(&mut reader).map_err(internal)?;
-    let mut plan = FunctionPlan::default();
+    let mut plan = FunctionPlan {
+        func_index,
+        ..FunctionPlan::default()
+    };
     for i in 0..fv.len_locals() {
         plan.local_types
             .push(info.module_val_type(fv.get_local_type(i).expect("local in range")));
@@ -223,21 +231,20 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 let t = info.types[id].unwrap_func();
                 Some((t.params().len() + 1, info.module_val_types(t.results())))
             }
+            // A tail call that may suspend is not a point (this function's
+            // frame is gone by then), but a rewind entering this function may
+            // have to go on to the callee: see `tail_through`.
             Operator::ReturnCall { function_index }
                 if live && cx.direct_call_suspends(*function_index) =>
             {
-                return Err(unsupported(
-                    &op,
-                    "a tail call to a function that may suspend is not supported yet",
-                ));
+                plan.tail_through = true;
+                None
             }
             Operator::ReturnCallIndirect { .. } | Operator::ReturnCallRef { .. }
                 if live && cx.analysis.indirect_suspends[func_index as usize] =>
             {
-                return Err(unsupported(
-                    &op,
-                    "an indirect tail call that may suspend is not supported yet",
-                ));
+                plan.tail_through = true;
+                None
             }
             _ => None,
         };

@@ -86,6 +86,21 @@ pub struct EmitContext {
     pub multi_result_types: HashMap<u32, u32>,
     /// Where saved references of each (nullable) type are kept while suspended.
     pub ref_tables: HashMap<ValType, RefTable>,
+    /// Set when some function makes a tail call that may suspend.
+    pub tail: Option<TailCalls>,
+}
+
+/// Support for tail calls that may suspend. Every frame then ends with the id
+/// of the function that wrote it. A function that tail-called on is gone from
+/// the wasm stack when its callee unwinds, so when a rewind enters it and the
+/// frame on top is not its own, it tail-calls a trampoline that calls the
+/// frame's owner (with placeholder arguments: the owner restores its locals).
+#[derive(Debug, Clone, Default)]
+pub struct TailCalls {
+    /// Frame id of each instrumented function, by input function index.
+    pub ids: HashMap<u32, u32>,
+    /// Output function index of the trampoline for each result type list.
+    pub trampolines: HashMap<Vec<ValType>, u32>,
 }
 
 /// A table that holds saved references of one type, with its slot allocator:
@@ -129,6 +144,8 @@ struct Emitter<'c, 'p> {
     func_label: String,
     /// Declared non-nullable reference locals, now nullable (sorted).
     non_null: Vec<u32>,
+    /// The function's result types (the trampoline key).
+    results_key: Vec<ValType>,
 }
 
 struct BodyState<'p> {
@@ -196,6 +213,7 @@ pub fn emit_function(
         asserts,
         func_label,
         non_null,
+        results_key: results.to_vec(),
     };
     let ops = body.get_operators_reader().map_err(internal)?;
     em.run(ops, results, type_index)?;
@@ -309,26 +327,17 @@ impl<'c, 'p> Emitter<'c, 'p> {
     }
 
     fn zero(&mut self, ty: ValType) -> Result<(), Error> {
-        match ty {
-            ValType::I32 => self.ins(Instruction::I32Const(0)),
-            ValType::I64 => self.ins(Instruction::I64Const(0)),
-            ValType::F32 => self.ins(Instruction::F32Const(0.0.into())),
-            ValType::F64 => self.ins(Instruction::F64Const(0.0.into())),
-            ValType::V128 => self.ins(Instruction::V128Const(0)),
-            ValType::Ref(r) if r.is_nullable() => {
-                let mut remap = self.cx.remap.clone();
-                let ht = remap.heap_type(r.heap_type()).map_err(|e| Error::InvalidOutput(e.to_string()))?;
-                self.ins(Instruction::RefNull(ht));
+        match zero_instruction(ty, &self.cx.remap) {
+            Some(i) => {
+                self.ins(i);
+                Ok(())
             }
-            ValType::Ref(r) => {
-                return Err(Error::Unsupported {
-                    function: self.func_label.clone(),
-                    instruction: "return".into(),
-                    detail: format!("the function returns a non-nullable reference ({r}), which cannot be given a placeholder value while unwinding"),
-                })
-            }
+            None => Err(Error::Unsupported {
+                function: self.func_label.clone(),
+                instruction: "return".into(),
+                detail: format!("the function returns a non-nullable reference ({ty}), which cannot be given a placeholder value while unwinding"),
+            }),
         }
-        Ok(())
     }
 
     /// A pool temp local for each of `types` (nullable for references).
@@ -496,6 +505,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     .map(|&l| value_size(p.local_types[l as usize]) as u64)
                     .sum::<u64>()
                     + 4
+                    + if self.cx.tail.is_some() { 4 } else { 0 }
             })
             .unwrap_or(0);
         if let Some(p) = plan {
@@ -802,6 +812,26 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.ins(Instruction::I32Const(2));
         self.ins(Instruction::I32Eq);
         self.open(Instruction::If(BlockType::Empty));
+        if let (Some(tail), true) = (&self.cx.tail, p.tail_through) {
+            // The frame on top may belong to a function this one tail-called.
+            let id = tail.ids[&p.func_index];
+            let trampoline = tail.trampolines[&self.results_key];
+            self.load_header(0);
+            self.ptr_const(4);
+            self.ins(if self.cx.memory64 {
+                Instruction::I64Sub
+            } else {
+                Instruction::I32Sub
+            });
+            self.load(ValType::I32, 0);
+            self.ins(Instruction::LocalTee(p.index_local));
+            self.ins(Instruction::I32Const(id as i32));
+            self.ins(Instruction::I32Ne);
+            self.open(Instruction::If(BlockType::Empty));
+            self.ins(Instruction::LocalGet(p.index_local));
+            self.ins(Instruction::ReturnCall(trampoline));
+            self.close();
+        }
         // cur -= frame size; ptr = cur
         self.ins(Instruction::GlobalGet(self.cx.data_global));
         self.load_header(0);
@@ -937,6 +967,12 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.ins(Instruction::LocalGet(p.ptr_local));
         self.ins(Instruction::LocalGet(p.index_local));
         self.store(ValType::I32, offset);
+        if let Some(tail) = &self.cx.tail {
+            let id = tail.ids[&p.func_index];
+            self.ins(Instruction::LocalGet(p.ptr_local));
+            self.ins(Instruction::I32Const(id as i32));
+            self.store(ValType::I32, offset + 4);
+        }
         // cur += size
         self.ins(Instruction::GlobalGet(self.cx.data_global));
         self.ins(Instruction::LocalGet(p.ptr_local));
@@ -952,4 +988,58 @@ impl<'c, 'p> Emitter<'c, 'p> {
         }
         Ok(())
     }
+}
+
+/// The placeholder value of type `ty` (zero or null), or `None` for a
+/// non-nullable reference, which has none.
+pub fn zero_instruction(ty: ValType, remap: &Remap) -> Option<Instruction<'static>> {
+    Some(match ty {
+        ValType::I32 => Instruction::I32Const(0),
+        ValType::I64 => Instruction::I64Const(0),
+        ValType::F32 => Instruction::F32Const(0.0.into()),
+        ValType::F64 => Instruction::F64Const(0.0.into()),
+        ValType::V128 => Instruction::V128Const(0),
+        ValType::Ref(r) if r.is_nullable() => {
+            Instruction::RefNull(remap.clone().heap_type(r.heap_type()).ok()?)
+        }
+        ValType::Ref(_) => return None,
+    })
+}
+
+/// The trampoline for functions returning `results`: takes a frame id and
+/// tail-calls the function it names, with placeholder arguments.
+/// `targets` lists (frame id, output function index, parameter types).
+pub fn trampoline(
+    targets: &[(u32, u32, Vec<ValType>)],
+    id_count: u32,
+    remap: &Remap,
+) -> Result<wasm_encoder::Function, Error> {
+    let mut f = wasm_encoder::Function::new([]);
+    let m = targets.len() as u32;
+    f.instruction(&Instruction::Block(BlockType::Empty));
+    for _ in 0..m {
+        f.instruction(&Instruction::Block(BlockType::Empty));
+    }
+    let mut table = vec![m; id_count as usize];
+    for (j, (id, _, _)) in targets.iter().enumerate() {
+        table[*id as usize] = j as u32;
+    }
+    f.instruction(&Instruction::LocalGet(0));
+    f.instruction(&Instruction::BrTable(Cow::Owned(table), m));
+    for (_, func, params) in targets {
+        f.instruction(&Instruction::End);
+        for &p in params {
+            let zero = zero_instruction(p, remap).ok_or_else(|| Error::Unsupported {
+                function: format!("func {func}"),
+                instruction: "return_call".into(),
+                detail: format!("a function that may be reached by a suspending tail call takes a non-nullable reference ({p}), which a rewind cannot supply"),
+            })?;
+            f.instruction(&zero);
+        }
+        f.instruction(&Instruction::ReturnCall(*func));
+    }
+    f.instruction(&Instruction::End);
+    f.instruction(&Instruction::Unreachable);
+    f.instruction(&Instruction::End);
+    Ok(f)
 }
