@@ -11,6 +11,7 @@ use crate::plan::{plan_function, FunctionPlan, PlanContext};
 use crate::read::ModuleInfo;
 use crate::rewrite::{
     emit_function, trampoline, val_type, EmitContext, Mode, RefTable, Remap, TailCalls,
+    TrampolineTarget,
 };
 use crate::{Error, InstrumentedFunction, Options, Output, Progress};
 
@@ -207,7 +208,7 @@ pub fn run(
     let mut trampolines: Vec<(u32, wasm_encoder::Function)> = Vec::new();
     if plans.iter().flatten().any(|p| p.tail_through) {
         let mut tail = TailCalls::default();
-        let mut by_results: Vec<(Vec<ValType>, Vec<(u32, u32, Vec<ValType>)>)> = Vec::new();
+        let mut by_results: Vec<(Vec<ValType>, Vec<TrampolineTarget>)> = Vec::new();
         for plan in plans.iter().flatten() {
             let f = plan.func_index;
             let id = tail.ids.len() as u32;
@@ -215,9 +216,14 @@ pub fn run(
             let ty = info.func_type(f);
             let results = info.module_val_types(ty.results());
             let params = info.module_val_types(ty.params());
+            let target = TrampolineTarget {
+                id,
+                func: remap.func(f),
+                params,
+            };
             match by_results.iter_mut().find(|(r, _)| *r == results) {
-                Some((_, targets)) => targets.push((id, remap.func(f), params)),
-                None => by_results.push((results, vec![(id, remap.func(f), params)])),
+                Some((_, targets)) => targets.push(target),
+                None => by_results.push((results, vec![target])),
             }
         }
         let needed: Vec<Vec<ValType>> = plans

@@ -1006,11 +1006,21 @@ pub fn zero_instruction(ty: ValType, remap: &Remap) -> Option<Instruction<'stati
     })
 }
 
+/// A function a trampoline can send a rewind to.
+#[derive(Debug, Clone)]
+pub struct TrampolineTarget {
+    /// Its frame id.
+    pub id: u32,
+    /// Its output function index.
+    pub func: u32,
+    /// Its parameter types (placeholders are passed).
+    pub params: Vec<ValType>,
+}
+
 /// The trampoline for functions returning `results`: takes a frame id and
 /// tail-calls the function it names, with placeholder arguments.
-/// `targets` lists (frame id, output function index, parameter types).
 pub fn trampoline(
-    targets: &[(u32, u32, Vec<ValType>)],
+    targets: &[TrampolineTarget],
     id_count: u32,
     remap: &Remap,
 ) -> Result<wasm_encoder::Function, Error> {
@@ -1021,12 +1031,12 @@ pub fn trampoline(
         f.instruction(&Instruction::Block(BlockType::Empty));
     }
     let mut table = vec![m; id_count as usize];
-    for (j, (id, _, _)) in targets.iter().enumerate() {
-        table[*id as usize] = j as u32;
+    for (j, t) in targets.iter().enumerate() {
+        table[t.id as usize] = j as u32;
     }
     f.instruction(&Instruction::LocalGet(0));
     f.instruction(&Instruction::BrTable(Cow::Owned(table), m));
-    for (_, func, params) in targets {
+    for TrampolineTarget { func, params, .. } in targets {
         f.instruction(&Instruction::End);
         for &p in params {
             let zero = zero_instruction(p, remap).ok_or_else(|| Error::Unsupported {
