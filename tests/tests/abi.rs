@@ -93,3 +93,73 @@ fn buffer_just_big_enough() {
     assert_eq!(never.results(0), always.results(0));
     assert_eq!(always.unwinds(), 21);
 }
+
+/// When a frame does not fit, unwinding writes nothing at or past `end`, but
+/// `cur` still advances by every frame's size: the host can tell the buffer
+/// was too small, and by how much, before `stop_unwind` traps on `cur > end`.
+#[test]
+fn overflow_writes_nothing_past_end_and_reports_the_size_needed() {
+    use wasmtime::{Caller, Linker, Module, Store};
+    let wat = r#"(module
+      (import "env" "wait" (func $wait (param i32) (result i32)))
+      (memory (export "memory") 1)
+      (func $rec (export "rec") (param $n i32) (result i32)
+        (local $a i64) (local $b f64)
+        (local.set $a (i64.extend_i32_u (local.get $n)))
+        (local.set $b (f64.convert_i32_u (local.get $n)))
+        (if (result i32) (i32.eqz (local.get $n))
+          (then (call $wait (i32.const 0)))
+          (else (i32.add
+            (call $rec (i32.sub (local.get $n) (i32.const 1)))
+            (i32.add (i32.wrap_i64 (local.get $a)) (i32.trunc_f64_u (local.get $b))))))))"#;
+    let wasm = asyncify_transform::instrument(wat.as_bytes(), &Options::default())
+        .expect("instruments")
+        .wasm;
+    let measure = |buffer_size: u32| -> (u32, bool) {
+        let engine = asyncify_tests::engine();
+        let module = Module::new(engine, &wasm).expect("compiles");
+        let mut linker: Linker<()> = Linker::new(engine);
+        linker
+            .func_wrap("env", "wait", |mut caller: Caller<'_, ()>, _: i32| -> i32 {
+                let start = caller
+                    .get_export("asyncify_start_unwind")
+                    .and_then(|e| e.into_func())
+                    .expect("export");
+                start
+                    .typed::<i32, ()>(&caller)
+                    .expect("typed")
+                    .call(&mut caller, 0x1000)
+                    .expect("start_unwind");
+                0
+            })
+            .expect("define");
+        let mut store = Store::new(engine, ());
+        // The shared test engine meters fuel.
+        store.set_fuel(1_000_000).expect("fuel");
+        let instance = linker
+            .instantiate(&mut store, &module)
+            .expect("instantiates");
+        let memory = instance.get_memory(&mut store, "memory").expect("memory");
+        // Header at 0x1000, frames from 0x1008, canary bytes everywhere after.
+        let end = 0x1008 + buffer_size;
+        memory.data_mut(&mut store)[0x1000..0x3000].fill(0xAB);
+        memory.data_mut(&mut store)[0x1000..0x1004].copy_from_slice(&0x1008u32.to_le_bytes());
+        memory.data_mut(&mut store)[0x1004..0x1008].copy_from_slice(&end.to_le_bytes());
+        let rec = instance
+            .get_typed_func::<i32, i32>(&mut store, "rec")
+            .expect("rec");
+        rec.call(&mut store, 10).expect("unwinds without trapping");
+        let data = memory.data(&store);
+        let cur = u32::from_le_bytes(data[0x1000..0x1004].try_into().expect("4 bytes"));
+        let untouched = data[end as usize..0x3000].iter().all(|&b| b == 0xAB);
+        (cur - 0x1008, untouched)
+    };
+    let (needed, _) = measure(4096);
+    assert!(needed > 64, "eleven frames need room: {needed}");
+    let (reported, untouched) = measure(64);
+    assert_eq!(
+        reported, needed,
+        "cur advances by the full size even when frames do not fit"
+    );
+    assert!(untouched, "nothing is written at or past end");
+}

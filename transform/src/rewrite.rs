@@ -934,7 +934,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
     ) -> Result<(), Error> {
         let ptr_ty = self.ptr_type();
         let end_field = if self.cx.memory64 { 8 } else { 4 };
-        // ptr = cur; if cur + size > end: trap before writing anything.
+        // ptr = cur. If the frame does not fit (cur + size > end), nothing is
+        // written, but cur still advances: the stop/start functions then trap
+        // on cur > end as the ABI says, and a host that looks first learns
+        // how large the buffer had to be (cur - start).
         self.load_header(0);
         self.ins(Instruction::LocalTee(p.ptr_local));
         self.ptr_const(frame_size);
@@ -949,9 +952,8 @@ impl<'c, 'p> Emitter<'c, 'p> {
         } else {
             Instruction::I32GtU
         });
+        self.ins(Instruction::I32Eqz);
         self.open(Instruction::If(BlockType::Empty));
-        self.ins(Instruction::Unreachable);
-        self.close();
         let mut offset = 0u64;
         for &l in &p.saved {
             let ty = p.local_types[l as usize];
@@ -973,6 +975,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
             self.ins(Instruction::I32Const(id as i32));
             self.store(ValType::I32, offset + 4);
         }
+        self.close();
         // cur += size
         self.ins(Instruction::GlobalGet(self.cx.data_global));
         self.ins(Instruction::LocalGet(p.ptr_local));
