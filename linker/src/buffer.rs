@@ -164,7 +164,7 @@ impl Buffer {
             Err(reason) => return Err(self.no_memory(reason.clone())),
         };
         let hdr = self.header_size();
-        let need = self.want + hdr;
+        let need = self.want.max(2 * hdr);
         let size = memory.data_size(&store) as u64;
         match self.placement {
             Placement::Fixed(offset, len) => {

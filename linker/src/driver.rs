@@ -159,6 +159,9 @@ pub(crate) struct CallCore {
     runtime: Option<Arc<Runtime>>,
     id: CallId,
     phase: Phase,
+    /// Its bookkeeping on the instance is released (also set when a panic
+    /// went through `poll`, by `Drop`).
+    finished: bool,
 }
 
 impl CallCore {
@@ -169,6 +172,7 @@ impl CallCore {
             runtime,
             id: next_call_id(),
             phase: Phase::Fresh,
+            finished: false,
         }
     }
 
@@ -357,6 +361,7 @@ impl CallCore {
 
     fn finish(&mut self, rt: &Runtime) {
         self.phase = Phase::Done;
+        self.finished = true;
         let mut shared = rt.shared();
         shared.active.retain(|&id| id != self.id);
         shared.buffer.release(self.id);
@@ -365,7 +370,7 @@ impl CallCore {
 
 impl Drop for CallCore {
     fn drop(&mut self) {
-        if let (Some(rt), false) = (self.runtime.clone(), matches!(self.phase, Phase::Done)) {
+        if let (Some(rt), false) = (self.runtime.clone(), self.finished) {
             // Cancelled: the instance is in the normal state between polls,
             // so forgetting the saved stack is all there is to do.
             self.finish(&rt);

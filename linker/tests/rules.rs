@@ -661,3 +661,52 @@ fn unknown_imports_are_all_listed_with_their_types() {
         assert!(message.contains(expected), "{message}");
     }
 }
+
+#[test]
+fn a_panicking_import_leaves_the_instance_usable() {
+    let engine = Engine::default();
+    let module = instrumented(&engine, CALLS_GET);
+    let mut linker = Linker::new(&engine);
+    linker
+        .func_wrap_async("env", "get", |_: AsyncCaller<()>, x: i32| async move {
+            yield_now().await;
+            assert!(x != 13, "unlucky");
+            Ok(x)
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let run = instance
+        .get_typed_func::<i32, i32>(&mut store, "run")
+        .unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        block_on(run.call_async(&mut store, 13))
+    }));
+    assert!(panicked.is_err());
+    let usage = instance.buffer_usage().unwrap();
+    assert_eq!((usage.in_use, usage.suspended), (0, 0));
+    assert_eq!(block_on(run.call_async(&mut store, 1)).unwrap(), 2);
+}
+
+#[test]
+fn memory64_modules_are_driven() {
+    let wat = r#"(module
+        (import "env" "get" (func $get (param i32) (result i32)))
+        (memory (export "memory") i64 1)
+        (func $deep (export "deep") (param $n i32) (result i32)
+            (if (result i32) (i32.eqz (local.get $n))
+                (then (call $get (i32.const 5)))
+                (else (i32.add (i32.const 1)
+                    (call $deep (i32.sub (local.get $n) (i32.const 1))))))))"#;
+    let engine = Engine::default();
+    let module = instrumented(&engine, wat);
+    let mut store = Store::new(&engine, ());
+    let instance = failing_get(&engine, true)
+        .instantiate(&mut store, &module)
+        .unwrap();
+    let deep = instance
+        .get_typed_func::<i32, i32>(&mut store, "deep")
+        .unwrap();
+    assert_eq!(block_on(deep.call_async(&mut store, 100)).unwrap(), 150);
+    assert!(instance.buffer_usage().unwrap().capacity > 0);
+}
