@@ -4,6 +4,7 @@
 //! transform itself lives in the `asyncify-transform` library.
 
 mod files;
+mod inspect;
 mod instrument;
 mod progress;
 
@@ -29,12 +30,16 @@ enum Command {
     /// Instrument a module so it can unwind and rewind its call stack
     /// (what `wasm-opt --asyncify` does).
     Instrument(instrument::InstrumentArgs),
+    /// Show a module's imports and exports, what the transform would do to it,
+    /// and why a function is instrumented.
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Instrument(args) => instrument::run(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

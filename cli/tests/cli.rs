@@ -356,3 +356,53 @@ fn quiet_without_verbose() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stderr(&output), "");
 }
+
+#[test]
+fn inspect_reports_interface_counts_and_why() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/demo.wat");
+    let output = asyncify(&[
+        "inspect",
+        demo,
+        "--why",
+        "node",
+        "--why",
+        "4",
+        "--functions",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("inspect --json prints JSON");
+    assert_eq!(report["imports"][0]["name"], "fetch");
+    assert_eq!(
+        report["imports"][0]["type"],
+        "func (param i32) (result i32)"
+    );
+    assert_eq!(report["instrumented"], 2);
+    assert_eq!(report["suspension_points"], 4);
+    assert_eq!(
+        report["why"][0]["chain"][0],
+        "$node calls import env.fetch, which may suspend"
+    );
+    assert_eq!(report["why"][1]["instrumented"], false);
+    assert!(
+        report["output_bytes"].as_u64().unwrap_or(0)
+            > report["input_bytes"].as_u64().unwrap_or(u64::MAX)
+    );
+
+    let text = asyncify(&["inspect", demo, "--imports", "env.log"]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("instrumented: 1 of 5 functions, 1 suspension points"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn inspect_unknown_function_is_an_error() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/demo.wat");
+    let output = asyncify(&["inspect", demo, "--why", "nope"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("nope"), "{}", stderr(&output));
+}

@@ -17,6 +17,7 @@
 mod analysis;
 mod emit;
 mod error;
+pub mod inspect;
 mod options;
 mod pipeline;
 mod plan;
@@ -36,6 +37,12 @@ pub struct Output {
     pub warnings: Vec<String>,
     /// Every instrumented function with the reason it was chosen, in index order.
     pub instrumented: Vec<InstrumentedFunction>,
+    /// Functions in the input (imported and defined).
+    pub function_count: u32,
+    /// Name of every input function from the name section, by index.
+    pub function_names: Vec<Option<String>>,
+    /// Size of the binary input (after converting text).
+    pub input_bytes: usize,
 }
 
 /// A function that the transform instrumented.
@@ -47,6 +54,12 @@ pub struct InstrumentedFunction {
     pub name: Option<String>,
     /// Why it was instrumented.
     pub reason: Reason,
+    /// Calls in it that may suspend (suspension points).
+    pub points: u32,
+    /// Locals saved in its frame when it unwinds.
+    pub saved_locals: u32,
+    /// Bytes its frame takes in the buffer.
+    pub frame_bytes: u32,
 }
 
 /// Why a function is instrumented.
@@ -105,9 +118,10 @@ impl Output {
                 ),
                 Reason::CallsRuntime(r) => (format!("{name} calls {r}"), None),
                 Reason::Calls(callee) => {
-                    let callee_name = by_index(*callee)
-                        .map(display_name)
-                        .unwrap_or_else(|| format!("func {callee}"));
+                    let callee_name = match self.function_names.get(*callee as usize) {
+                        Some(Some(n)) => format!("${n}"),
+                        _ => format!("func {callee}"),
+                    };
                     (format!("{name} calls {callee_name}"), by_index(*callee))
                 }
                 Reason::AddList => (format!("{name} is in the add list"), None),

@@ -297,14 +297,21 @@ pub fn run(
         Error::InvalidOutput(format!("{} at offset {:#x}", e.message(), e.offset()))
     })?;
 
+    let tail_ids = cx.tail.is_some();
     let instrumented = (0..info.num_funcs())
         .filter_map(|f| {
+            let plan = (f >= num_imports)
+                .then(|| plans[(f - num_imports) as usize].as_ref())
+                .flatten();
             analysis.instrumented[f as usize]
                 .clone()
                 .map(|reason| InstrumentedFunction {
                     index: f,
                     name: info.names.get(&f).map(|s| s.to_string()),
                     reason,
+                    points: plan.map_or(0, |p| p.points.len() as u32),
+                    saved_locals: plan.map_or(0, |p| p.saved.len() as u32),
+                    frame_bytes: plan.map_or(0, |p| p.frame_bytes(tail_ids)),
                 })
         })
         .collect();
@@ -312,6 +319,11 @@ pub fn run(
         wasm,
         warnings,
         instrumented,
+        function_count: info.num_funcs(),
+        function_names: (0..info.num_funcs())
+            .map(|f| info.names.get(&f).map(|s| s.to_string()))
+            .collect(),
+        input_bytes: info.bytes.len(),
     })
 }
 

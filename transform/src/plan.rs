@@ -81,6 +81,19 @@ pub struct FunctionPlan {
     pub func_index: u32,
 }
 
+impl FunctionPlan {
+    /// Bytes of this function's frame: saved locals, the point index, and the
+    /// frame owner's id when tail calls may suspend.
+    pub fn frame_bytes(&self, with_owner_id: bool) -> u32 {
+        let locals: u32 = self
+            .saved
+            .iter()
+            .map(|&l| value_size(self.local_types[l as usize]))
+            .sum();
+        locals + 4 + if with_owner_id { 4 } else { 0 }
+    }
+}
+
 /// `t`, made nullable if it is a reference type.
 pub fn nullable(t: ValType) -> ValType {
     match t {

@@ -498,16 +498,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
         let mut remap = self.cx.remap.clone();
         let results = results.to_vec();
         let plan = self.plan;
-        let frame_size: u64 = plan
-            .map(|p| {
-                p.saved
-                    .iter()
-                    .map(|&l| value_size(p.local_types[l as usize]) as u64)
-                    .sum::<u64>()
-                    + 4
-                    + if self.cx.tail.is_some() { 4 } else { 0 }
-            })
-            .unwrap_or(0);
+        let frame_size = plan.map_or(0, |p| u64::from(p.frame_bytes(self.cx.tail.is_some())));
         if let Some(p) = plan {
             self.rewind_prologue(p, frame_size);
             self.open(Instruction::Block(BlockType::Empty));
