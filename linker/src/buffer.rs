@@ -18,12 +18,15 @@
 //!   Rust, dlmalloc do); allocators that claim every page up to `memory.size`
 //!   (AssemblyScript's, Emscripten's `sbrk`) need one of the other placements.
 //!
-//! Every region's header tells the module where its region ends. This
-//! project's transform traps *before* writing past that end, Binaryen's
-//! writes past it and traps later; either way the linker sees a trap while
-//! unwinding, fails that call with [`Error::BufferOverflow`] and doubles the
-//! space later calls get (up to [`Linker::max_buffer_size`]). A buffer at the
-//! end of memory also turns Binaryen's stray writes into out-of-bounds traps.
+//! Every region's header tells the module where its region ends. When the
+//! stack does not fit, this project's transform writes nothing past that end
+//! but still advances `cur` by the size of every frame; Binaryen writes past
+//! the end (at the end of memory that is an out-of-bounds trap, not a
+//! corruption); older outputs trap before writing. In each case the linker
+//! fails that call with [`Error::BufferOverflow`] (it cannot be replayed: it
+//! had side effects) and raises the space later calls get: to what the module
+//! reported it needed when it did, and at least double, up to
+//! [`Linker::max_buffer_size`].
 //!
 //! [`Linker::fixed_buffer`]: crate::Linker::fixed_buffer
 //! [`Linker::max_buffer_size`]: crate::Linker::max_buffer_size
@@ -256,10 +259,13 @@ impl Buffer {
         let (cur, end) = self.read_header(memory, &store, region.start)?;
         if cur > end || cur < region.start + self.header_size() {
             let size = region.end - region.start - self.header_size();
+            // This project's transform (and Binaryen, which wrote it) leaves
+            // `cur` advanced by the size of the whole stack.
+            let needed = cur.checked_sub(region.start + self.header_size());
             self.reset_header(&mut store, region.start)?;
             return Err(Error::BufferOverflow {
                 size,
-                grown_to: self.grow_want(size, &store),
+                grown_to: self.grow_want(size, needed, &store),
             });
         }
         self.held.push(Region {
@@ -284,7 +290,7 @@ impl Buffer {
         };
         self.reset_header(&mut store, region.start)?;
         let size = region.end - region.start - self.header_size();
-        let grown_to = self.grow_want(size, &store);
+        let grown_to = self.grow_want(size, None, &store);
         Ok(Error::BufferOverflow { size, grown_to })
     }
 
@@ -322,9 +328,10 @@ impl Buffer {
         }
     }
 
-    /// Raises the promised space after an overflow of `size` bytes; returns
-    /// the new promise, or `None` if the buffer cannot give more.
-    fn grow_want(&mut self, size: u64, store: impl AsContext) -> Option<u64> {
+    /// Raises the promised space after an overflow of `size` bytes (the
+    /// stack `needed` more, if known); returns the new promise, or `None` if
+    /// the buffer cannot give more.
+    fn grow_want(&mut self, size: u64, needed: Option<u64>, store: impl AsContext) -> Option<u64> {
         let growable = match (self.placement, &self.memory) {
             (Placement::Fixed(..), _) => false,
             (Placement::WholeMemory, Ok(m)) => {
@@ -334,8 +341,10 @@ impl Buffer {
             }
             _ => true,
         };
-        let next = (size.max(self.want)).saturating_mul(2).min(self.max);
-        if !growable || next <= size {
+        let doubled = size.max(self.want).saturating_mul(2);
+        let fits = needed.map_or(0, |n| n.saturating_add(n / 2));
+        let next = doubled.max(fits).min(self.max);
+        if !growable || next <= size || needed.is_some_and(|n| n > next) {
             return None;
         }
         self.want = next;

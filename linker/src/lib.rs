@@ -97,8 +97,9 @@
 //! the end of the module's memory the first time a call suspends. A stack
 //! that does not fit fails its call with [`Error::BufferOverflow`] (the call
 //! cannot be replayed, it had side effects), the guest's memory outside the
-//! buffer is untouched, and later calls get twice the space, up to
-//! [`Linker::max_buffer_size`].
+//! buffer is untouched, and later calls get more space: at least double, and
+//! as much as the module reported it needed (this project's transform does),
+//! up to [`Linker::max_buffer_size`].
 
 mod access;
 mod buffer;
