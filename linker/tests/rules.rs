@@ -712,3 +712,49 @@ fn memory64_modules_are_driven() {
     assert_eq!(block_on(deep.call_async(&mut store, 100)).unwrap(), 150);
     assert!(instance.buffer_usage().unwrap().capacity > 0);
 }
+
+#[test]
+fn modules_share_a_defined_memory_and_table() {
+    // As in dynamic linking: `lib` puts its function in the shared table and
+    // data in the shared memory; `main` calls through the table, waits in an
+    // async import, and reads lib's data.
+    let lib = r#"(module
+        (import "env" "memory" (memory 1))
+        (import "env" "table" (table 4 funcref))
+        (data (i32.const 32) "\2a")
+        (func $sq (param i32) (result i32) (i32.mul (local.get 0) (local.get 0)))
+        (elem (i32.const 1) func $sq))"#;
+    let main = r#"(module
+        (import "env" "memory" (memory 1))
+        (import "env" "table" (table 4 funcref))
+        (import "env" "get" (func $get (param i32) (result i32)))
+        (type $unary (func (param i32) (result i32)))
+        (func (export "run") (param i32) (result i32)
+            (i32.add
+                (call_indirect (type $unary) (call $get (local.get 0)) (i32.const 1))
+                (i32.load8_u (i32.const 32)))))"#;
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    let memory = wasmtime::Memory::new(&mut store, wasmtime::MemoryType::new(1, None)).unwrap();
+    let table = wasmtime::Table::new(
+        &mut store,
+        wasmtime::TableType::new(wasmtime::RefType::FUNCREF, 4, None),
+        wasmtime::Ref::Func(None),
+    )
+    .unwrap();
+    let mut linker = failing_get(&engine, true);
+    linker.define(&store, "env", "memory", memory).unwrap();
+    linker.define(&store, "env", "table", table).unwrap();
+    linker
+        .instantiate(&mut store, &plain(&engine, lib))
+        .unwrap();
+    let main = linker
+        .instantiate(&mut store, &instrumented(&engine, main))
+        .unwrap();
+    let run = main.get_typed_func::<i32, i32>(&mut store, "run").unwrap();
+    // get(3) = 30; 30 * 30 + 42.
+    assert_eq!(block_on(run.call_async(&mut store, 3)).unwrap(), 942);
+    // The buffer went at the end of the shared memory, after lib's data.
+    assert!(memory.size(&store) > 1);
+    assert_eq!(memory.data(&store)[32], 42);
+}
