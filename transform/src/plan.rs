@@ -27,6 +27,9 @@ pub struct Item {
     pub stack: Vec<ValType>,
     /// How many of `stack` the item consumes.
     pub inputs: usize,
+    /// How many of the inputs (the last ones) come from pure pushes that are
+    /// emitted right before the item instead of being moved through locals.
+    pub deferred: usize,
     /// Locals that hold the values below the inputs while the item runs
     /// (saved in the frame: they are live across the suspension).
     pub stranded: Vec<u32>,
@@ -65,6 +68,9 @@ pub struct FunctionPlan {
     pub input_locals: u32,
     /// Locals saved in the frame, ordered by the frame layout.
     pub saved: Vec<u32>,
+    /// Operator indices of pure pushes moved to just before their item
+    /// (increasing).
+    pub deferred_ops: Vec<usize>,
     /// Local holding the point index.
     pub index_local: u32,
     /// Local holding the frame pointer while saving/restoring.
@@ -208,6 +214,9 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     let mut first_point_op: Option<String> = None;
     let mut ops = OperatorsReader::new(reader);
     let mut index = 0usize;
+    // Operator indices of the pure pushes (local.get, constants, ...) right
+    // before the current operator.
+    let mut pure_run: Vec<usize> = Vec::new();
     let mut stranded_types: Vec<(u32, ValType)> = Vec::new();
     let mut next_local = plan.local_types.len() as u32;
 
@@ -270,6 +279,16 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             }
             let k = plan.points.len() as u32;
             plan.points.push(index);
+            // Arguments of a direct call that come straight from pure pushes
+            // are re-emitted after the dispatch block instead of being moved
+            // through locals (on a rewind they are placeholders anyway).
+            let deferred = if matches!(op, Operator::Call { .. }) {
+                pure_run.len().min(inputs)
+            } else {
+                0
+            };
+            plan.deferred_ops
+                .extend_from_slice(&pure_run[pure_run.len() - deferred..]);
             if first_point.is_none() {
                 first_point = Some(index);
                 first_point_op = Some(op_name(&op));
@@ -297,6 +316,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 hi: k,
                 stack,
                 inputs,
+                deferred,
                 stranded,
                 results,
                 callee,
@@ -408,6 +428,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                             hi,
                             stack: frame.stack,
                             inputs: frame.inputs,
+                            deferred: 0,
                             stranded,
                             results: frame.results.clone(),
                             callee: None,
@@ -430,6 +451,23 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 }
             }
             _ => {}
+        }
+        let pure = matches!(
+            op,
+            Operator::LocalGet { .. }
+                | Operator::GlobalGet { .. }
+                | Operator::I32Const { .. }
+                | Operator::I64Const { .. }
+                | Operator::F32Const { .. }
+                | Operator::F64Const { .. }
+                | Operator::V128Const { .. }
+                | Operator::RefNull { .. }
+                | Operator::RefFunc { .. }
+        );
+        if pure && live {
+            pure_run.push(index);
+        } else {
+            pure_run.clear();
         }
         fv.op(offset, &op).map_err(internal)?;
         index += 1;

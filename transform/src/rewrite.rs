@@ -440,7 +440,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
             return None;
         }
         body.cursor += 1;
-        let inputs = &item.stack[item.stack.len() - item.inputs..];
+        let inputs = &item.stack[item.stack.len() - item.inputs..item.stack.len() - item.deferred];
         let mut input_temps = self.temps(inputs);
         if let Some(callee) = item.callee {
             // The table index must survive a suspension: it selects the
@@ -525,11 +525,19 @@ impl<'c, 'p> Emitter<'c, 'p> {
         }
         let mut index = 0usize;
         let mut point = 0u32;
+        let mut next_deferred = 0usize;
+        let mut deferred: Vec<Operator<'_>> = Vec::new();
         while !ops.eof() {
             let op = ops.read().map_err(internal)?;
             let this = index;
             index += 1;
             if let Some(p) = plan {
+                if p.deferred_ops.get(next_deferred) == Some(&this) {
+                    // Emitted with its call, after the dispatch block closes.
+                    next_deferred += 1;
+                    deferred.push(op);
+                    continue;
+                }
                 let is_if = matches!(op, Operator::If { .. });
                 if let Some((item, cond)) = self.enter_item(this, is_if) {
                     match &op {
@@ -569,6 +577,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
                             // A call that may suspend.
                             let k = point;
                             debug_assert_eq!(p.points[k as usize], this);
+                            debug_assert_eq!(deferred.len(), item.deferred);
+                            for op in deferred.drain(..) {
+                                self.plain(op, &mut remap)?;
+                            }
                             self.ins(Instruction::I32Const(k as i32));
                             self.ins(Instruction::LocalSet(p.index_local));
                             let call = remap
