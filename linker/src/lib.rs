@@ -100,6 +100,23 @@
 //! buffer is untouched, and later calls get more space: at least double, and
 //! as much as the module reported it needed (this project's transform does),
 //! up to [`Linker::max_buffer_size`].
+//!
+//! # Limits
+//!
+//! - Each instance has its own asyncify state. Modules instrumented with
+//!   `asyncify-import-globals` (one state shared by several modules, for
+//!   dynamic linking) are not driven.
+//! - A module that unwinds by itself (through `asyncify.start_unwind`
+//!   imports, without an async import) makes the call fail with
+//!   [`Error::Protocol`].
+//! - A synchronous host function ([`Linker::func_wrap`]) that calls back into
+//!   an instrumented instance through wasmtime directly must not let it wait:
+//!   the linker cannot tell that call from the one it drives, and on resuming
+//!   the host function would run again from its start. Use an async import
+//!   and [`AsyncCaller::call_async`] for callbacks.
+//! - Binaryen's `asyncify-in-secondary-memory` does not export the memory it
+//!   adds, so the linker cannot use it; this project's transform exports it as
+//!   `asyncify_memory`.
 
 mod access;
 mod buffer;
