@@ -199,6 +199,10 @@ impl<T: 'static> Linker<T> {
     /// guest leaves alone (the JS runtime uses 1000 bytes at 16, below the
     /// data that LLVM places at 1024). The buffer then never grows. The
     /// module's `asyncify_memory`, if it exports one, still takes precedence.
+    ///
+    /// The setting applies to instances created after it. Instances that
+    /// share one memory need distinct ranges (change the setting between
+    /// their instantiations): each uses its range as its own.
     pub fn fixed_buffer(&mut self, offset: u64, len: u64) -> &mut Self {
         self.buffer.fixed = Some((offset, len));
         self
