@@ -114,6 +114,10 @@
 //!   the linker cannot tell that call from the one it drives, and on resuming
 //!   the host function would run again from its start. Use an async import
 //!   and [`AsyncCaller::call_async`] for callbacks.
+//! - The linker calls wasm with wasmtime's synchronous `call`: a store that
+//!   also holds wasmtime's own async host functions (`Func::wrap_async`) or
+//!   yields on fuel requires `call_async` everywhere, and the linker's calls
+//!   then fail with wasmtime's error saying so.
 //! - Binaryen's `asyncify-in-secondary-memory` does not export the memory it
 //!   adds, so the linker cannot use it; this project's transform exports it as
 //!   `asyncify_memory`.
