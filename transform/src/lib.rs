@@ -18,6 +18,7 @@ mod analysis;
 mod emit;
 mod error;
 pub mod inspect;
+mod liveness;
 mod options;
 mod pipeline;
 mod plan;

@@ -118,8 +118,6 @@ struct PFrame {
     lo: Option<u32>,
     hi: u32,
     split: Option<u32>,
-    /// For loops: the locals read inside, as a bit set.
-    reads: Option<Vec<u64>>,
     has_point: bool,
     stack: Vec<ValType>,
     inputs: usize,
@@ -198,18 +196,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         lo: None,
         hi: 0,
         split: None,
-        reads: None,
         has_point: false,
         stack: Vec::new(),
         inputs: 0,
         params: Vec::new(),
         results: info.module_val_types(func_type.results()),
     }];
-    let mut last_read: Vec<usize> = vec![0; plan.local_types.len()];
-    let mut has_read: Vec<bool> = vec![false; plan.local_types.len()];
-    let words = plan.local_types.len().div_ceil(64);
-    let mut loop_saved: Vec<u64> = vec![0; words];
-    let mut loop_frames: Vec<usize> = Vec::new();
     let mut first_point: Option<usize> = None;
     let mut first_point_op: Option<String> = None;
     let mut ops = OperatorsReader::new(reader);
@@ -342,9 +334,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     _ => Kind::If,
                 };
                 let inputs = params.len() + usize::from(kind == Kind::If);
-                if kind == Kind::Loop {
-                    loop_frames.push(frames.len());
-                }
                 frames.push(PFrame {
                     op: index,
                     kind,
@@ -355,7 +344,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     lo: None,
                     hi: 0,
                     split: None,
-                    reads: (kind == Kind::Loop).then(|| vec![0u64; words]),
                     has_point: false,
                     stack,
                     inputs,
@@ -376,7 +364,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     lo: None,
                     hi: 0,
                     split: None,
-                    reads: None,
                     has_point: false,
                     stack,
                     inputs: params.len(),
@@ -394,15 +381,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 if frame.kind == Kind::Func {
                     plan.body_items = frame.items;
                 } else {
-                    if let Some(reads) = &frame.reads {
-                        loop_frames.pop();
-                        if frame.has_point {
-                            or_into(&mut loop_saved, reads);
-                        }
-                        if let Some(&parent) = loop_frames.last() {
-                            or_into(frames[parent].reads.as_mut().expect("loop"), reads);
-                        }
-                    }
                     if frame.has_point {
                         let lo = frame.lo.expect("point inside");
                         let hi = frame.hi;
@@ -442,14 +420,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     }
                 }
             }
-            Operator::LocalGet { local_index } => {
-                let l = *local_index as usize;
-                last_read[l] = index;
-                has_read[l] = true;
-                if let Some(&f) = loop_frames.last() {
-                    frames[f].reads.as_mut().expect("loop")[l / 64] |= 1 << (l % 64);
-                }
-            }
             _ => {}
         }
         let pure = matches!(
@@ -473,21 +443,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         index += 1;
     }
 
-    // Locals of the input live across some point: read after the first point,
-    // or read inside a loop that contains a point.
-    let mut saved_flags = vec![false; plan.local_types.len()];
-    if let Some(first) = first_point {
-        for l in 0..plan.local_types.len() {
-            if has_read[l] && last_read[l] > first {
-                saved_flags[l] = true;
-            }
-        }
-        for (l, flag) in saved_flags.iter_mut().enumerate() {
-            if loop_saved[l / 64] & (1 << (l % 64)) != 0 {
-                *flag = true;
-            }
-        }
-    }
+    // Locals of the input live after some point.
+    let mut saved_flags = if plan.points.is_empty() {
+        vec![false; plan.local_types.len()]
+    } else {
+        crate::liveness::live_after_points(body, plan.local_types.len(), &plan.points)?
+    };
     for (l, ty) in &stranded_types {
         plan.local_types.push(*ty);
         debug_assert_eq!(*l as usize + 1, plan.local_types.len());
@@ -520,12 +481,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     saved.sort_by_key(|&l| std::cmp::Reverse(value_size(plan.local_types[l as usize])));
     plan.saved = saved;
     Ok(plan)
-}
-
-fn or_into(into: &mut [u64], from: &[u64]) {
-    for (a, b) in into.iter_mut().zip(from) {
-        *a |= b;
-    }
 }
 
 fn alloc_stranded(

@@ -1,0 +1,321 @@
+//! Liveness of locals after each suspension point, by backward dataflow over
+//! the control-flow graph of a structured body.
+//!
+//! A local needs saving when some path from the point reaches a read of it
+//! before a write. Branches, loops, `if` arms, early exits and exception
+//! handlers are edges of the graph; a block of the graph ends after every
+//! operator that branches and after every suspension point.
+
+use wasmparser::{Catch, FunctionBody, Operator};
+
+use crate::Error;
+
+/// A set of local indices.
+#[derive(Clone, PartialEq, Eq)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    fn has(&self, i: u32) -> bool {
+        self.0[i as usize / 64] & (1 << (i % 64)) != 0
+    }
+    fn set(&mut self, i: u32) {
+        self.0[i as usize / 64] |= 1 << (i % 64);
+    }
+}
+
+struct Node {
+    /// Read before written in this node.
+    gen: Bits,
+    /// Written in this node.
+    kill: Bits,
+    succ: Vec<usize>,
+}
+
+enum FrameKind {
+    Block,
+    Loop,
+    If {
+        source: usize,
+        has_else: bool,
+    },
+    /// A legacy `try` or a `try_table`: `handlers` stands for where a throw
+    /// inside may land.
+    Try {
+        handlers: usize,
+    },
+}
+
+struct Frame {
+    kind: FrameKind,
+    /// Where a branch to this label goes.
+    target: usize,
+    /// The node after `end`.
+    end: usize,
+}
+
+struct Graph {
+    nodes: Vec<Node>,
+    locals: usize,
+}
+
+impl Graph {
+    fn node(&mut self) -> usize {
+        self.nodes.push(Node {
+            gen: Bits::new(self.locals),
+            kill: Bits::new(self.locals),
+            succ: Vec::new(),
+        });
+        self.nodes.len() - 1
+    }
+    fn edge(&mut self, from: usize, to: usize) {
+        self.nodes[from].succ.push(to);
+    }
+}
+
+/// For a body whose suspension points are the calls at operator indices
+/// `points` (increasing), returns which of its `locals` (parameters first)
+/// are live after at least one point.
+pub fn live_after_points(
+    body: &FunctionBody<'_>,
+    locals: usize,
+    points: &[usize],
+) -> Result<Vec<bool>, Error> {
+    let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
+    let mut g = Graph {
+        nodes: Vec::new(),
+        locals,
+    };
+    let exit = g.node();
+    let entry = g.node();
+    let func_end = g.node();
+    g.edge(func_end, exit);
+    let mut frames = vec![Frame {
+        kind: FrameKind::Block,
+        target: func_end,
+        end: func_end,
+    }];
+    let mut cur = entry;
+    let mut after_point: Vec<usize> = Vec::with_capacity(points.len());
+    let mut next_point = 0;
+    let mut ops = body.get_operators_reader().map_err(internal)?;
+    let mut index = 0usize;
+    while !ops.eof() {
+        let op = ops.read().map_err(internal)?;
+        let this = index;
+        index += 1;
+        match &op {
+            Operator::LocalGet { local_index } => {
+                let n = &mut g.nodes[cur];
+                if !n.kill.has(*local_index) {
+                    n.gen.set(*local_index);
+                }
+            }
+            Operator::LocalSet { local_index } | Operator::LocalTee { local_index } => {
+                g.nodes[cur].kill.set(*local_index);
+            }
+            Operator::Block { .. } => {
+                let end = g.node();
+                frames.push(Frame {
+                    kind: FrameKind::Block,
+                    target: end,
+                    end,
+                });
+            }
+            Operator::Loop { .. } => {
+                let header = g.node();
+                let end = g.node();
+                g.edge(cur, header);
+                cur = header;
+                frames.push(Frame {
+                    kind: FrameKind::Loop,
+                    target: header,
+                    end,
+                });
+            }
+            Operator::If { .. } => {
+                let then = g.node();
+                let end = g.node();
+                g.edge(cur, then);
+                frames.push(Frame {
+                    kind: FrameKind::If {
+                        source: cur,
+                        has_else: false,
+                    },
+                    target: end,
+                    end,
+                });
+                cur = then;
+            }
+            Operator::Else => {
+                let frame = frames.last_mut().expect("if frame");
+                let end = frame.end;
+                if let FrameKind::If { source, has_else } = &mut frame.kind {
+                    *has_else = true;
+                    let source = *source;
+                    g.edge(cur, end);
+                    let arm = g.node();
+                    g.edge(source, arm);
+                    cur = arm;
+                }
+            }
+            Operator::Try { .. } => {
+                let handlers = g.node();
+                let end = g.node();
+                frames.push(Frame {
+                    kind: FrameKind::Try { handlers },
+                    target: end,
+                    end,
+                });
+            }
+            Operator::Catch { .. } | Operator::CatchAll => {
+                let frame = frames.last().expect("try frame");
+                let end = frame.end;
+                if let FrameKind::Try { handlers } = frame.kind {
+                    g.edge(cur, end);
+                    let arm = g.node();
+                    g.edge(handlers, arm);
+                    cur = arm;
+                }
+            }
+            Operator::TryTable { try_table } => {
+                let end = g.node();
+                // A throw inside lands on one of the catch labels; a node
+                // standing for "the handlers" fans out to all of them.
+                let catches = g.node();
+                for c in &try_table.catches {
+                    let label = match c {
+                        Catch::One { label, .. }
+                        | Catch::OneRef { label, .. }
+                        | Catch::All { label }
+                        | Catch::AllRef { label } => *label,
+                    };
+                    let target = frames[frames.len() - 1 - label as usize].target;
+                    g.edge(catches, target);
+                }
+                frames.push(Frame {
+                    kind: FrameKind::Try { handlers: catches },
+                    target: end,
+                    end,
+                });
+            }
+            Operator::End | Operator::Delegate { .. } => {
+                let frame = frames.pop().expect("frame");
+                if let FrameKind::If {
+                    source,
+                    has_else: false,
+                } = frame.kind
+                {
+                    g.edge(source, frame.end);
+                }
+                if let (Operator::Delegate { .. }, FrameKind::Try { handlers }) = (&op, &frame.kind)
+                {
+                    // Exceptions go on to an outer handler, if any.
+                    handlers_of(&frames, &mut g, *handlers);
+                }
+                g.edge(cur, frame.end);
+                cur = frame.end;
+            }
+            Operator::Br { relative_depth } => {
+                let t = frames[frames.len() - 1 - *relative_depth as usize].target;
+                g.edge(cur, t);
+                cur = g.node();
+            }
+            Operator::BrIf { relative_depth }
+            | Operator::BrOnNull { relative_depth }
+            | Operator::BrOnNonNull { relative_depth }
+            | Operator::BrOnCast { relative_depth, .. }
+            | Operator::BrOnCastFail { relative_depth, .. } => {
+                let t = frames[frames.len() - 1 - *relative_depth as usize].target;
+                g.edge(cur, t);
+                let next = g.node();
+                g.edge(cur, next);
+                cur = next;
+            }
+            Operator::BrTable { targets } => {
+                for t in targets.targets() {
+                    let t = t.map_err(internal)?;
+                    let t = frames[frames.len() - 1 - t as usize].target;
+                    g.edge(cur, t);
+                }
+                let t = frames[frames.len() - 1 - targets.default() as usize].target;
+                g.edge(cur, t);
+                cur = g.node();
+            }
+            Operator::Return
+            | Operator::ReturnCall { .. }
+            | Operator::ReturnCallIndirect { .. }
+            | Operator::ReturnCallRef { .. } => {
+                g.edge(cur, exit);
+                cur = g.node();
+            }
+            Operator::Unreachable => {
+                cur = g.node();
+            }
+            Operator::Throw { .. } | Operator::ThrowRef | Operator::Rethrow { .. } => {
+                handlers_of(&frames, &mut g, cur);
+                cur = g.node();
+            }
+            Operator::Call { .. } | Operator::CallIndirect { .. } | Operator::CallRef { .. } => {
+                handlers_of(&frames, &mut g, cur);
+                if points.get(next_point) == Some(&this) {
+                    next_point += 1;
+                    let next = g.node();
+                    g.edge(cur, next);
+                    after_point.push(next);
+                    cur = next;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Backward dataflow to a fixed point; later nodes first converges fastest.
+    let n = g.nodes.len();
+    let mut live_in: Vec<Bits> = vec![Bits::new(locals); n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in (0..n).rev() {
+            let mut out = Bits::new(locals);
+            for &s in &g.nodes[i].succ {
+                for (o, w) in out.0.iter_mut().zip(&live_in[s].0) {
+                    *o |= w;
+                }
+            }
+            let node = &g.nodes[i];
+            let mut inn = out;
+            for ((v, gen), kill) in inn.0.iter_mut().zip(&node.gen.0).zip(&node.kill.0) {
+                *v = gen | (*v & !kill);
+            }
+            if inn != live_in[i] {
+                live_in[i] = inn;
+                changed = true;
+            }
+        }
+    }
+    let mut live = vec![false; locals];
+    for &p in &after_point {
+        for (l, flag) in live.iter_mut().enumerate() {
+            if live_in[p].has(l as u32) {
+                *flag = true;
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// Adds the edge for an exception leaving `from` to the innermost enclosing
+/// handler in `frames`.
+fn handlers_of(frames: &[Frame], g: &mut Graph, from: usize) {
+    if let Some(FrameKind::Try { handlers }) = frames
+        .iter()
+        .rev()
+        .map(|f| &f.kind)
+        .find(|k| matches!(k, FrameKind::Try { .. }))
+    {
+        g.edge(from, *handlers);
+    }
+}
