@@ -107,7 +107,11 @@ const CALL_REF: &str = r#"(module
 #[test]
 fn call_ref_suspends() {
     Check::new(CALL_REF)
-        .calls(&[("run", i32s(&[0])), ("run", i32s(&[3])), ("run", i32s(&[8]))])
+        .calls(&[
+            ("run", i32s(&[0])),
+            ("run", i32s(&[3])),
+            ("run", i32s(&[8])),
+        ])
         .binaryen_shortfall("call_ref is treated as a call that cannot suspend")
         .run();
 }
