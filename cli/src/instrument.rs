@@ -204,7 +204,7 @@ pub fn run(args: InstrumentArgs) -> anyhow::Result<()> {
 
 /// Prints, for each instrumented function, the chain of reasons from the
 /// function down to the cause, later links indented.
-fn print_reasons(output: &Output) {
+pub fn print_reasons(output: &Output) {
     let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
     for function in &output.instrumented {
         for (depth, line) in output.why(function.index).iter().enumerate() {

@@ -7,6 +7,7 @@ mod files;
 mod inspect;
 mod instrument;
 mod progress;
+mod run;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum Command {
     /// Show a module's imports and exports, what the transform would do to it,
     /// and why a function is instrumented.
     Inspect(inspect::InspectArgs),
+    /// Run a WASI command (or call one export) on wasmtime through
+    /// asyncify-linker, optionally instrumenting it first.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Instrument(args) => instrument::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Run(args) => return run::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

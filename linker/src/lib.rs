@@ -131,6 +131,8 @@ mod instance;
 mod linker;
 mod runtime;
 mod values;
+/// WASI preview 1 through the linker, sync or async (crate feature `wasi`).
+pub mod wasi;
 
 pub use buffer::BufferUsage;
 pub use error::{Error, UnknownImport};

@@ -76,13 +76,13 @@ impl Graph {
 }
 
 /// For a body whose suspension points are the calls at operator indices
-/// `points` (increasing), returns which of its `locals` (parameters first)
-/// are live after at least one point.
+/// `points` (increasing), returns, for each point, the `locals` (parameters
+/// first) live after it, in increasing order.
 pub fn live_after_points(
     body: &FunctionBody<'_>,
     locals: usize,
     points: &[usize],
-) -> Result<Vec<bool>, Error> {
+) -> Result<Vec<Vec<u32>>, Error> {
     let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
     let mut g = Graph {
         nodes: Vec::new(),
@@ -296,15 +296,10 @@ pub fn live_after_points(
             }
         }
     }
-    let mut live = vec![false; locals];
-    for &p in &after_point {
-        for (l, flag) in live.iter_mut().enumerate() {
-            if live_in[p].has(l as u32) {
-                *flag = true;
-            }
-        }
-    }
-    Ok(live)
+    Ok(after_point
+        .iter()
+        .map(|&p| (0..locals as u32).filter(|&l| live_in[p].has(l)).collect())
+        .collect())
 }
 
 /// Adds the edge for an exception leaving `from` to the innermost enclosing

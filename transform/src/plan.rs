@@ -68,6 +68,12 @@ pub struct FunctionPlan {
     pub input_locals: u32,
     /// Locals saved in the frame, ordered by the frame layout.
     pub saved: Vec<u32>,
+    /// Per point: the input's locals live after it (increasing). `saved` is
+    /// their union, plus the locals added for stack values and callees.
+    pub point_live: Vec<Vec<u32>>,
+    /// The points, in runs that share the code that saves the frame when
+    /// unwinding (see [`UnwindGroup`]).
+    pub unwind_groups: Vec<UnwindGroup>,
     /// Operator indices of pure pushes moved to just before their item
     /// (increasing).
     pub deferred_ops: Vec<usize>,
@@ -98,6 +104,102 @@ impl FunctionPlan {
             .sum();
         locals + 4 + if with_owner_id { 4 } else { 0 }
     }
+}
+
+/// A run of consecutive suspension points whose unwinds share one block of
+/// code that writes the frame.
+///
+/// The block writes only `saved`: the locals live after one of the points
+/// (and the references, which are always written because a rewind takes
+/// every saved reference out of its table). Slots of other locals keep
+/// whatever the buffer held; the rewind loads them into locals that are dead
+/// at the point, where nothing reads them.
+///
+/// Why not one block for the whole function: every local the block writes is
+/// read on the edge from every point that branches to it, so a compiler sees
+/// each of them live across each of those calls. In a large function that is
+/// points x locals live values (millions in yosys's largest), which makes
+/// Cranelift take minutes to compile a single function. Groups keep that
+/// product under [`UNWIND_GROUP_BUDGET`] while sharing the code of nearby
+/// points, whose live sets are mostly the same.
+#[derive(Debug, Clone, Default)]
+pub struct UnwindGroup {
+    /// First and last point index of the run.
+    pub first: u32,
+    pub last: u32,
+    /// Locals written to the frame, in frame order.
+    pub saved: Vec<u32>,
+}
+
+/// Upper bound of points x written locals for one [`UnwindGroup`] (a group
+/// of one point may exceed it).
+pub const UNWIND_GROUP_BUDGET: usize = 4096;
+
+/// Splits the points of `plan` into [`UnwindGroup`]s, greedily in order.
+fn unwind_groups(plan: &FunctionPlan) -> Vec<UnwindGroup> {
+    let budget = UNWIND_GROUP_BUDGET;
+    let n = plan.points.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    // Per point: the locals to write (input locals live after it, the added
+    // locals of the items around it, every reference).
+    let mut live: Vec<Vec<u32>> = plan.point_live.clone();
+    fn add_items(plan: &FunctionPlan, items: &[Item], live: &mut [Vec<u32>]) {
+        for item in items {
+            for k in item.lo..=item.hi {
+                let set = &mut live[k as usize];
+                set.extend(&item.stranded);
+                set.extend(item.callee);
+            }
+            if let Some(c) = plan.constructs.get(&item.op) {
+                add_items(plan, &c.items, live);
+                add_items(plan, &c.else_items, live);
+            }
+        }
+    }
+    add_items(plan, &plan.body_items, &mut live);
+    let refs: Vec<u32> = plan
+        .saved
+        .iter()
+        .copied()
+        .filter(|&l| matches!(plan.local_types[l as usize], ValType::Ref(_)))
+        .collect();
+    let locals = plan.local_types.len();
+    let mut groups = Vec::new();
+    let mut member = vec![false; locals];
+    let mut count = 0usize;
+    let mut first = 0u32;
+    let close = |first: u32, last: u32, member: &mut Vec<bool>, groups: &mut Vec<UnwindGroup>| {
+        for &l in &refs {
+            member[l as usize] = true;
+        }
+        let saved = plan
+            .saved
+            .iter()
+            .copied()
+            .filter(|&l| member[l as usize])
+            .collect();
+        member.iter_mut().for_each(|m| *m = false);
+        groups.push(UnwindGroup { first, last, saved });
+    };
+    for (k, at_k) in live.iter().enumerate() {
+        let new = at_k.iter().filter(|&&l| !member[l as usize]).count();
+        let points = k - first as usize + 1;
+        if k > first as usize && points * (count + new + refs.len()) > budget {
+            close(first, k as u32 - 1, &mut member, &mut groups);
+            first = k as u32;
+            count = 0;
+        }
+        for &l in at_k {
+            if !member[l as usize] {
+                member[l as usize] = true;
+                count += 1;
+            }
+        }
+    }
+    close(first, n as u32 - 1, &mut member, &mut groups);
+    groups
 }
 
 /// `t`, made nullable if it is a reference type.
@@ -209,8 +311,10 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     // Operator indices of the pure pushes (local.get, constants, ...) right
     // before the current operator.
     let mut pure_run: Vec<usize> = Vec::new();
-    let mut stranded_types: Vec<(u32, ValType)> = Vec::new();
-    let mut next_local = plan.local_types.len() as u32;
+    let mut added = AddedLocals {
+        next: plan.local_types.len() as u32,
+        ..AddedLocals::default()
+    };
 
     while !ops.eof() {
         let (op, offset) = ops.read_with_offset().map_err(internal)?;
@@ -286,15 +390,15 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 first_point_op = Some(op_name(&op));
             }
             let stack = snapshot(&fv);
-            let stranded = alloc_stranded(&stack, inputs, &mut next_local, &mut stranded_types);
+            let level = frames.len();
+            let stranded = added.stranded(level, &stack, inputs);
             // The table index or function reference selects the callee again
             // when rewinding: keep it in a saved local.
             let callee = matches!(op, Operator::CallIndirect { .. } | Operator::CallRef { .. })
                 .then(|| {
-                    let l = next_local;
-                    next_local += 1;
-                    stranded_types.push((l, nullable(*stack.last().expect("callee on the stack"))));
-                    l
+                    let ty = nullable(*stack.last().expect("callee on the stack"));
+                    let ordinal = stranded.len();
+                    added.local(level, ty, ordinal)
                 });
             for f in frames.iter_mut() {
                 f.has_point = true;
@@ -384,12 +488,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     if frame.has_point {
                         let lo = frame.lo.expect("point inside");
                         let hi = frame.hi;
-                        let stranded = alloc_stranded(
-                            &frame.stack,
-                            frame.inputs,
-                            &mut next_local,
-                            &mut stranded_types,
-                        );
+                        let stranded = added.stranded(frames.len(), &frame.stack, frame.inputs);
                         plan.constructs.insert(
                             frame.op,
                             Construct {
@@ -444,12 +543,15 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     }
 
     // Locals of the input live after some point.
-    let mut saved_flags = if plan.points.is_empty() {
-        vec![false; plan.local_types.len()]
-    } else {
-        crate::liveness::live_after_points(body, plan.local_types.len(), &plan.points)?
-    };
-    for (l, ty) in &stranded_types {
+    let mut saved_flags = vec![false; plan.local_types.len()];
+    if !plan.points.is_empty() {
+        plan.point_live =
+            crate::liveness::live_after_points(body, plan.local_types.len(), &plan.points)?;
+        for &l in plan.point_live.iter().flatten() {
+            saved_flags[l as usize] = true;
+        }
+    }
+    for (l, ty) in &added.types {
         plan.local_types.push(*ty);
         debug_assert_eq!(*l as usize + 1, plan.local_types.len());
         saved_flags.push(true);
@@ -480,24 +582,50 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     // Largest first keeps every slot naturally aligned within the frame.
     saved.sort_by_key(|&l| std::cmp::Reverse(value_size(plan.local_types[l as usize])));
     plan.saved = saved;
+    plan.unwind_groups = unwind_groups(&plan);
     Ok(plan)
 }
 
-fn alloc_stranded(
-    stack: &[ValType],
-    inputs: usize,
-    next_local: &mut u32,
-    types: &mut Vec<(u32, ValType)>,
-) -> Vec<u32> {
-    let n = stack.len() - inputs;
-    (0..n)
-        .map(|i| {
-            let l = *next_local;
-            *next_local += 1;
-            types.push((l, stack[i]));
+/// The locals a plan adds to hold values across a suspension: the operand
+/// stack below an item's inputs, and the callee of an indirect call.
+///
+/// Such a local is only live while its item runs. Items at the same nesting
+/// level never run at the same time (they are siblings, or in disjoint
+/// constructs), so locals are shared by level, type and position: a function
+/// with thousands of points needs a few dozen of them, not thousands, which
+/// keeps frames small and the output easy for compilers.
+#[derive(Default)]
+struct AddedLocals {
+    next: u32,
+    by_key: HashMap<(usize, ValType, usize), u32>,
+    /// Every added local with its type, in index order.
+    types: Vec<(u32, ValType)>,
+}
+
+impl AddedLocals {
+    /// The local for the `ordinal`-th value of type `ty` of an item at `level`.
+    fn local(&mut self, level: usize, ty: ValType, ordinal: usize) -> u32 {
+        *self.by_key.entry((level, ty, ordinal)).or_insert_with(|| {
+            let l = self.next;
+            self.next += 1;
+            self.types.push((l, ty));
             l
         })
-        .collect()
+    }
+
+    /// Locals for the values of `stack` below its last `inputs`, for an item
+    /// at `level`.
+    fn stranded(&mut self, level: usize, stack: &[ValType], inputs: usize) -> Vec<u32> {
+        let mut seen: HashMap<ValType, usize> = HashMap::new();
+        stack[..stack.len() - inputs]
+            .iter()
+            .map(|&ty| {
+                let ordinal = seen.entry(ty).or_default();
+                *ordinal += 1;
+                self.local(level, ty, *ordinal - 1)
+            })
+            .collect()
+    }
 }
 
 /// Size in bytes of a value of type `ty` in a saved frame.

@@ -146,6 +146,8 @@ struct Emitter<'c, 'p> {
     non_null: Vec<u32>,
     /// The function's result types (the trampoline key).
     results_key: Vec<ValType>,
+    /// Per point: output position of the block its unwind branches to.
+    unwind_targets: Vec<u32>,
 }
 
 struct BodyState<'p> {
@@ -214,6 +216,7 @@ pub fn emit_function(
         func_label,
         non_null,
         results_key: results.to_vec(),
+        unwind_targets: Vec::new(),
     };
     let ops = body.get_operators_reader().map_err(internal)?;
     em.run(ops, results, type_index)?;
@@ -478,14 +481,15 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.close();
     }
 
+    /// After the call of point `k`: when it is unwinding, branch to the code
+    /// that saves the frame for `k`'s group.
     fn unwind_check(&mut self, k: u32) {
-        let plan = self.plan.expect("instrumenting");
-        let _ = k;
         self.ins(Instruction::GlobalGet(self.cx.state_global));
         self.ins(Instruction::I32Const(1));
         self.ins(Instruction::I32Eq);
-        self.ins(Instruction::BrIf(self.depth_to(0)));
-        let _ = plan;
+        self.ins(Instruction::BrIf(
+            self.depth_to(self.unwind_targets[k as usize]),
+        ));
     }
 
     fn run(
@@ -501,7 +505,16 @@ impl<'c, 'p> Emitter<'c, 'p> {
         let frame_size = plan.map_or(0, |p| u64::from(p.frame_bytes(self.cx.tail.is_some())));
         if let Some(p) = plan {
             self.rewind_prologue(p, frame_size);
-            self.open(Instruction::Block(BlockType::Empty));
+            // `$tail`, then one block per unwind group, the first innermost.
+            let tail = self.open(Instruction::Block(BlockType::Empty));
+            debug_assert_eq!(tail, 0);
+            self.unwind_targets = vec![0; p.points.len()];
+            for group in p.unwind_groups.iter().rev() {
+                let pos = self.open(Instruction::Block(BlockType::Empty));
+                for k in group.first..=group.last {
+                    self.unwind_targets[k as usize] = pos;
+                }
+            }
             let body_ty = match results.len() {
                 0 => BlockType::Empty,
                 1 => BlockType::Result(val_type(results[0])),
@@ -600,8 +613,15 @@ impl<'c, 'p> Emitter<'c, 'p> {
         if let Some(p) = plan {
             // `$body` was closed by the input's final `end`.
             self.ins(Instruction::Return);
+            for (i, group) in p.unwind_groups.iter().enumerate() {
+                self.close();
+                self.save_frame(p, frame_size, &group.saved);
+                if i + 1 < p.unwind_groups.len() {
+                    self.ins(Instruction::Br(self.depth_to(0)));
+                }
+            }
             self.close();
-            self.unwind_epilogue(p, frame_size, &results)?;
+            self.unwind_tail(frame_size, &results)?;
             self.ins(Instruction::End);
         }
         Ok(())
@@ -929,13 +949,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.ins(Instruction::GlobalSet(t.live_global));
     }
 
-    fn unwind_epilogue(
-        &mut self,
-        p: &FunctionPlan,
-        frame_size: u64,
-        results: &[ValType],
-    ) -> Result<(), Error> {
-        let ptr_ty = self.ptr_type();
+    /// Writes the frame for a group of points whose live locals are
+    /// `written` (a subsequence of the frame layout `p.saved`), if it fits.
+    /// Leaves the frame pointer in `p.ptr_local`.
+    fn save_frame(&mut self, p: &FunctionPlan, frame_size: u64, written: &[u32]) {
         let end_field = if self.cx.memory64 { 8 } else { 4 };
         // ptr = cur. If the frame does not fit (cur + size > end), nothing is
         // written, but cur still advances: the stop/start functions then trap
@@ -958,17 +975,21 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.ins(Instruction::I32Eqz);
         self.open(Instruction::If(BlockType::Empty));
         let mut offset = 0u64;
+        let mut written = written.iter().peekable();
         for &l in &p.saved {
             let ty = p.local_types[l as usize];
-            if let ValType::Ref(_) = ty {
-                self.save_ref(p, l, ty, offset);
-            } else {
-                self.ins(Instruction::LocalGet(p.ptr_local));
-                self.ins(Instruction::LocalGet(l));
-                self.store(ty, offset);
+            if written.next_if_eq(&&l).is_some() {
+                if let ValType::Ref(_) = ty {
+                    self.save_ref(p, l, ty, offset);
+                } else {
+                    self.ins(Instruction::LocalGet(p.ptr_local));
+                    self.ins(Instruction::LocalGet(l));
+                    self.store(ty, offset);
+                }
             }
             offset += value_size(ty) as u64;
         }
+        debug_assert!(written.next().is_none(), "written follows the frame layout");
         self.ins(Instruction::LocalGet(p.ptr_local));
         self.ins(Instruction::LocalGet(p.index_local));
         self.store(ValType::I32, offset);
@@ -979,6 +1000,12 @@ impl<'c, 'p> Emitter<'c, 'p> {
             self.store(ValType::I32, offset + 4);
         }
         self.close();
+    }
+
+    /// After the frame is written: `cur += size`, and return placeholders.
+    fn unwind_tail(&mut self, frame_size: u64, results: &[ValType]) -> Result<(), Error> {
+        let p = self.plan.expect("instrumenting");
+        let ptr_ty = self.ptr_type();
         // cur += size
         self.ins(Instruction::GlobalGet(self.cx.data_global));
         self.ins(Instruction::LocalGet(p.ptr_local));

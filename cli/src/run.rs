@@ -1,0 +1,647 @@
+//! `asyncify run`: run a WASI preview 1 command, or call one export, on
+//! wasmtime through `asyncify-linker`, optionally instrumenting it first.
+//!
+//! Everything runs on the main thread: the export call is a future of the
+//! linker, driven by `futures::executor::block_on`. WASI is wasmtime-wasi's,
+//! served through the linker (`asyncify_linker::wasi`); calls that wait for
+//! I/O block on wasmtime-wasi's own tokio runtime, which also runs the timers
+//! of the built-in `asyncify_host.sleep_ms`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::task::Poll;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use asyncify_linker::wasi::{self, wasmtime_wasi, I32Exit, WasiP1Ctx};
+use asyncify_linker::{AsyncCaller, Instance, Linker, UnknownImport};
+use asyncify_transform::Options;
+use clap::Args;
+use wasmtime::{Engine, ExternType, FuncType, Module, Store, Trap, Val, ValType, WasmBacktrace};
+use wasmtime_wasi::{FsPerms, Rng as _, WasiCtxBuilder};
+
+use crate::files;
+use crate::instrument::{print_reasons, InstrumentFlags};
+use crate::progress::ProgressLine;
+
+/// The module name of the built-in imports.
+const HOST_MODULE: &str = "asyncify_host";
+
+/// What `--help` says after the options.
+const AFTER_HELP: &str = "\
+Built-in imports (module `asyncify_host`, defined only for modules that import them):
+  sleep_ms: func (param i32)          waits that many milliseconds on a timer; the instance
+                                      suspends meanwhile (asleep on the thread if the module
+                                      is not instrumented)
+  yield: func                         suspends once and resumes at once
+  random_u32: func (result i32)       a random number, ready at once (no suspension)
+
+Exit status: the guest's `proc_exit` code (0 when `_start` or the --invoke'd export returns);
+134 (128 + SIGABRT, as wasmtime) when the guest traps, with the trap and its wasm backtrace
+on standard error; 1 for every other error (files, instrumentation, linking, missing
+imports, arguments, a failing host function).
+
+Example: asyncify run --instrument --async-wasi --dir data::/w prog.wasm /w/input.txt";
+
+/// Arguments of `asyncify run`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct RunArgs {
+    /// Let the guest use host directory HOST (and everything under it), under
+    /// the name GUEST (default: HOST as written). Repeatable.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<String>,
+
+    /// Set an environment variable for the guest; `KEY` alone passes the
+    /// host's value, if set. Repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    envs: Vec<String>,
+
+    /// Call the export NAME instead of `_start`, with ARGS as its parameters
+    /// (integers, floats, `v128` as one 128-bit integer; decimal or `0x`
+    /// hex), and print its results one per line. A reactor's `_initialize`
+    /// runs first.
+    #[arg(long, value_name = "NAME")]
+    invoke: Option<String>,
+
+    /// Instantiate FILE first and register its exports under the module name
+    /// NAME, so that MODULE (and later preloads) can import them. Repeatable.
+    #[arg(long, value_name = "NAME=FILE")]
+    preload: Vec<String>,
+
+    /// Instrument MODULE and the preloaded modules with asyncify before
+    /// running them (with the instrumentation options below). A module that
+    /// is already instrumented runs as it is; without this flag, such a
+    /// module is driven as instrumented, and any other runs with synchronous
+    /// imports only.
+    #[arg(long)]
+    instrument: bool,
+
+    /// Serve every WASI call as an async import that suspends the calling
+    /// instance at least once before doing its work (output identical to a
+    /// plain run). Needs instrumented modules (see --instrument).
+    #[arg(long)]
+    async_wasi: bool,
+
+    #[command(flatten)]
+    flags: InstrumentFlags,
+
+    /// The module to run, binary (`.wasm`) or text (`.wat`).
+    #[arg(value_name = "MODULE")]
+    module: PathBuf,
+
+    /// The guest's arguments (its `argv` after MODULE); with --invoke, the
+    /// export's parameters. Everything after MODULE belongs here.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    args: Vec<String>,
+}
+
+/// The store's data.
+struct Host {
+    wasi: WasiP1Ctx,
+}
+
+/// A compiled module to link.
+struct Loaded {
+    path: PathBuf,
+    module: Module,
+    instrumented: bool,
+}
+
+/// Runs `asyncify run`, printing its own errors: the exit status depends on
+/// how the guest ended.
+pub fn main(args: RunArgs) -> ExitCode {
+    match run(&args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let options = instrument_options(args)?;
+    let engine = Engine::new(&wasmtime::Config::new()).map_err(wasmtime_error)?;
+    let main = load(&engine, &args.module, options.as_ref(), &args.flags)?;
+    let mut preloads = Vec::new();
+    for spec in &args.preload {
+        let Some((name, file)) = spec
+            .split_once('=')
+            .filter(|(n, f)| !n.is_empty() && !f.is_empty())
+        else {
+            bail!("--preload takes NAME=FILE, got `{spec}`");
+        };
+        preloads.push((
+            name,
+            load(&engine, Path::new(file), options.as_ref(), &args.flags)?,
+        ));
+    }
+    if args.async_wasi {
+        check_async_wasi(&main, &preloads)?;
+    }
+
+    let wasi = wasi_context(args)?;
+    let mut store = Store::new(&engine, Host { wasi });
+    let outcome = futures::executor::block_on(async {
+        let mut linker = Linker::new(&engine);
+        for (name, preload) in &preloads {
+            let instance = instantiate(&linker, &mut store, preload, args.async_wasi)?;
+            initialize(&instance, &mut store).await?;
+            linker.instance(&mut store, name, &instance)?;
+        }
+        let instance = instantiate(&linker, &mut store, &main, args.async_wasi)?;
+        match &args.invoke {
+            Some(name) => invoke(&instance, &mut store, name, &args.args).await,
+            None => start(&instance, &mut store, &main.path).await,
+        }
+    });
+    match outcome {
+        Ok(results) => {
+            for value in &results {
+                println!("{}", format_value(value));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => exit_status(error),
+    }
+}
+
+/// The transform options, when `--instrument` is given.
+fn instrument_options(args: &RunArgs) -> anyhow::Result<Option<Options>> {
+    let options = args.flags.to_options()?;
+    if args.instrument {
+        return Ok(Some(options));
+    }
+    if options != Options::default() || args.flags.verbose() {
+        bail!("the instrumentation options only apply with --instrument");
+    }
+    Ok(None)
+}
+
+/// Reads, optionally instruments, and compiles the module at `path`.
+fn load(
+    engine: &Engine,
+    path: &Path,
+    options: Option<&Options>,
+    flags: &InstrumentFlags,
+) -> anyhow::Result<Loaded> {
+    let input = files::read_input(path)?;
+    let wasm = match options {
+        Some(options) => instrument(path, &input, options, flags)?,
+        None => wat::parse_bytes(&input)
+            .with_context(|| format!("cannot parse {}", files::describe(path)))?
+            .into_owned(),
+    };
+    let module = Module::new(engine, &wasm)
+        .map_err(wasmtime_error)
+        .with_context(|| format!("cannot compile {}", files::describe(path)))?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        instrumented: is_instrumented(&module),
+        module,
+    })
+}
+
+/// Instruments `input` (from `path`); a module that is already instrumented
+/// is returned as it is, with a warning.
+fn instrument(
+    path: &Path,
+    input: &[u8],
+    options: &Options,
+    flags: &InstrumentFlags,
+) -> anyhow::Result<Vec<u8>> {
+    let mut progress = ProgressLine::new();
+    let result =
+        asyncify_transform::instrument_with_progress(input, options, &mut |p| progress.update(p));
+    progress.finish();
+    match result {
+        Ok(output) => {
+            for warning in &output.warnings {
+                eprintln!("warning: {warning}");
+            }
+            if flags.verbose() {
+                print_reasons(&output);
+            }
+            Ok(output.wasm)
+        }
+        Err(asyncify_transform::Error::AlreadyInstrumented(_)) => {
+            eprintln!(
+                "warning: {} is already instrumented; running it as it is",
+                files::describe(path)
+            );
+            Ok(wat::parse_bytes(input)?.into_owned())
+        }
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot instrument {}", files::describe(path)))
+        }
+    }
+}
+
+/// Whether `module` has the five `asyncify_*` exports, as the linker requires
+/// to drive it.
+fn is_instrumented(module: &Module) -> bool {
+    [
+        "asyncify_start_unwind",
+        "asyncify_stop_unwind",
+        "asyncify_start_rewind",
+        "asyncify_stop_rewind",
+        "asyncify_get_state",
+    ]
+    .iter()
+    .all(|name| matches!(module.get_export(name), Some(ExternType::Func(_))))
+}
+
+/// `--async-wasi` needs every module that calls WASI (and the main one) to be
+/// instrumented.
+fn check_async_wasi(main: &Loaded, preloads: &[(&str, Loaded)]) -> anyhow::Result<()> {
+    let modules = std::iter::once(main).chain(preloads.iter().map(|(_, p)| p));
+    for (i, loaded) in modules.enumerate() {
+        let imports_wasi = loaded.module.imports().any(|i| i.module() == wasi::MODULE);
+        if !loaded.instrumented && (i == 0 || imports_wasi) {
+            bail!(
+                "--async-wasi needs instrumented modules, and {} is not instrumented with \
+                 asyncify; add --instrument to instrument it on the fly (or run `asyncify \
+                 instrument` on it first)",
+                files::describe(&loaded.path)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The WASI context: arguments, environment, inherited stdio, preopens.
+fn wasi_context(args: &RunArgs) -> anyhow::Result<WasiP1Ctx> {
+    let mut builder = WasiCtxBuilder::new();
+    // Everything runs on this one thread anyway: file I/O need not go
+    // through tokio's blocking pool.
+    builder.allow_blocking_current_thread(true);
+    builder.inherit_stdio();
+    builder.arg(args.module.to_string_lossy());
+    for arg in &args.args {
+        builder.arg(arg);
+    }
+    for env in &args.envs {
+        match env.split_once('=') {
+            Some((key, value)) => {
+                builder.env(key, value);
+            }
+            None => {
+                if let Ok(value) = std::env::var(env) {
+                    builder.env(env, value);
+                }
+            }
+        }
+    }
+    for dir in &args.dirs {
+        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+        builder
+            .preopened_dir(host, guest, FsPerms::ReadWrite)
+            .map_err(wasmtime_error)
+            .with_context(|| format!("cannot open directory `{host}` for --dir {dir}"))?;
+    }
+    Ok(builder.build_p1())
+}
+
+/// Instantiates `loaded` with WASI (sync, or async with `async_wasi`) and the
+/// built-in imports it uses, on top of `linker`'s definitions.
+fn instantiate(
+    linker: &Linker<Host>,
+    store: &mut Store<Host>,
+    loaded: &Loaded,
+    async_wasi: bool,
+) -> wasmtime::Result<Instance> {
+    let mut linker = linker.clone();
+    if async_wasi {
+        wasi::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)?;
+    } else {
+        wasi::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
+    }
+    define_builtins(&mut linker, &loaded.module, loaded.instrumented)?;
+    linker.instantiate(store, &loaded.module)
+}
+
+/// Defines the `asyncify_host` functions `module` imports: async for an
+/// instrumented module, synchronous otherwise.
+fn define_builtins(
+    linker: &mut Linker<Host>,
+    module: &Module,
+    instrumented: bool,
+) -> wasmtime::Result<()> {
+    for import in module.imports().filter(|i| i.module() == HOST_MODULE) {
+        match (import.name(), instrumented) {
+            ("sleep_ms", true) => {
+                linker.func_wrap_async(
+                    HOST_MODULE,
+                    "sleep_ms",
+                    |_: AsyncCaller<Host>, ms: i32| {
+                        let timer = wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| {
+                            tokio::time::sleep(Duration::from_millis(ms.max(0) as u64))
+                        });
+                        async move {
+                            timer.await;
+                            Ok(())
+                        }
+                    },
+                )?;
+            }
+            ("sleep_ms", false) => {
+                linker.func_wrap(HOST_MODULE, "sleep_ms", |ms: i32| {
+                    std::thread::sleep(Duration::from_millis(ms.max(0) as u64))
+                })?;
+            }
+            ("yield", true) => {
+                linker.func_wrap_async(HOST_MODULE, "yield", |_: AsyncCaller<Host>, ()| {
+                    let mut yielded = false;
+                    std::future::poll_fn(move |cx| {
+                        if yielded {
+                            return Poll::Ready(Ok(()));
+                        }
+                        yielded = true;
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    })
+                })?;
+            }
+            ("yield", false) => {
+                linker.func_wrap(HOST_MODULE, "yield", || {})?;
+            }
+            ("random_u32", true) => {
+                linker.func_wrap_async(HOST_MODULE, "random_u32", |_: AsyncCaller<Host>, ()| {
+                    std::future::ready(Ok(random_u32()))
+                })?;
+            }
+            ("random_u32", false) => {
+                linker.func_wrap(HOST_MODULE, "random_u32", random_u32)?;
+            }
+            // Left undefined: reported with the other missing imports.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn random_u32() -> u32 {
+    wasmtime_wasi::thread_rng().next_u32()
+}
+
+/// Calls `_initialize` if the instance exports it (a WASI reactor).
+async fn initialize(instance: &Instance, store: &mut Store<Host>) -> wasmtime::Result<()> {
+    if let Some(init) = instance.get_func(&mut *store, "_initialize") {
+        init.call_async(&mut *store, &[], &mut []).await?;
+    }
+    Ok(())
+}
+
+/// Runs the WASI command's `_start`.
+async fn start(
+    instance: &Instance,
+    store: &mut Store<Host>,
+    path: &Path,
+) -> wasmtime::Result<Vec<Val>> {
+    let Some(start) = instance.get_func(&mut *store, "_start") else {
+        let exports: Vec<String> = instance
+            .wasmtime()
+            .exports(&mut *store)
+            .filter(|e| e.clone().into_func().is_some())
+            .map(|e| format!("`{}`", e.name()))
+            .collect();
+        wasmtime::bail!(
+            "{} has no `_start` export (it is not a WASI command); call one of its exported \
+             functions with --invoke NAME [ARGS...]: {}",
+            files::describe(path),
+            if exports.is_empty() {
+                "it exports none".to_string()
+            } else {
+                exports.join(", ")
+            }
+        );
+    };
+    start.call_async(&mut *store, &[], &mut []).await?;
+    Ok(Vec::new())
+}
+
+/// Calls export `name` with parameters parsed from `args`.
+async fn invoke(
+    instance: &Instance,
+    store: &mut Store<Host>,
+    name: &str,
+    args: &[String],
+) -> wasmtime::Result<Vec<Val>> {
+    initialize(instance, store).await?;
+    let Some(func) = instance.get_func(&mut *store, name) else {
+        wasmtime::bail!("the module has no exported function `{name}` (for --invoke)");
+    };
+    let ty = func.ty(&*store);
+    let params = parse_params(name, &ty, args)?;
+    let mut results: Vec<Val> = ty.results().map(|t| zero(&t)).collect();
+    func.call_async(&mut *store, &params, &mut results).await?;
+    Ok(results)
+}
+
+/// A placeholder result value of type `ty`, overwritten by the call.
+fn zero(ty: &ValType) -> Val {
+    Val::default_for_ty(ty).unwrap_or(Val::I32(0))
+}
+
+fn parse_params(name: &str, ty: &FuncType, args: &[String]) -> wasmtime::Result<Vec<Val>> {
+    let types: Vec<ValType> = ty.params().collect();
+    if types.len() != args.len() {
+        wasmtime::bail!(
+            "`{name}` takes {} parameter{} ({}), but {} {} given",
+            types.len(),
+            if types.len() == 1 { "" } else { "s" },
+            format_func_type(ty),
+            args.len(),
+            if args.len() == 1 { "was" } else { "were" }
+        );
+    }
+    types
+        .iter()
+        .zip(args)
+        .enumerate()
+        .map(|(i, (ty, text))| {
+            parse_value(ty, text).ok_or_else(|| {
+                wasmtime::format_err!(
+                    "parameter {} of `{name}` is {ty}, and `{text}` is not a valid {ty}",
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
+/// Parses `text` as a value of type `ty`: decimal or `0x` hex integers
+/// (signed or unsigned), floats as Rust reads them (`inf`, `NaN` too).
+fn parse_value(ty: &ValType, text: &str) -> Option<Val> {
+    match ty {
+        ValType::I32 => {
+            parse_int(text, i32::MIN.into(), u32::MAX.into()).map(|v| Val::I32(v as i32))
+        }
+        ValType::I64 => {
+            parse_int(text, i64::MIN.into(), u64::MAX.into()).map(|v| Val::I64(v as i64))
+        }
+        ValType::F32 => text.parse::<f32>().ok().map(|v| Val::F32(v.to_bits())),
+        ValType::F64 => text.parse::<f64>().ok().map(|v| Val::F64(v.to_bits())),
+        ValType::V128 => parse_u128(text).map(|v| Val::V128(v.into())),
+        ValType::Ref(_) => None,
+    }
+}
+
+/// An integer in `[min, max]`, decimal or `0x` hex, with an optional `-`.
+fn parse_int(text: &str, min: i128, max: i128) -> Option<i128> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let magnitude = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        Some(hex) => i128::from_str_radix(hex, 16).ok()?,
+        None => digits.parse::<i128>().ok()?,
+    };
+    let value = if negative { -magnitude } else { magnitude };
+    (min..=max).contains(&value).then_some(value)
+}
+
+/// A 128-bit unsigned integer, decimal or `0x` hex.
+fn parse_u128(text: &str) -> Option<u128> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u128::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// A result as `--invoke` prints it.
+fn format_value(value: &Val) -> String {
+    match value {
+        Val::I32(v) => v.to_string(),
+        Val::I64(v) => v.to_string(),
+        Val::F32(bits) => f32::from_bits(*bits).to_string(),
+        Val::F64(bits) => f64::from_bits(*bits).to_string(),
+        Val::V128(v) => format!("{:#034x}", v.as_u128()),
+        Val::FuncRef(None) | Val::ExternRef(None) | Val::AnyRef(None) => "null".to_string(),
+        Val::FuncRef(Some(_)) => "<funcref>".to_string(),
+        Val::ExternRef(Some(_)) => "<externref>".to_string(),
+        _ => "<reference>".to_string(),
+    }
+}
+
+/// `(param i32 i32) (result i32)`, as in the text format.
+fn format_func_type(ty: &FuncType) -> String {
+    let mut text = String::new();
+    for (word, types) in [
+        ("param", ty.params().collect::<Vec<_>>()),
+        ("result", ty.results().collect()),
+    ] {
+        if types.is_empty() {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push('(');
+        text.push_str(word);
+        for t in types {
+            text.push(' ');
+            text.push_str(&t.to_string());
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// An import's type, as in the text format: `func (param i32)`, `global i64`...
+fn format_import_type(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(f) => match format_func_type(f) {
+            sig if sig.is_empty() => "func".to_string(),
+            sig => format!("func {sig}"),
+        },
+        ExternType::Global(g) if g.mutability().is_var() => format!("global (mut {})", g.content()),
+        ExternType::Global(g) => format!("global {}", g.content()),
+        ExternType::Memory(m) => {
+            let mut text = format!(
+                "memory{} {}",
+                if m.is_64() { " i64" } else { "" },
+                m.minimum()
+            );
+            if let Some(max) = m.maximum() {
+                text.push_str(&format!(" {max}"));
+            }
+            if m.is_shared() {
+                text.push_str(" shared");
+            }
+            text
+        }
+        ExternType::Table(t) => match t.maximum() {
+            Some(max) => format!("table {} {max} {}", t.minimum(), t.element()),
+            None => format!("table {} {}", t.minimum(), t.element()),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+/// The exit status for a run that failed with `error`, after printing it.
+fn exit_status(error: wasmtime::Error) -> anyhow::Result<ExitCode> {
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return Ok(ExitCode::from(u8::try_from(exit.0).unwrap_or(1)));
+    }
+    if let Some(asyncify_linker::Error::UnknownImports(imports)) = error.downcast_ref() {
+        bail!("{}", format_unknown_imports(imports));
+    }
+    let message = wasmtime_message(&error);
+    if error.downcast_ref::<Trap>().is_some() {
+        eprintln!("error: the guest trapped: {message}");
+        return Ok(ExitCode::from(if cfg!(windows) { 3 } else { 134 }));
+    }
+    bail!("{message}")
+}
+
+fn format_unknown_imports(imports: &[UnknownImport]) -> String {
+    let mut text = format!(
+        "{} import{} not defined (WASI preview 1 and the built-in `{HOST_MODULE}` functions \
+         are; link other modules with --preload NAME=FILE):",
+        imports.len(),
+        if imports.len() == 1 { " is" } else { "s are" }
+    );
+    for import in imports {
+        text.push_str(&format!(
+            "\n  {}.{}: {}",
+            import.module,
+            import.name,
+            format_import_type(&import.ty)
+        ));
+    }
+    text
+}
+
+/// A wasmtime error as one paragraph: its messages joined by `: `, then the
+/// wasm backtrace, if it has one.
+fn wasmtime_message(error: &wasmtime::Error) -> String {
+    let backtrace = error.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
+    let messages: Vec<String> = error
+        .chain()
+        .map(|cause| cause.to_string())
+        .filter(|message| Some(message) != backtrace.as_ref())
+        .collect();
+    let mut text = messages.join(": ");
+    if let Some(trace) = backtrace {
+        let frames = trace.split_once('\n').map_or("", |(_, frames)| frames);
+        if !frames.trim().is_empty() {
+            text.push_str("\nwasm backtrace:\n");
+            text.push_str(frames);
+        }
+    }
+    text
+}
+
+/// A wasmtime error for an `anyhow` chain, keeping its whole message.
+fn wasmtime_error(error: wasmtime::Error) -> anyhow::Error {
+    anyhow::Error::msg(wasmtime_message(&error))
+}

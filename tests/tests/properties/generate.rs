@@ -1,0 +1,916 @@
+//! From bytes to a test case: a wasm-smith module shaped for the driver, the
+//! export calls to make, and a suspension pattern.
+//!
+//! The shape:
+//! - function imports only, taken from a fixed pool of numeric signatures
+//!   (`env.f0` ... `host.f11`, see [`IMPORT_POOL`]), so the driver serves them
+//!   and option sets can name them;
+//! - injected calls (in seven cases of eight): wasm-smith rarely emits a
+//!   `call`, so after some operators a call to an added import goes in,
+//!   `inject.<type>` replacing the value on top of the stack or `inject.tick`
+//!   (see [`plan_injections`]): suspension points everywhere, with values
+//!   live on the operand stack and in locals;
+//! - every function, global, table and memory exported under a predictable
+//!   name (`f3`, `g0`, `t0`, `mem0`), so the driver calls the functions and
+//!   compares the globals and memories;
+//! - one guest memory (32-bit, at least one page, bounded maximum), and
+//!   optionally a separate buffer memory (see [`BUFFER_PAGES`]);
+//! - wasm-smith's `ensure_termination`: a `fuel` global that traps loops and
+//!   recursion once spent, reset by an added `refuel` function before each
+//!   export call (the driver's wasmtime fuel is the backstop);
+//! - features drawn per case ("swarm testing"): SIMD, relaxed SIMD, reference
+//!   types (tables, `call_indirect` targets, `ref.func`), bulk memory,
+//!   multi-value, floats, and whether wasm-smith avoids traps (which also
+//!   rules out `call_indirect`). Never: exceptions, tail calls, GC, threads,
+//!   memory64, wide arithmetic (the transform refuses some of these, and the
+//!   engine does not run the last).
+
+use std::collections::{BTreeSet, HashSet};
+use std::convert::Infallible;
+
+use arbitrary::Unstructured;
+use asyncify_tests::{Val, V128};
+use wasm_encoder::reencode::{self, Error as ReencodeError, Reencode};
+use wasm_encoder::{
+    CodeSection, ConstExpr, ElementSection, Elements, EntityType, ExportKind, ExportSection,
+    Function, FunctionSection, ImportSection, MemorySection, MemoryType, RefType, SectionId,
+    TableSection, TableType, TypeSection,
+};
+use wasmparser::{
+    ElementItems, Operator, Parser, Payload, TypeRef, ValType, ValidPayload, Validator,
+    WasmFeatures,
+};
+
+/// The imports a module may take (each with probability 1/2, as wasm-smith
+/// picks them). Numeric signatures only, some multi-value, one with `v128`.
+pub const IMPORT_POOL: &str = r#"(module
+  (import "env" "f0" (func))
+  (import "env" "f1" (func (param i32)))
+  (import "env" "f2" (func (result i32)))
+  (import "env" "f3" (func (param i32) (result i32)))
+  (import "env" "f4" (func (param i64 i32) (result i64)))
+  (import "env" "f5" (func (param f32) (result f64)))
+  (import "env" "f6" (func (param f64 f64) (result f32)))
+  (import "env" "f7" (func (param i32 i32) (result i32 i64)))
+  (import "host" "f8" (func (result f64 i32 i32)))
+  (import "host" "f9" (func (param v128) (result v128)))
+  (import "host" "f10" (func (param i32 f32) (result i32)))
+  (import "host" "f11" (func (param i64))))"#;
+
+/// Pages of the buffer memory: 1 MiB, far more than the frames a module
+/// whose calls and loops are bounded by [`FUEL`] can save.
+pub const BUFFER_PAGES: u64 = 16;
+
+/// wasm-smith's termination fuel for each export call (`refuel` resets it):
+/// each function entry and loop iteration costs one. It bounds the work of
+/// a call and the recursion depth, and both must stay well within the
+/// driver's limits for the instrumented module too:
+/// - wasmtime's stack (512 KiB): wasm-smith's frames can take over 1 kB
+///   (v128 spills) and instrumented ones more; at 400, a recursion that
+///   spends the fuel in the original overflowed the stack when instrumented;
+/// - the driver's wasmtime fuel (500 M per run): under `Always`, every
+///   import call unwinds and rewinds the whole stack, so the cost grows with
+///   calls times depth, both proportional to this; at 100, about one case in
+///   4000 ran out.
+pub const FUEL: u32 = 50;
+
+/// A generated case.
+pub struct Case {
+    /// The module (binary).
+    pub wasm: Vec<u8>,
+    /// Export calls, made in order in one instance.
+    pub calls: Vec<(String, Vec<Val>)>,
+    /// The suspension pattern for the third schedule.
+    pub pattern: Vec<bool>,
+    /// The features drawn for this case, for the report.
+    pub features: String,
+}
+
+/// Builds a case from `bytes`. With `buffer_memory`, the module gets an extra
+/// memory 0 exported as `memory`, which no guest instruction touches (every
+/// guest memory index is shifted up by one): the driver's buffer lives
+/// there, so the guest can neither clobber saved frames nor see them.
+pub fn generate(bytes: &[u8], buffer_memory: bool) -> Result<Case, String> {
+    let mut u = Unstructured::new(bytes);
+    let (config, mut features) = smith_config(&mut u).map_err(|e| e.to_string())?;
+    // One case in eight is wasm-smith's code alone; the others get a call
+    // injected after one operator in `one_in` (3 to 16).
+    let seed: u64 = u.arbitrary().map_err(|e| e.to_string())?;
+    let one_in = match u.int_in_range(0..=15u64).map_err(|e| e.to_string())? {
+        0 | 1 => 0,
+        n => n + 1,
+    };
+    let mut module =
+        wasm_smith::Module::new(config, &mut u).map_err(|e| format!("wasm-smith: {e}"))?;
+    let fuel = module
+        .ensure_termination(FUEL)
+        .map_err(|e| format!("ensure_termination: {e}"))?;
+    let smith = module.to_bytes();
+    let injections = plan_injections(&smith, fuel, seed, one_in)?;
+    if one_in > 0 {
+        features += &format!(" injected-calls(1/{one_in})");
+    }
+    let wasm = finish(&smith, buffer_memory, fuel, injections)?;
+    let shape = Shape::of(&wasm)?;
+    let calls = draw_calls(&mut u, &shape).map_err(|e| e.to_string())?;
+    let mut pattern: Vec<bool> = (0..u.int_in_range(1..=6).unwrap_or(1))
+        .map(|_| u.arbitrary().unwrap_or(true))
+        .collect();
+    if !pattern.contains(&true) {
+        pattern.push(true);
+    }
+    Ok(Case {
+        wasm,
+        calls,
+        pattern,
+        features,
+    })
+}
+
+/// The wasm-smith configuration, with the features drawn from `u`.
+fn smith_config(u: &mut Unstructured) -> arbitrary::Result<(wasm_smith::Config, String)> {
+    let bits: u16 = u.arbitrary()?;
+    let on = |bit: u16| bits & (1 << bit) != 0;
+    let simd = on(0);
+    let relaxed_simd = simd && on(1);
+    let reference_types = on(2);
+    let disallow_traps = on(3);
+    let bulk_memory = !(on(4) && on(5));
+    let multi_value = !(on(6) && on(7) && on(8));
+    let floats = !(on(9) && on(10));
+    let max_instructions = [30, 60, 60, 120, 200][usize::from(bits >> 11) % 5];
+    let config = wasm_smith::Config {
+        available_imports: Some(wat::parse_str(IMPORT_POOL).expect("the import pool parses")),
+        min_funcs: 1,
+        max_funcs: 14,
+        max_instructions,
+        max_types: 12,
+        max_globals: 6,
+        max_exports: 0,
+        max_data_segments: 3,
+        max_element_segments: 3,
+        max_elements: 12,
+        max_tables: 2,
+        max_table_elements: 64,
+        table_max_size_required: true,
+        min_memories: 1,
+        max_memories: 1,
+        max_memory32_bytes: 2 * 65536,
+        memory_max_size_required: true,
+        memory64_enabled: false,
+        simd_enabled: simd,
+        relaxed_simd_enabled: relaxed_simd,
+        reference_types_enabled: reference_types,
+        bulk_memory_enabled: bulk_memory,
+        multi_value_enabled: multi_value,
+        allow_floats: floats,
+        disallow_traps,
+        saturating_float_to_int_enabled: true,
+        sign_extension_ops_enabled: true,
+        extended_const_enabled: true,
+        exceptions_enabled: false,
+        gc_enabled: false,
+        tail_call_enabled: false,
+        threads_enabled: false,
+        shared_everything_threads_enabled: false,
+        wide_arithmetic_enabled: false,
+        custom_page_sizes_enabled: false,
+        custom_descriptors_enabled: false,
+        compact_imports_enabled: false,
+        generate_custom_sections: false,
+        allow_invalid_funcs: false,
+        ..wasm_smith::Config::default()
+    };
+    let mut features: Vec<&str> = Vec::new();
+    for (on, name) in [
+        (simd, "simd"),
+        (relaxed_simd, "relaxed-simd"),
+        (reference_types, "reference-types"),
+        (bulk_memory, "bulk-memory"),
+        (multi_value, "multi-value"),
+        (floats, "floats"),
+        (disallow_traps, "no-traps"),
+    ] {
+        if on {
+            features.push(name);
+        }
+    }
+    Ok((
+        config,
+        format!(
+            "{} max-instructions({max_instructions})",
+            features.join(" ")
+        ),
+    ))
+}
+
+/// Where each section goes in a module, for inserting missing ones.
+fn section_rank(id: SectionId) -> u8 {
+    match id {
+        SectionId::Custom => 0,
+        SectionId::Type => 1,
+        SectionId::Import => 2,
+        SectionId::Function => 3,
+        SectionId::Table => 4,
+        SectionId::Memory => 5,
+        SectionId::Tag => 6,
+        SectionId::Global => 7,
+        SectionId::Export => 8,
+        SectionId::Start => 9,
+        SectionId::Element => 10,
+        SectionId::DataCount => 11,
+        SectionId::Code => 12,
+        SectionId::Data => 13,
+    }
+}
+
+/// An import added for injected calls (module `inject`).
+struct Injected {
+    name: &'static str,
+    params: &'static [ValType],
+    results: &'static [ValType],
+}
+
+/// The injected imports, in this order after wasm-smith's: `tick` and
+/// `indirect` take and return nothing (`indirect` is only called through a
+/// table, with `call_indirect`), `i32` ... `v128` map a value of their type to
+/// a new one (the host derives it from the argument), `split` maps an `i32`
+/// to two, which an `i32.xor` after the call joins again.
+const INJECTED: [Injected; 8] = [
+    Injected {
+        name: "tick",
+        params: &[],
+        results: &[],
+    },
+    Injected {
+        name: "indirect",
+        params: &[],
+        results: &[],
+    },
+    Injected {
+        name: "i32",
+        params: &[ValType::I32],
+        results: &[ValType::I32],
+    },
+    Injected {
+        name: "i64",
+        params: &[ValType::I64],
+        results: &[ValType::I64],
+    },
+    Injected {
+        name: "f32",
+        params: &[ValType::F32],
+        results: &[ValType::F32],
+    },
+    Injected {
+        name: "f64",
+        params: &[ValType::F64],
+        results: &[ValType::F64],
+    },
+    Injected {
+        name: "v128",
+        params: &[ValType::V128],
+        results: &[ValType::V128],
+    },
+    Injected {
+        name: "split",
+        params: &[ValType::I32],
+        results: &[ValType::I32, ValType::I32],
+    },
+];
+
+/// Indices in [`INJECTED`].
+const TICK: usize = 0;
+const INDIRECT: usize = 1;
+const SPLIT: usize = 7;
+
+/// Where to put injected calls: per defined function, `(operator index,
+/// injected import)` pairs, the call going right after that operator.
+type Injections = Vec<Vec<(usize, usize)>>;
+
+/// Decides the injected calls. Where the operand on top of the stack (inside
+/// the current block) has a numeric type, a call of `inject.<type>` (or, for
+/// an `i32`, one time in three `inject.split`) replaces it by a value the
+/// host computed from it; elsewhere `inject.tick` is called, or
+/// `inject.indirect` through the added table. Values below the top stay on
+/// the operand stack across the call, which exercises the transform's
+/// spilling of stack values. The fuel code (from a `global.get` of
+/// `fuel_global` to its `global.set`, and the operator before it) gets none:
+/// a host value there would take away the guarantee that the module
+/// terminates.
+fn plan_injections(
+    smith: &[u8],
+    fuel_global: u32,
+    seed: u64,
+    one_in: u64,
+) -> Result<Injections, String> {
+    let err = |e: wasmparser::BinaryReaderError| e.to_string();
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    let mut plan = Vec::new();
+    let mut rng = seed;
+    for payload in Parser::new(0).parse_all(smith) {
+        let payload = payload.map_err(err)?;
+        let ValidPayload::Func(func, body) = validator.payload(&payload).map_err(err)? else {
+            continue;
+        };
+        let mut fv = func.into_validator(Default::default());
+        let mut points = Vec::new();
+        for pair in body.get_locals_reader().map_err(err)? {
+            let (count, ty) = pair.map_err(err)?;
+            fv.define_locals(0, count, ty).map_err(err)?;
+        }
+        let mut reader = body.get_operators_reader().map_err(err)?;
+        let mut ops = Vec::new();
+        while !reader.eof() {
+            ops.push(reader.read_with_offset().map_err(err)?);
+        }
+        let fuel_get = |op: Option<&Operator>| matches!(op, Some(Operator::GlobalGet { global_index }) if *global_index == fuel_global);
+        let fuel_set = |op: &Operator| matches!(op, Operator::GlobalSet { global_index } if *global_index == fuel_global);
+        let mut in_fuel_code = false;
+        for (index, (op, offset)) in ops.iter().enumerate() {
+            fv.op(*offset, op).map_err(err)?;
+            if fuel_get(Some(op)) {
+                in_fuel_code = true;
+            } else if fuel_set(op) {
+                in_fuel_code = false;
+            }
+            // Nor right before the fuel code: a bulk-memory check starts
+            // with the length there (`local.get`, then `global.get`).
+            let fuel_next = fuel_get(ops.get(index + 1).map(|(op, _)| op));
+            rng = splitmix(rng);
+            let wanted = rng.checked_rem(one_in) == Some(0);
+            if wanted && !in_fuel_code && !fuel_next && fv.control_stack_height() > 0 {
+                let height = fv.operand_stack_height() as usize;
+                let frame_base = fv.get_control_frame(0).map_or(height, |f| f.height);
+                let top = if height > frame_base {
+                    fv.get_operand_type(0).flatten()
+                } else {
+                    None
+                };
+                let choice = (rng >> 32) % 6;
+                let import = match top {
+                    Some(ValType::I32) if choice < 2 => SPLIT,
+                    Some(ty) => INJECTED
+                        .iter()
+                        .position(|i| i.params == [ty] && i.results == [ty])
+                        .unwrap_or(TICK),
+                    None if choice < 3 => INDIRECT,
+                    None => TICK,
+                };
+                points.push((index, import));
+            }
+        }
+        plan.push(points);
+    }
+    Ok(plan)
+}
+
+/// splitmix64: the injection decisions' random stream.
+fn splitmix(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Re-encodes wasm-smith's output into the module under test: adds the
+/// injected imports and calls, the buffer memory (shifting guest memory
+/// indices), a `refuel` function, gives guest memories at least one page,
+/// and exports everything under predictable names.
+struct Finish {
+    buffer_memory: bool,
+    /// wasm-smith's function imports, types and tables.
+    imports: u32,
+    types: u32,
+    tables: u32,
+    fuel_global: u32,
+    injections: Injections,
+    /// The defined function being re-encoded.
+    body: usize,
+    exports: Vec<(String, ExportKind, u32)>,
+    added: Vec<SectionId>,
+}
+
+impl Finish {
+    /// The type of injected import `k` (that of `inject.tick` is also
+    /// `refuel`'s).
+    fn injected_type(&self, k: usize) -> u32 {
+        self.types + k as u32
+    }
+
+    /// The table holding `inject.indirect`, after wasm-smith's.
+    fn table(&self) -> u32 {
+        self.tables
+    }
+
+    fn add_imports(&self, section: &mut ImportSection) {
+        for (k, injected) in INJECTED.iter().enumerate() {
+            section.import(
+                "inject",
+                injected.name,
+                EntityType::Function(self.injected_type(k)),
+            );
+        }
+    }
+
+    fn add_table(&self, section: &mut TableSection) {
+        section.table(TableType {
+            element_type: RefType::FUNCREF,
+            table64: false,
+            minimum: 1,
+            maximum: Some(1),
+            shared: false,
+        });
+    }
+
+    fn add_elements(&self, section: &mut ElementSection) {
+        let indirect = [self.imports + INDIRECT as u32];
+        section.active(
+            Some(self.table()),
+            &ConstExpr::i32_const(0),
+            Elements::Functions(indirect[..].into()),
+        );
+    }
+
+    fn inject(&self, f: &mut Function, k: usize) {
+        let mut code = f.instructions();
+        if k == INDIRECT {
+            code.i32_const(0)
+                .call_indirect(self.table(), self.injected_type(k));
+        } else {
+            code.call(self.imports + k as u32);
+            if k == SPLIT {
+                code.i32_xor();
+            }
+        }
+    }
+
+    fn refuel(&self) -> Function {
+        let mut f = Function::new([]);
+        f.instructions()
+            .i32_const(FUEL as i32)
+            .global_set(self.fuel_global)
+            .end();
+        f
+    }
+}
+
+impl Reencode for Finish {
+    type Error = Infallible;
+
+    fn function_index(&mut self, func: u32) -> Result<u32, ReencodeError<Infallible>> {
+        Ok(if func < self.imports {
+            func
+        } else {
+            func + INJECTED.len() as u32
+        })
+    }
+
+    fn memory_index(&mut self, memory: u32) -> Result<u32, ReencodeError<Infallible>> {
+        Ok(memory + u32::from(self.buffer_memory))
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        reencode::utils::parse_type_section(self, types, section)?;
+        for injected in &INJECTED {
+            let params = injected.params.iter().map(|&t| self.val_type(t));
+            let params = params.collect::<Result<Vec<_>, _>>()?;
+            let results = injected.results.iter().map(|&t| self.val_type(t));
+            let results = results.collect::<Result<Vec<_>, _>>()?;
+            types.ty().function(params, results);
+        }
+        Ok(())
+    }
+
+    fn parse_import_section(
+        &mut self,
+        imports: &mut ImportSection,
+        section: wasmparser::ImportSectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        reencode::utils::parse_import_section(self, imports, section)?;
+        self.add_imports(imports);
+        self.added.push(SectionId::Import);
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        functions: &mut FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        reencode::utils::parse_function_section(self, functions, section)?;
+        functions.function(self.injected_type(TICK));
+        Ok(())
+    }
+
+    fn parse_table_section(
+        &mut self,
+        tables: &mut TableSection,
+        section: wasmparser::TableSectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        reencode::utils::parse_table_section(self, tables, section)?;
+        self.add_table(tables);
+        self.added.push(SectionId::Table);
+        Ok(())
+    }
+
+    fn parse_element_section(
+        &mut self,
+        elements: &mut ElementSection,
+        section: wasmparser::ElementSectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        reencode::utils::parse_element_section(self, elements, section)?;
+        self.add_elements(elements);
+        self.added.push(SectionId::Element);
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        reencode::utils::parse_code_section(self, code, section)?;
+        code.function(&self.refuel());
+        Ok(())
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut CodeSection,
+        func: wasmparser::FunctionBody<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        let mut f = self.new_function_with_parsed_locals(&func)?;
+        let points = self.injections.get(self.body).cloned().unwrap_or_default();
+        self.body += 1;
+        let mut next = points.iter().peekable();
+        let mut reader = func.get_operators_reader()?;
+        let mut index = 0;
+        while !reader.eof() {
+            f.instruction(&self.parse_instruction(&mut reader)?);
+            while let Some(&(_, import)) = next.next_if(|(at, _)| *at == index) {
+                self.inject(&mut f, import);
+            }
+            index += 1;
+        }
+        code.function(&f);
+        Ok(())
+    }
+
+    fn parse_memory_section(
+        &mut self,
+        memories: &mut MemorySection,
+        section: wasmparser::MemorySectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        if self.buffer_memory {
+            memories.memory(MemoryType {
+                minimum: BUFFER_PAGES,
+                maximum: Some(BUFFER_PAGES),
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+        }
+        for memory in section {
+            let mut ty = self.memory_type(memory?)?;
+            ty.minimum = ty.minimum.max(1);
+            ty.maximum = ty.maximum.map(|m| m.max(ty.minimum));
+            memories.memory(ty);
+        }
+        Ok(())
+    }
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut ExportSection,
+        _section: wasmparser::ExportSectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        // wasm-smith was told to export nothing; replace whatever it did.
+        for (name, kind, index) in &self.exports {
+            exports.export(name, *kind, *index);
+        }
+        self.added.push(SectionId::Export);
+        Ok(())
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        _after: Option<SectionId>,
+        before: Option<SectionId>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        // Sections wasm-smith left out that the module needs now.
+        let past = |id: SectionId| before.is_none_or(|b| section_rank(b) > section_rank(id));
+        if past(SectionId::Import) && !self.added.contains(&SectionId::Import) {
+            let mut imports = ImportSection::new();
+            self.add_imports(&mut imports);
+            module.section(&imports);
+            self.added.push(SectionId::Import);
+        }
+        if past(SectionId::Table) && !self.added.contains(&SectionId::Table) {
+            let mut tables = TableSection::new();
+            self.add_table(&mut tables);
+            module.section(&tables);
+            self.added.push(SectionId::Table);
+        }
+        if past(SectionId::Export) && !self.added.contains(&SectionId::Export) {
+            let mut exports = ExportSection::new();
+            for (name, kind, index) in &self.exports {
+                exports.export(name, *kind, *index);
+            }
+            module.section(&exports);
+            self.added.push(SectionId::Export);
+        }
+        if past(SectionId::Element) && !self.added.contains(&SectionId::Element) {
+            let mut elements = ElementSection::new();
+            self.add_elements(&mut elements);
+            module.section(&elements);
+            self.added.push(SectionId::Element);
+        }
+        Ok(())
+    }
+}
+
+/// How many of each kind of entity wasm-smith's module has.
+#[derive(Default)]
+struct Counts {
+    types: u32,
+    imported_funcs: u32,
+    defined_funcs: u32,
+    tables: u32,
+    memories: u32,
+    globals: u32,
+}
+
+fn counts(wasm: &[u8]) -> Result<Counts, String> {
+    let mut c = Counts::default();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::TypeSection(s) => {
+                for group in s {
+                    c.types += group.map_err(|e| e.to_string())?.types().len() as u32;
+                }
+            }
+            Payload::ImportSection(s) => {
+                for import in s.into_imports() {
+                    match import.map_err(|e| e.to_string())?.ty {
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => c.imported_funcs += 1,
+                        TypeRef::Table(_) => c.tables += 1,
+                        TypeRef::Memory(_) => c.memories += 1,
+                        TypeRef::Global(_) => c.globals += 1,
+                        TypeRef::Tag(_) => {}
+                    }
+                }
+            }
+            Payload::FunctionSection(s) => c.defined_funcs += s.count(),
+            Payload::TableSection(s) => c.tables += s.count(),
+            Payload::MemorySection(s) => c.memories += s.count(),
+            Payload::GlobalSection(s) => c.globals += s.count(),
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+/// Turns wasm-smith's module into the module under test (see [`Finish`]).
+fn finish(
+    smith: &[u8],
+    buffer_memory: bool,
+    fuel_global: u32,
+    injections: Injections,
+) -> Result<Vec<u8>, String> {
+    let c = counts(smith)?;
+    if c.memories == 0 {
+        return Err("wasm-smith made no memory".into());
+    }
+    if c.defined_funcs == 0 || c.types == 0 {
+        return Err("wasm-smith made no function".into());
+    }
+    let shift = u32::from(buffer_memory);
+    let funcs = c.imported_funcs + INJECTED.len() as u32 + c.defined_funcs + 1;
+    let mut exports = Vec::new();
+    if buffer_memory {
+        exports.push(("memory".to_string(), ExportKind::Memory, 0));
+    }
+    for i in 0..c.memories {
+        exports.push((format!("mem{i}"), ExportKind::Memory, i + shift));
+    }
+    for i in 0..funcs - 1 {
+        exports.push((format!("f{i}"), ExportKind::Func, i));
+    }
+    exports.push(("refuel".to_string(), ExportKind::Func, funcs - 1));
+    for i in 0..c.globals {
+        let name = if i == fuel_global {
+            "fuel".to_string()
+        } else {
+            format!("g{i}")
+        };
+        exports.push((name, ExportKind::Global, i));
+    }
+    for i in 0..=c.tables {
+        exports.push((format!("t{i}"), ExportKind::Table, i));
+    }
+    let mut reencoder = Finish {
+        buffer_memory,
+        imports: c.imported_funcs,
+        types: c.types,
+        tables: c.tables,
+        fuel_global,
+        injections,
+        body: 0,
+        exports,
+        added: Vec::new(),
+    };
+    let mut module = wasm_encoder::Module::new();
+    reencoder
+        .parse_core_module(&mut module, Parser::new(0), smith)
+        .map_err(|e| format!("re-encoding: {e}"))?;
+    let wasm = module.finish();
+    asyncify_tests::interface::validate(&wasm)?;
+    Ok(wasm)
+}
+
+/// What the finished module offers the driver.
+struct Shape {
+    /// Function imports as `module.name`, in order.
+    imports: Vec<String>,
+    /// Exported defined functions and their parameter types (not `refuel`).
+    callable: Vec<(String, Vec<ValType>)>,
+}
+
+impl Shape {
+    fn of(wasm: &[u8]) -> Result<Shape, String> {
+        let mut types: Vec<Vec<ValType>> = Vec::new();
+        let mut imports = Vec::new();
+        let mut callable = Vec::new();
+        for payload in Parser::new(0).parse_all(wasm) {
+            match payload.map_err(|e| e.to_string())? {
+                Payload::TypeSection(s) => {
+                    for ty in s.into_iter_err_on_gc_types() {
+                        types.push(ty.map_err(|e| e.to_string())?.params().to_vec());
+                    }
+                }
+                Payload::ImportSection(s) => {
+                    for import in s.into_imports() {
+                        let import = import.map_err(|e| e.to_string())?;
+                        if let TypeRef::Func(_) = import.ty {
+                            imports.push(format!("{}.{}", import.module, import.name));
+                        }
+                    }
+                }
+                Payload::FunctionSection(s) => {
+                    let defined = s.count() as usize;
+                    for (i, ty) in s.into_iter().enumerate().take(defined - 1) {
+                        let params = &types[ty.map_err(|e| e.to_string())? as usize];
+                        if params.iter().all(|p| arg_type_ok(*p)) {
+                            callable.push((format!("f{}", imports.len() + i), params.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Shape { imports, callable })
+    }
+}
+
+/// Whether the driver can pass an argument of type `ty` (numbers, and null
+/// for nullable references).
+fn arg_type_ok(ty: ValType) -> bool {
+    match ty {
+        ValType::Ref(r) => r.is_nullable(),
+        _ => true,
+    }
+}
+
+/// One to six calls of exported functions, with arguments from `u`, each
+/// after a call of `refuel` so that it starts with full termination fuel.
+fn draw_calls(u: &mut Unstructured, shape: &Shape) -> arbitrary::Result<Vec<(String, Vec<Val>)>> {
+    if shape.callable.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = u.int_in_range(1..=6)?;
+    let mut calls = Vec::new();
+    for _ in 0..n {
+        let (name, params) = u.choose(&shape.callable)?;
+        let args = params
+            .iter()
+            .map(|p| arg(u, *p))
+            .collect::<arbitrary::Result<Vec<Val>>>()?;
+        calls.push(("refuel".to_string(), Vec::new()));
+        calls.push((name.clone(), args));
+    }
+    Ok(calls)
+}
+
+fn arg(u: &mut Unstructured, ty: ValType) -> arbitrary::Result<Val> {
+    // Small integers most of the time: modules use them as counts and indices.
+    let small = u.ratio(3, 4)?;
+    Ok(match ty {
+        ValType::I32 if small => Val::I32(u.int_in_range(0..=20)?),
+        ValType::I32 => Val::I32(u.arbitrary()?),
+        ValType::I64 if small => Val::I64(u.int_in_range(0..=20)?),
+        ValType::I64 => Val::I64(u.arbitrary()?),
+        ValType::F32 => Val::F32(u.arbitrary()?),
+        ValType::F64 => Val::F64(u.arbitrary()?),
+        ValType::V128 => Val::V128(V128::from(u.arbitrary::<u128>()?)),
+        ValType::Ref(r) if r.is_func_ref() => Val::FuncRef(None),
+        ValType::Ref(_) => Val::ExternRef(None),
+    })
+}
+
+/// The function imports of `wasm`, as `module.name`, in order.
+pub fn function_imports(wasm: &[u8]) -> Result<Vec<String>, String> {
+    Shape::of(wasm).map(|s| s.imports)
+}
+
+/// The function imports that may be running under an indirect call: every
+/// import reachable by direct calls from a function that can be called
+/// indirectly (one placed in an element segment or named by `ref.func`).
+/// With `ignore_indirect` these must not suspend; every other import is only
+/// ever reached through direct calls, each a suspension point.
+pub fn imports_under_indirect_calls(wasm: &[u8]) -> Result<HashSet<String>, String> {
+    let err = |e: wasmparser::BinaryReaderError| e.to_string();
+    let mut import_names = Vec::new();
+    let mut targets: BTreeSet<u32> = BTreeSet::new();
+    let mut callees: Vec<Vec<u32>> = Vec::new();
+    let ref_funcs = |expr: &wasmparser::ConstExpr, targets: &mut BTreeSet<u32>| {
+        let mut ops = expr.get_operators_reader();
+        while !ops.eof() {
+            if let Ok(Operator::RefFunc { function_index }) = ops.read() {
+                targets.insert(function_index);
+            }
+        }
+    };
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(err)? {
+            Payload::ImportSection(s) => {
+                for import in s.into_imports() {
+                    let import = import.map_err(err)?;
+                    if let TypeRef::Func(_) = import.ty {
+                        import_names.push(format!("{}.{}", import.module, import.name));
+                    }
+                }
+            }
+            Payload::GlobalSection(s) => {
+                for g in s {
+                    ref_funcs(&g.map_err(err)?.init_expr, &mut targets);
+                }
+            }
+            Payload::ElementSection(s) => {
+                for e in s {
+                    match e.map_err(err)?.items {
+                        ElementItems::Functions(f) => {
+                            for i in f {
+                                targets.insert(i.map_err(err)?);
+                            }
+                        }
+                        ElementItems::Expressions(_, exprs) => {
+                            for expr in exprs {
+                                ref_funcs(&expr.map_err(err)?, &mut targets);
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let mut calls = Vec::new();
+                let mut ops = body.get_operators_reader().map_err(err)?;
+                while !ops.eof() {
+                    match ops.read().map_err(err)? {
+                        Operator::Call { function_index } => calls.push(function_index),
+                        Operator::RefFunc { function_index } => {
+                            targets.insert(function_index);
+                        }
+                        _ => {}
+                    }
+                }
+                callees.push(calls);
+            }
+            _ => {}
+        }
+    }
+    let imported = import_names.len() as u32;
+    let mut seen: BTreeSet<u32> = BTreeSet::new();
+    let mut work: Vec<u32> = targets.into_iter().collect();
+    while let Some(f) = work.pop() {
+        if !seen.insert(f) {
+            continue;
+        }
+        if let Some(calls) = f
+            .checked_sub(imported)
+            .and_then(|d| callees.get(d as usize))
+        {
+            work.extend(calls.iter().copied());
+        }
+    }
+    Ok(seen
+        .into_iter()
+        .filter(|&f| f < imported)
+        .map(|f| import_names[f as usize].clone())
+        .collect())
+}

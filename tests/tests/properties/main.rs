@@ -1,0 +1,388 @@
+//! Property-based differential tests: wasm-smith modules, instrumented with
+//! each option set, must behave exactly like the originals.
+//!
+//! Each case is a byte vector from proptest; [`generate`] turns it into a
+//! module (function imports from a fixed pool, calls to them injected at
+//! random points, everything exported, loops, direct and indirect calls, a
+//! memory, tables, globals, multi-value, SIMD, bulk memory, termination
+//! guaranteed by wasm-smith's fuel global), the export calls to make and a
+//! suspension pattern. The driver runs the original once and the
+//! instrumented module under the schedules `Never`, `Always` and the drawn
+//! pattern, and compares results, traps, the import log, memories and
+//! globals.
+//!
+//! The option sets, one test each: default; an imports list (every other
+//! import of the module, from the first); `ignore_indirect` (the driver
+//! suspends only imports that no indirect call can reach, see
+//! [`generate::imports_under_indirect_calls`]); `asserts` with the other
+//! imports listed (so uninstrumented code exists and its assertions must stay
+//! quiet); the secondary memory; `import_globals`.
+//!
+//! The asyncify buffer: for every set but the secondary memory, the module
+//! gets an extra memory 0 exported as `memory` that no guest instruction
+//! touches (guest memory indices are shifted up by one), and the driver puts
+//! the buffer there (header at 0, 1 MiB). The guest can then write anywhere
+//! in its own memory without clobbering a saved frame or seeing one, and the
+//! transform's default choice (memory 0) is what is tested. With the
+//! secondary memory the guest's own memory is memory 0 and the buffer is in
+//! the transform's `asyncify_memory`.
+//!
+//! A clean refusal (`Error::Unsupported`, a construct the transform does not
+//! handle yet) is a skip, not a pass: proptest draws another case (it counts
+//! as a "reject"), and the test prints how many it skipped and why, and fails
+//! if that is more than a quarter. Run with `--nocapture` to see the counts,
+//! and how many cases actually suspended.
+//!
+//! A failure shrinks (see [`bytes`]) and is reported with the driver's diff,
+//! the instrumented module and the smallest failing module as wat; proptest
+//! records its seed in `properties.proptest-regressions` next to this file,
+//! replayed first on every run. Found bugs also go into [`regressions`] as
+//! wat.
+//!
+//! Cases per option set: `PROPTEST_CASES` (default [`DEFAULT_CASES`], sized
+//! for under a minute for all six on two cores in the dev profile). A hunt
+//! with 10,000 cases per option set:
+//!
+//! ```text
+//! PROPTEST_CASES=10000 cargo test -p asyncify-tests --test properties --release -- --nocapture
+//! ```
+
+mod bytes;
+mod generate;
+mod regressions;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use asyncify_tests::{
+    print_wasm, BufferSpec, Check, Instrumenter, Options, Report, RunConfig, Schedule, Val,
+};
+use proptest::test_runner::{
+    Config, FileFailurePersistence, TestCaseError, TestCaseResult, TestRunner,
+};
+
+use crate::bytes::{bytes, Bytes};
+use crate::generate::{
+    function_imports, generate, imports_under_indirect_calls, Case, BUFFER_PAGES,
+};
+
+/// Seeds of failing cases, replayed before new ones (commit this file).
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/properties/properties.proptest-regressions"
+);
+
+/// Cases per option set when `PROPTEST_CASES` is not set.
+const DEFAULT_CASES: u32 = 256;
+
+/// Skips above this share of cases fail the test: the generator would be
+/// testing too little.
+const MAX_SKIP_SHARE: f64 = 0.25;
+
+/// The option sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OptionSet {
+    Default,
+    ImportsList,
+    IgnoreIndirect,
+    Asserts,
+    SecondaryMemory,
+    ImportGlobals,
+}
+
+impl OptionSet {
+    const ALL: [OptionSet; 6] = [
+        OptionSet::Default,
+        OptionSet::ImportsList,
+        OptionSet::IgnoreIndirect,
+        OptionSet::Asserts,
+        OptionSet::SecondaryMemory,
+        OptionSet::ImportGlobals,
+    ];
+
+    fn options(self, imports: &[String]) -> Options {
+        // Every other import: wasm-smith's and the injected ones both.
+        let pick = |parity: usize| -> Vec<String> {
+            imports
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 2 == parity)
+                .map(|(_, name)| name.clone())
+                .collect()
+        };
+        match self {
+            OptionSet::Default => Options::default(),
+            OptionSet::ImportsList => Options {
+                imports: pick(0),
+                ..Options::default()
+            },
+            OptionSet::IgnoreIndirect => Options {
+                ignore_indirect: true,
+                ..Options::default()
+            },
+            OptionSet::Asserts => Options {
+                asserts: true,
+                imports: pick(1),
+                ..Options::default()
+            },
+            OptionSet::SecondaryMemory => Options {
+                secondary_memory: Some(BUFFER_PAGES),
+                ..Options::default()
+            },
+            OptionSet::ImportGlobals => Options {
+                import_globals: true,
+                ..Options::default()
+            },
+        }
+    }
+
+    fn buffer(self) -> BufferSpec {
+        let (memory, addr) = match self {
+            OptionSet::SecondaryMemory => ("asyncify_memory", 0),
+            _ => ("memory", 0),
+        };
+        BufferSpec {
+            memory: Some(memory.into()),
+            addr: Some(addr),
+            size: Some(BUFFER_PAGES * 65536),
+        }
+    }
+}
+
+/// What the cases of one test came to.
+#[derive(Default)]
+struct Stats {
+    passed: Cell<u64>,
+    /// Cases where some schedule actually unwound.
+    suspended: Cell<u64>,
+    /// Refused by the transform (`Unsupported`), by reason.
+    skipped: RefCell<BTreeMap<String, u64>>,
+    /// Not a usable case (wasm-smith failed, nothing to call, or the original
+    /// did not terminate).
+    unusable: Cell<u64>,
+    /// Failing runs: the first failure, then those found while shrinking it.
+    failed: Cell<u64>,
+}
+
+fn config() -> Config {
+    // `Config::default()` reads the `PROPTEST_*` environment variables.
+    let mut config = Config::default();
+    let set = |name: &str| std::env::var_os(name).is_some();
+    if !set("PROPTEST_CASES") {
+        config.cases = DEFAULT_CASES;
+    }
+    if !set("PROPTEST_MAX_SHRINK_ITERS") {
+        config.max_shrink_iters = 4000;
+    }
+    if !set("PROPTEST_MAX_SHRINK_TIME") {
+        config.max_shrink_time = 600_000;
+    }
+    if !set("PROPTEST_MAX_GLOBAL_REJECTS") {
+        config.max_global_rejects = config.cases.max(1024);
+    }
+    config.source_file = Some(file!());
+    config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS)));
+    config
+}
+
+/// Checks `wasm` under `set`: the original once, the instrumented module
+/// under `Never`, `Always` and `pattern`, each making `calls` in order. The
+/// report's `skipped` says why the transform refused the module, if it did.
+fn check_case(
+    wasm: &[u8],
+    set: OptionSet,
+    calls: &[(String, Vec<Val>)],
+    pattern: &[bool],
+) -> Result<Report, String> {
+    let options = set.options(&function_imports(wasm)?);
+    let mut check = Check::new(wasm)
+        .options(&options)
+        .schedules(vec![
+            Schedule::Never,
+            Schedule::Always,
+            Schedule::Pattern(pattern.to_vec()),
+        ])
+        .buffer(set.buffer())
+        .allow_no_unwind()
+        .allow_unsupported();
+    for (export, args) in calls {
+        check = check.call(export, args.clone());
+    }
+    if set == OptionSet::IgnoreIndirect {
+        let indirect = imports_under_indirect_calls(wasm)?;
+        check = check.may_suspend(move |m, n| !indirect.contains(&format!("{m}.{n}")));
+    }
+    check
+        .try_run()
+        .map_err(|report| format!("option set {set:?} ({options:?})\n{report}"))
+}
+
+/// A skip reason without the function, local and instruction it names, so
+/// that equal reasons count together.
+fn skip_kind(why: &str) -> String {
+    let reason = why.split(" (instruction").next().unwrap_or(why);
+    let reason = reason.rsplit_once(": ").map_or(reason, |(_, r)| r);
+    reason
+        .split(' ')
+        .map(|w| {
+            if w.chars().any(|c| c.is_ascii_digit()) {
+                "_"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether the original module of `case` finishes its calls within the
+/// driver's wasmtime fuel. wasm-smith's fuel global should guarantee that; if
+/// it does not, the instrumented module (which takes more steps) runs out at
+/// a different point, and the difference says nothing about the transform.
+fn terminates(case: &Case, set: OptionSet) -> bool {
+    let calls: Vec<(&str, Vec<Val>)> = case
+        .calls
+        .iter()
+        .map(|(e, a)| (e.as_str(), a.clone()))
+        .collect();
+    let original = asyncify_tests::run(
+        &case.wasm,
+        &RunConfig::original().buffer(set.buffer()),
+        &calls,
+    );
+    !original
+        .calls
+        .iter()
+        .any(|c| matches!(&c.result, Err(f) if f.trap.as_deref() == Some("OutOfFuel")))
+}
+
+/// One case under one option set. Cases run while shrinking a failure are
+/// not counted.
+fn property(input: &Bytes, set: OptionSet, stats: &Stats) -> TestCaseResult {
+    let counting = stats.failed.get() == 0;
+    let count = |c: &Cell<u64>| {
+        if counting {
+            c.set(c.get() + 1);
+        }
+    };
+    let case = match generate(&input.0, set != OptionSet::SecondaryMemory) {
+        Ok(case) if !case.calls.is_empty() => case,
+        Ok(_) => {
+            count(&stats.unusable);
+            return Err(TestCaseError::reject("no exported function to call"));
+        }
+        Err(e) => {
+            count(&stats.unusable);
+            return Err(TestCaseError::reject(e));
+        }
+    };
+    match check_case(&case.wasm, set, &case.calls, &case.pattern) {
+        Ok(Report {
+            skipped: Some(why), ..
+        }) => {
+            if counting {
+                *stats
+                    .skipped
+                    .borrow_mut()
+                    .entry(skip_kind(&why))
+                    .or_default() += 1;
+            }
+            Err(TestCaseError::reject(why))
+        }
+        Ok(report) => {
+            count(&stats.passed);
+            if report.runs.iter().any(|(_, o)| o.unwinds() > 0) {
+                count(&stats.suspended);
+            }
+            Ok(())
+        }
+        Err(_) if !terminates(&case, set) => {
+            count(&stats.unusable);
+            Err(TestCaseError::reject(
+                "the original ran out of the driver's fuel",
+            ))
+        }
+        Err(report) => {
+            stats.failed.set(stats.failed.get() + 1);
+            let calls: Vec<String> = case
+                .calls
+                .iter()
+                .map(|(e, a)| format!("{e}{a:?}"))
+                .collect();
+            Err(TestCaseError::fail(format!(
+                "features [{}], calls {}, pattern {:?}\n{report}\n\noriginal module:\n{}",
+                case.features,
+                calls.join(" "),
+                Schedule::Pattern(case.pattern.clone()),
+                print_wasm(&case.wasm),
+            )))
+        }
+    }
+}
+
+/// Runs the property for `set` and reports what the cases came to.
+fn run(set: OptionSet) {
+    let config = config();
+    let mut runner = TestRunner::new(config);
+    let stats = Stats::default();
+    let start = Instant::now();
+    let result = runner.run(&bytes(1000..=20_000), |input| property(&input, set, &stats));
+    let skipped: u64 = stats.skipped.borrow().values().sum();
+    let passed = stats.passed.get();
+    let tried = passed + skipped;
+    let share = skipped as f64 / tried.max(1) as f64;
+    println!(
+        "{set:?}: {passed} passed ({} suspended at least once), {skipped} skipped \
+         ({:.1}% of {tried}), {} unusable, {} failing runs, {:.1} s",
+        stats.suspended.get(),
+        100.0 * share,
+        stats.unusable.get(),
+        stats.failed.get(),
+        start.elapsed().as_secs_f64()
+    );
+    for (why, n) in stats.skipped.borrow().iter() {
+        println!("  skipped {n}x: {why}");
+    }
+    if let Err(e) = result {
+        panic!("{set:?}: {e}");
+    }
+    // (Binaryen, as a cross-check of the harness, refuses far more.)
+    assert!(
+        tried < 20
+            || share <= MAX_SKIP_SHARE
+            || Instrumenter::from_env() != Instrumenter::Transform,
+        "{set:?}: {:.1}% of cases skipped as unsupported: the generator tests too little",
+        100.0 * share
+    );
+}
+
+#[test]
+fn default_options() {
+    run(OptionSet::Default);
+}
+
+#[test]
+fn imports_list() {
+    run(OptionSet::ImportsList);
+}
+
+#[test]
+fn ignore_indirect() {
+    run(OptionSet::IgnoreIndirect);
+}
+
+#[test]
+fn asserts() {
+    run(OptionSet::Asserts);
+}
+
+#[test]
+fn secondary_memory() {
+    run(OptionSet::SecondaryMemory);
+}
+
+#[test]
+fn import_globals() {
+    run(OptionSet::ImportGlobals);
+}
