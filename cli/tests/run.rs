@@ -426,3 +426,85 @@ fn yosys_gives_the_same_result_with_async_wasi() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+/// Standard error with code offsets blanked out: an instrumented module's
+/// functions sit at other offsets, the frames (function indices) must match.
+fn without_offsets(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.split_once(" - ") {
+            Some((frame, rest)) if frame.trim_start().contains(": ") && frame.contains("0x") => {
+                format!("{} - {rest}", frame.split(':').next().unwrap_or(""))
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every file under `dir` (relative path and contents), sorted.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `corpus/wasi/stress.wasm` (Rust, from `corpus/programs/stress`): deep
+/// recursion, many live values of every type, indirect calls, files, traps
+/// and exit codes give the same standard output, standard error, files and
+/// exit status plain, instrumented, and with every WASI call suspending.
+#[test]
+fn stress_program_behaves_the_same_in_every_mode() {
+    let stress = corpus("stress.wasm");
+    let scenarios: [&[&str]; 8] = [
+        &["recurse", "2000"],
+        &["locals"],
+        &["indirect", "300"],
+        &["files", "/w"],
+        &["trap"],
+        &["panic"],
+        &["exit", "7"],
+        &["unknown-mode"],
+    ];
+    for scenario in scenarios {
+        let mut results = Vec::new();
+        for (i, mode) in MODES.iter().enumerate() {
+            let dir = TempDir::new(&format!("stress-{}-{i}", scenario[0]));
+            let spec = format!("{}::/w", dir.path().display());
+            let mut args = vec!["--dir", &spec, &stress];
+            args.extend_from_slice(scenario);
+            let output = run_in(mode, &args);
+            results.push((
+                output.status.code(),
+                stdout(&output),
+                without_offsets(&stderr(&output)),
+                tree(dir.path()),
+            ));
+        }
+        assert!(
+            !results[0].1.is_empty() || !results[0].2.is_empty(),
+            "{scenario:?} printed nothing"
+        );
+        for (mode, result) in MODES.iter().zip(&results).skip(1) {
+            assert_eq!(
+                result, &results[0],
+                "{scenario:?} differs between a plain run and {mode:?}"
+            );
+        }
+    }
+}
