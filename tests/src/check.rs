@@ -91,6 +91,7 @@ pub struct Check {
     options: Options,
     calls: Vec<(String, Vec<Val>)>,
     schedules: Vec<Schedule>,
+    linker_schedules: Vec<Schedule>,
     buffer: Option<BufferSpec>,
     may_suspend: Option<SuspendPredicate>,
     instrumenter: Instrumenter,
@@ -126,6 +127,7 @@ impl Check {
             options: Options::default(),
             calls: Vec::new(),
             schedules: Schedule::standard(),
+            linker_schedules: Vec::new(),
             buffer: None,
             may_suspend: None,
             instrumenter: Instrumenter::from_env(),
@@ -158,6 +160,14 @@ impl Check {
     /// The schedules to run the instrumented module under (default: [`Schedule::standard`]).
     pub fn schedules(mut self, schedules: Vec<Schedule>) -> Self {
         self.schedules = schedules;
+        self
+    }
+
+    /// Also run the instrumented module through `asyncify-linker` under
+    /// these schedules (async imports that are pending when the schedule
+    /// says so; see [`run_linked`](crate::run_linked)). Default: none.
+    pub fn through_linker(mut self, schedules: Vec<Schedule>) -> Self {
+        self.linker_schedules = schedules;
         self
     }
 
@@ -276,6 +286,20 @@ impl Check {
                 );
             }
             runs.push((schedule.clone(), outcome));
+        }
+        for schedule in &self.linker_schedules {
+            let config = RunConfig {
+                may_suspend: may_suspend.clone(),
+                buffer: buffer.clone(),
+                ..RunConfig::instrumented(schedule.clone())
+            };
+            let outcome = crate::run_linked(&instrumented, &config, &calls);
+            let diff = compare(&original, &outcome);
+            if !diff.is_empty() {
+                failures.push(format!(
+                    "through asyncify-linker under schedule {schedule:?}:\n{diff}"
+                ));
+            }
         }
         if let (Instrumenter::Binaryen, Some(why), false) = (
             self.instrumenter,

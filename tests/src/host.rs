@@ -290,6 +290,9 @@ pub(crate) struct HostState {
     pub imported_memories: Vec<(String, MemHandle)>,
     /// Globals the driver created for the module's global imports.
     pub imported_globals: Vec<(String, Global)>,
+    /// Set once instantiation is over (for the linker-driven runs: the start
+    /// function's import calls never suspend, as with the direct driver).
+    pub instantiated: bool,
 }
 
 impl HostState {
@@ -305,6 +308,7 @@ impl HostState {
             may_suspend,
             imported_memories: Vec::new(),
             imported_globals: Vec::new(),
+            instantiated: false,
         }
     }
 }

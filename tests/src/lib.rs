@@ -40,6 +40,7 @@ mod check;
 mod compare;
 mod host;
 pub mod interface;
+mod linked;
 mod run;
 mod schedule;
 mod value;
@@ -51,6 +52,7 @@ pub use check::{
 pub use compare::{compare, Diff};
 pub use host::{ImportCall, SuspendPredicate, RUNTIME_MODULE};
 pub use interface::Interface;
+pub use linked::run_linked;
 pub use run::{is_runtime_export, run, BufferSpec, CallOutcome, Failure, Outcome, RunConfig};
 pub use schedule::{host_results, Schedule};
 pub use value::Value;

@@ -248,7 +248,7 @@ pub fn run(wasm: &[u8], config: &RunConfig, calls: &[(&str, Vec<Val>)]) -> Outco
     outcome
 }
 
-fn resolve_buffer(
+pub(crate) fn resolve_buffer(
     store: &mut Store<HostState>,
     instance: &Instance,
     spec: &BufferSpec,
@@ -465,7 +465,7 @@ fn call_export(
 }
 
 /// Records exported memories (buffer zeroed) and globals.
-fn snapshot(
+pub(crate) fn snapshot(
     store: &mut Store<HostState>,
     instance: &Instance,
     buffer: Option<&BufferLayout>,

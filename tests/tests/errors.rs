@@ -32,3 +32,23 @@ fn refuses_invalid_bytes() {
         }
     }
 }
+
+/// A guest import of a runtime function with the wrong type is refused with
+/// an error naming it (found by the fuzzer: it used to produce an invalid
+/// module).
+#[test]
+fn runtime_imports_with_the_wrong_type_are_refused() {
+    for wat in [
+        r#"(module (import "asyncify" "get_state" (func $g)) (memory 1) (func (call $g)))"#,
+        r#"(module (import "asyncify" "start_unwind" (func $u (param i32)))
+            (memory i64 1) (func (call $u (i32.const 16))))"#,
+    ] {
+        let wasm = wat::parse_str(wat).unwrap();
+        match asyncify_transform::instrument(&wasm, &Default::default()) {
+            Err(e @ asyncify_transform::Error::RuntimeImportType(_)) => {
+                assert!(e.to_string().contains("asyncify."), "{e}");
+            }
+            other => panic!("{wat}: {:?}", other.map(|o| o.wasm.len())),
+        }
+    }
+}

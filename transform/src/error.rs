@@ -30,6 +30,9 @@ pub enum Error {
         /// What is not supported.
         detail: String,
     },
+    /// The module imports an `asyncify.*` runtime function with the wrong type.
+    #[error("cannot instrument: {0}")]
+    RuntimeImportType(String),
     /// The options are inconsistent or refer to something missing.
     #[error("invalid options: {0}")]
     Options(String),

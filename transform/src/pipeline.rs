@@ -95,6 +95,7 @@ pub fn run(
         (0, info.memories[0].memory64)
     };
     let ptr_type = if memory64 { ValType::I64 } else { ValType::I32 };
+    check_runtime_imports(info, ptr_type)?;
 
     let analysis = analyse(info, options)?;
     let mut warnings = analysis.warnings.clone();
@@ -411,4 +412,40 @@ fn parallel_map<R: Send>(
         });
     }
     Ok(bodies)
+}
+
+/// The guest's imports of `asyncify.*` become the generated runtime
+/// functions, so they must have the runtime's signatures: the buffer pointer
+/// is `i32`, or `i64` when the buffer's memory is 64-bit.
+fn check_runtime_imports(info: &ModuleInfo<'_>, ptr_type: ValType) -> Result<(), Error> {
+    for (index, import) in info.func_imports.iter().enumerate() {
+        let Some(r) = import.runtime else { continue };
+        let (params, results): (&[ValType], &[ValType]) = match crate::read::RUNTIME_IMPORTS[r] {
+            "start_unwind" | "start_rewind" => (std::slice::from_ref(&ptr_type), &[]),
+            "get_state" => (&[], &[ValType::I32]),
+            _ => (&[], &[]),
+        };
+        let ty = info.func_type(index as u32);
+        if ty.params() != params || ty.results() != results {
+            let show = |types: &[ValType]| {
+                types
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            return Err(Error::RuntimeImportType(format!(
+                "the module imports `asyncify.{}` with type [{}] -> [{}], but the runtime \
+                 function has type [{}] -> [{}] (the pointer is {ptr_type} because the buffer's \
+                 memory is {}-bit)",
+                import.name,
+                show(ty.params()),
+                show(ty.results()),
+                show(params),
+                show(results),
+                if ptr_type == ValType::I64 { 64 } else { 32 },
+            )));
+        }
+    }
+    Ok(())
 }

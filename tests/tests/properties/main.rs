@@ -9,7 +9,9 @@
 //! suspension pattern. The driver runs the original once and the
 //! instrumented module under the schedules `Never`, `Always` and the drawn
 //! pattern, and compares results, traps, the import log, memories and
-//! globals.
+//! globals. The instrumented module also runs through `asyncify-linker`
+//! under the same three schedules, with async imports that are pending when
+//! the schedule says so, as an embedder would drive it.
 //!
 //! The option sets, one test each: default; an imports list (every other
 //! import of the module, from the first); `ignore_indirect` (the driver
@@ -199,6 +201,11 @@ fn check_case(
     let mut check = Check::new(wasm)
         .options(&options)
         .schedules(vec![
+            Schedule::Never,
+            Schedule::Always,
+            Schedule::Pattern(pattern.to_vec()),
+        ])
+        .through_linker(vec![
             Schedule::Never,
             Schedule::Always,
             Schedule::Pattern(pattern.to_vec()),
