@@ -244,6 +244,17 @@ pub fn live_after_points(
                 g.edge(cur, t);
                 cur = g.node();
             }
+            // A tail call to an import that may suspend is a point (a plain
+            // call, then a return): nothing is live after it.
+            Operator::ReturnCall { .. } if points.get(next_point) == Some(&this) => {
+                next_point += 1;
+                handlers_of(&frames, &mut g, cur);
+                let next = g.node();
+                g.edge(cur, next);
+                g.edge(next, exit);
+                after_point.push(next);
+                cur = g.node();
+            }
             Operator::Return
             | Operator::ReturnCall { .. }
             | Operator::ReturnCallIndirect { .. }

@@ -225,6 +225,8 @@ struct PFrame {
     inputs: usize,
     params: Vec<ValType>,
     results: Vec<ValType>,
+    /// A `try` or `try_table`: exceptions thrown inside may be caught here.
+    catches: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -243,7 +245,24 @@ pub struct PlanContext<'a, 'b> {
     pub ptr_type: ValType,
 }
 
-impl PlanContext<'_, '_> {
+impl<'a> PlanContext<'a, '_> {
+    /// An import that may suspend and may be the target of an indirect call
+    /// (it is in an element segment or taken by `ref.func`), if there is one.
+    pub fn suspending_import_in_tables(&self) -> Option<&crate::read::FuncImport<'a>> {
+        let mut referenced: Vec<u32> = self
+            .info
+            .referenced_funcs
+            .iter()
+            .copied()
+            .filter(|&f| (f as usize) < self.info.func_imports.len())
+            .collect();
+        referenced.sort_unstable();
+        referenced
+            .into_iter()
+            .find(|&f| self.direct_call_suspends(f))
+            .map(|f| &self.info.func_imports[f as usize])
+    }
+
     /// Whether a direct call to `callee` from an instrumented function is a suspension point.
     pub fn direct_call_suspends(&self, callee: u32) -> bool {
         let c = callee as usize;
@@ -303,6 +322,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         inputs: 0,
         params: Vec::new(),
         results: info.module_val_types(func_type.results()),
+        catches: false,
     }];
     let mut first_point: Option<usize> = None;
     let mut first_point_op: Option<String> = None;
@@ -352,6 +372,24 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             // A tail call that may suspend is not a point (this function's
             // frame is gone by then), but a rewind entering this function may
             // have to go on to the callee: see `tail_through`.
+            // A tail call straight to an import that may suspend becomes a
+            // plain call and a return (see `rewrite`): the import writes no
+            // frame, so nothing would tell a rewind where to go. Nothing is
+            // lost: a host function cannot tail-call on.
+            Operator::ReturnCall { function_index }
+                if live
+                    && cx.direct_call_suspends(*function_index)
+                    && (*function_index as usize) < info.func_imports.len() =>
+            {
+                if frames.iter().any(|f| f.catches) {
+                    return Err(unsupported(
+                        &op,
+                        "a tail call to an import that may suspend, inside a `try` or `try_table`, is not supported yet (outside them it is)",
+                    ));
+                }
+                let t = info.func_type(*function_index);
+                Some((t.params().len(), info.module_val_types(t.results())))
+            }
             Operator::ReturnCall { function_index }
                 if live && cx.direct_call_suspends(*function_index) =>
             {
@@ -361,6 +399,18 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             Operator::ReturnCallIndirect { .. } | Operator::ReturnCallRef { .. }
                 if live && cx.analysis.indirect_suspends[func_index as usize] =>
             {
+                if let Some(import) = cx.suspending_import_in_tables() {
+                    return Err(unsupported(
+                        &op,
+                        &format!(
+                            "an indirect tail call that may suspend, in a module where the import \
+                             `{}.{}`, which may suspend, can be its target (it is in an element \
+                             segment or taken by `ref.func`), is not supported yet: a rewind \
+                             could not find its way back into the import",
+                            import.module, import.name
+                        ),
+                    ));
+                }
                 plan.tail_through = true;
                 None
             }
@@ -378,7 +428,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             // Arguments of a direct call that come straight from pure pushes
             // are re-emitted after the dispatch block instead of being moved
             // through locals (on a rewind they are placeholders anyway).
-            let deferred = if matches!(op, Operator::Call { .. }) {
+            let deferred = if matches!(op, Operator::Call { .. } | Operator::ReturnCall { .. }) {
                 pure_run.len().min(inputs)
             } else {
                 0
@@ -453,6 +503,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     inputs,
                     params,
                     results,
+                    catches: kind == Kind::Try,
                 });
             }
             Operator::TryTable { try_table } => {
@@ -473,6 +524,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     inputs: params.len(),
                     params,
                     results,
+                    catches: true,
                 });
             }
             // For a legacy `try`, `in_else` marks its handlers.

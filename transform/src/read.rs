@@ -1,13 +1,13 @@
 //! Reading: parse the input, validate it with every feature enabled, and
 //! collect what the later phases need (imports, bodies, names, memories).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use wasmparser::{
-    BinaryReader, ExternalKind, FuncToValidate, FunctionBody, MemoryType, Name, NameSectionReader,
-    Operator, OperatorsReader, Parser, Payload, TypeRef, ValidPayload, Validator,
-    ValidatorResources, WasmFeatures,
+    BinaryReader, ElementItems, ExternalKind, FuncToValidate, FunctionBody, MemoryType, Name,
+    NameSectionReader, Operator, OperatorsReader, Parser, Payload, TypeRef, ValidPayload,
+    Validator, ValidatorResources, WasmFeatures,
 };
 
 use wasmparser::{HeapType, RefType, UnpackedIndex, ValType};
@@ -46,6 +46,8 @@ pub struct CallSummary {
     pub callees: Vec<u32>,
     /// Whether the body makes an indirect call (`call_indirect`, `call_ref`, tail variants).
     pub indirect: bool,
+    /// Functions the body takes a reference to (`ref.func`).
+    pub ref_funcs: Vec<u32>,
 }
 
 /// Everything the later phases need from the input module.
@@ -54,6 +56,9 @@ pub struct ModuleInfo<'a> {
     /// Sections in input order (custom sections included, id 0).
     pub sections: Vec<RawSection>,
     pub func_imports: Vec<FuncImport<'a>>,
+    /// Functions that may end up in a table or a reference: listed in an
+    /// element segment, or taken by `ref.func` in a body or a global.
+    pub referenced_funcs: HashSet<u32>,
     pub num_imported_globals: u32,
     pub num_globals: u32,
     pub num_types: u32,
@@ -139,6 +144,7 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
     let mut validator = Validator::new_with_features(features());
     let mut sections = Vec::new();
     let mut func_imports = Vec::new();
+    let mut referenced_funcs = HashSet::new();
     let mut num_imported_globals = 0;
     let mut memories = Vec::new();
     let mut exports = Vec::new();
@@ -189,6 +195,32 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
                     }
                 }
             }
+            Payload::ElementSection(reader) => {
+                for element in reader.clone() {
+                    let element = element.map_err(|e| invalid(e, None))?;
+                    match element.items {
+                        ElementItems::Functions(funcs) => {
+                            for f in funcs {
+                                referenced_funcs.insert(f.map_err(|e| invalid(e, None))?);
+                            }
+                        }
+                        ElementItems::Expressions(_, exprs) => {
+                            for expr in exprs {
+                                let expr = expr.map_err(|e| invalid(e, None))?;
+                                const_expr_refs(&expr, &mut referenced_funcs)
+                                    .map_err(|e| invalid(e, None))?;
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for global in reader.clone() {
+                    let global = global.map_err(|e| invalid(e, None))?;
+                    const_expr_refs(&global.init_expr, &mut referenced_funcs)
+                        .map_err(|e| invalid(e, None))?;
+                }
+            }
             Payload::MemorySection(reader) => {
                 for m in reader.clone() {
                     memories.push(m.map_err(|e| invalid(e, None))?);
@@ -218,6 +250,7 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
                 let summary =
                     scan_body(&mut fv, &body).map_err(|e| invalid(e, Some(handle.index)))?;
                 allocs = fv.into_allocations();
+                referenced_funcs.extend(summary.ref_funcs.iter().copied());
                 funcs.push(handle);
                 calls.push(summary);
                 bodies.push(body);
@@ -247,6 +280,7 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
         bytes,
         sections,
         func_imports,
+        referenced_funcs,
         num_imported_globals,
         num_globals: types.as_ref().global_count(),
         num_types: types.as_ref().core_type_count_in_module(),
@@ -299,6 +333,7 @@ fn scan_body(
             | Operator::ReturnCallIndirect { .. }
             | Operator::CallRef { .. }
             | Operator::ReturnCallRef { .. } => summary.indirect = true,
+            Operator::RefFunc { function_index } => summary.ref_funcs.push(function_index),
             _ => {}
         }
     }
@@ -306,6 +341,20 @@ fn scan_body(
     summary.callees.sort_unstable();
     summary.callees.dedup();
     Ok(summary)
+}
+
+/// Adds the functions a constant expression takes references to.
+fn const_expr_refs(
+    expr: &wasmparser::ConstExpr<'_>,
+    refs: &mut HashSet<u32>,
+) -> Result<(), wasmparser::BinaryReaderError> {
+    let mut ops = expr.get_operators_reader();
+    while !ops.eof() {
+        if let Operator::RefFunc { function_index } = ops.read()? {
+            refs.insert(function_index);
+        }
+    }
+    Ok(())
 }
 
 fn read_names<'a>(data: &'a [u8], offset: usize, names: &mut HashMap<u32, &'a str>) {

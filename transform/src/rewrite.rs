@@ -596,12 +596,22 @@ impl<'c, 'p> Emitter<'c, 'p> {
                             }
                             self.ins(Instruction::I32Const(k as i32));
                             self.ins(Instruction::LocalSet(p.index_local));
+                            // A tail call to an import is a plain call and a return.
+                            let (op, tail) = match op {
+                                Operator::ReturnCall { function_index } => {
+                                    (Operator::Call { function_index }, true)
+                                }
+                                op => (op, false),
+                            };
                             let call = remap
-                                .instruction(op.clone())
+                                .instruction(op)
                                 .map_err(|e| Error::InvalidOutput(e.to_string()))?;
                             self.ins(call);
                             self.unwind_check(k);
                             self.leave_item(item, &item.results);
+                            if tail {
+                                self.ins(Instruction::Return);
+                            }
                             point += 1;
                         }
                     }

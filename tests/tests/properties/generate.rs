@@ -21,9 +21,10 @@
 //! - features drawn per case ("swarm testing"): SIMD, relaxed SIMD, reference
 //!   types (tables, `call_indirect` targets, `ref.func`), bulk memory,
 //!   multi-value, floats, and whether wasm-smith avoids traps (which also
-//!   rules out `call_indirect`). Never: exceptions, tail calls, GC, threads,
-//!   memory64, wide arithmetic (the transform refuses some of these, and the
-//!   engine does not run the last).
+//!   rules out `call_indirect`). Tail calls and exceptions (`try_table`) only
+//!   for the `beyond_binaryen` cases. Never: legacy exceptions (wasmtime does
+//!   not run them; `scripts/js-interop` covers them in V8), GC, threads,
+//!   memory64, wide arithmetic.
 
 use std::collections::{BTreeSet, HashSet};
 use std::convert::Infallible;
@@ -90,9 +91,27 @@ pub struct Case {
 /// memory 0 exported as `memory`, which no guest instruction touches (every
 /// guest memory index is shifted up by one): the driver's buffer lives
 /// there, so the guest can neither clobber saved frames nor see them.
-pub fn generate(bytes: &[u8], buffer_memory: bool) -> Result<Case, String> {
+///
+/// With `beyond_binaryen`, wasm-smith may also emit tail calls and exception
+/// handling (`try_table`, `throw`, `throw_ref`, tags), each drawn per case:
+/// what Binaryen's asyncify refuses.
+pub fn generate(bytes: &[u8], buffer_memory: bool, beyond_binaryen: bool) -> Result<Case, String> {
     let mut u = Unstructured::new(bytes);
-    let (config, mut features) = smith_config(&mut u).map_err(|e| e.to_string())?;
+    let (mut config, mut features) = smith_config(&mut u).map_err(|e| e.to_string())?;
+    if beyond_binaryen {
+        let extra: u8 = u.arbitrary().map_err(|e| e.to_string())?;
+        config.tail_call_enabled = extra & 1 == 0;
+        config.exceptions_enabled = extra & 2 == 0 || extra & 1 != 0;
+        config.max_tags = 4;
+        for (on, name) in [
+            (config.tail_call_enabled, " tail-calls"),
+            (config.exceptions_enabled, " exceptions"),
+        ] {
+            if on {
+                features += name;
+            }
+        }
+    }
     // One case in eight is wasm-smith's code alone; the others get a call
     // injected after one operator in `one_in` (3 to 16).
     let seed: u64 = u.arbitrary().map_err(|e| e.to_string())?;

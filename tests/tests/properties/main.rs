@@ -91,16 +91,20 @@ enum OptionSet {
     Asserts,
     SecondaryMemory,
     ImportGlobals,
+    /// Default options on modules that may also use tail calls and
+    /// exceptions (see [`generate`]).
+    BeyondBinaryen,
 }
 
 impl OptionSet {
-    const ALL: [OptionSet; 6] = [
+    const ALL: [OptionSet; 7] = [
         OptionSet::Default,
         OptionSet::ImportsList,
         OptionSet::IgnoreIndirect,
         OptionSet::Asserts,
         OptionSet::SecondaryMemory,
         OptionSet::ImportGlobals,
+        OptionSet::BeyondBinaryen,
     ];
 
     fn options(self, imports: &[String]) -> Options {
@@ -114,7 +118,7 @@ impl OptionSet {
                 .collect()
         };
         match self {
-            OptionSet::Default => Options::default(),
+            OptionSet::Default | OptionSet::BeyondBinaryen => Options::default(),
             OptionSet::ImportsList => Options {
                 imports: pick(0),
                 ..Options::default()
@@ -273,7 +277,11 @@ fn property(input: &Bytes, set: OptionSet, stats: &Stats) -> TestCaseResult {
             c.set(c.get() + 1);
         }
     };
-    let case = match generate(&input.0, set != OptionSet::SecondaryMemory) {
+    let case = match generate(
+        &input.0,
+        set != OptionSet::SecondaryMemory,
+        set == OptionSet::BeyondBinaryen,
+    ) {
         Ok(case) if !case.calls.is_empty() => case,
         Ok(_) => {
             count(&stats.unusable);
@@ -392,4 +400,9 @@ fn secondary_memory() {
 #[test]
 fn import_globals() {
     run(OptionSet::ImportGlobals);
+}
+
+#[test]
+fn beyond_binaryen() {
+    run(OptionSet::BeyondBinaryen);
 }
