@@ -89,6 +89,8 @@ struct FunctionRow {
     points: u32,
     saved_locals: u32,
     frame_bytes: u32,
+    /// Locals an unwind writes at each point, in order.
+    saved_per_point: Vec<u32>,
 }
 
 /// Runs `asyncify inspect`.
@@ -121,17 +123,15 @@ fn build_report(
     let functions = output.function_count;
     let instrumented = &output.instrumented;
     let count = instrumented.len().max(1) as f64;
+    let per_point = || {
+        instrumented
+            .iter()
+            .flat_map(|f| f.saved_per_point.iter().copied())
+    };
+    let points = per_point().count().max(1) as f64;
     let frames = FrameSummary {
-        max_saved_locals: instrumented
-            .iter()
-            .map(|f| f.saved_locals)
-            .max()
-            .unwrap_or(0),
-        mean_saved_locals: instrumented
-            .iter()
-            .map(|f| f64::from(f.saved_locals))
-            .sum::<f64>()
-            / count,
+        max_saved_locals: per_point().max().unwrap_or(0),
+        mean_saved_locals: per_point().map(f64::from).sum::<f64>() / points,
         max_frame_bytes: instrumented
             .iter()
             .map(|f| f.frame_bytes)
@@ -161,6 +161,7 @@ fn build_report(
         points: f.points,
         saved_locals: f.saved_locals,
         frame_bytes: f.frame_bytes,
+        saved_per_point: f.saved_per_point.clone(),
     };
     Ok(Report {
         input_bytes: output.input_bytes,
@@ -233,15 +234,21 @@ fn print_text(r: &Report) {
         }
     }
     if let Some(rows) = &r.instrumented_functions {
-        println!("instrumented functions (index, name, points, saved locals, frame bytes):");
+        println!(
+            "instrumented functions (index, name, points, saved locals, frame bytes, \
+             locals written per point: min-max):"
+        );
         for f in rows {
+            let min = f.saved_per_point.iter().min().copied().unwrap_or(0);
+            let max = f.saved_per_point.iter().max().copied().unwrap_or(0);
             println!(
-                "  {:>6} {:<40} {:>5} {:>5} {:>6}",
+                "  {:>6} {:<40} {:>5} {:>5} {:>6} {:>5}",
                 f.index,
                 f.name.as_deref().unwrap_or("-"),
                 f.points,
                 f.saved_locals,
-                f.frame_bytes
+                f.frame_bytes,
+                format!("{min}-{max}")
             );
         }
     }

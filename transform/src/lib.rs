@@ -57,8 +57,12 @@ pub struct InstrumentedFunction {
     pub reason: Reason,
     /// Calls in it that may suspend (suspension points).
     pub points: u32,
-    /// Locals saved in its frame when it unwinds.
+    /// Locals in its frame layout (the union over its points).
     pub saved_locals: u32,
+    /// Per suspension point, in order: how many locals an unwind there
+    /// writes (those live after the point, and after the points that share
+    /// its frame-writing code).
+    pub saved_per_point: Vec<u32>,
     /// Bytes its frame takes in the buffer.
     pub frame_bytes: u32,
 }

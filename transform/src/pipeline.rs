@@ -312,6 +312,12 @@ pub fn run(
                     reason,
                     points: plan.map_or(0, |p| p.points.len() as u32),
                     saved_locals: plan.map_or(0, |p| p.saved.len() as u32),
+                    saved_per_point: plan.map_or_else(Vec::new, |p| {
+                        p.unwind_groups
+                            .iter()
+                            .flat_map(|g| (g.first..=g.last).map(move |_| g.saved.len() as u32))
+                            .collect()
+                    }),
                     frame_bytes: plan.map_or(0, |p| p.frame_bytes(tail_ids)),
                 })
         })

@@ -42,7 +42,7 @@
 //! wat.
 //!
 //! Cases per option set: `PROPTEST_CASES` (default [`DEFAULT_CASES`], sized
-//! for under a minute for all six on two cores in the dev profile). A hunt
+//! for about a minute for all seven on two cores in the dev profile). A hunt
 //! with 10,000 cases per option set:
 //!
 //! ```text
