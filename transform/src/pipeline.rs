@@ -156,6 +156,11 @@ pub fn run(
     for (i, imp) in info.func_imports.iter().enumerate() {
         no_assert_callee[i] = imp.runtime.is_some();
     }
+    let runtime_import_referenced = info
+        .func_imports
+        .iter()
+        .enumerate()
+        .any(|(i, imp)| imp.runtime.is_some() && info.referenced_funcs.contains(&(i as u32)));
     let mut cx = EmitContext {
         remap: remap.clone(),
         state_global,
@@ -164,6 +169,7 @@ pub fn run(
         memory64,
         asserts: options.asserts,
         no_assert_callee,
+        runtime_import_referenced,
         multi_result_types,
         ref_tables: HashMap::new(),
         tail: None,

@@ -27,8 +27,8 @@ pub struct Item {
     pub stack: Vec<ValType>,
     /// How many of `stack` the item consumes.
     pub inputs: usize,
-    /// How many of the inputs (the last ones) come from pure pushes that are
-    /// emitted right before the item instead of being moved through locals.
+    /// How many of the inputs (the last ones) come from pure expressions that
+    /// are emitted right before the item instead of being moved through locals.
     pub deferred: usize,
     /// Locals that hold the values below the inputs while the item runs
     /// (saved in the frame: they are live across the suspension).
@@ -74,8 +74,8 @@ pub struct FunctionPlan {
     /// The points, in runs that share the code that saves the frame when
     /// unwinding (see [`UnwindGroup`]).
     pub unwind_groups: Vec<UnwindGroup>,
-    /// Operator indices of pure pushes moved to just before their item
-    /// (increasing).
+    /// Operator indices of the pure expressions moved to just before their
+    /// item (increasing).
     pub deferred_ops: Vec<usize>,
     /// Local holding the point index.
     pub index_local: u32,
@@ -94,15 +94,31 @@ pub struct FunctionPlan {
 }
 
 impl FunctionPlan {
-    /// Bytes of this function's frame: saved locals, the point index, and the
-    /// frame owner's id when tail calls may suspend.
+    /// Bytes of this function's frame: saved locals, the point index (when
+    /// there is more than one point), and the frame owner's id when tail
+    /// calls may suspend.
     pub fn frame_bytes(&self, with_owner_id: bool) -> u32 {
         let locals: u32 = self
             .saved
             .iter()
             .map(|&l| value_size(self.local_types[l as usize]))
             .sum();
-        locals + 4 + if with_owner_id { 4 } else { 0 }
+        locals + self.point_index_bytes() + if with_owner_id { 4 } else { 0 }
+    }
+
+    /// Whether frames record which point the function stopped at. With one
+    /// point there is nothing to choose: `index_local` stays 0.
+    pub fn records_point_index(&self) -> bool {
+        self.points.len() > 1
+    }
+
+    /// Bytes the point index takes in the frame.
+    pub fn point_index_bytes(&self) -> u32 {
+        if self.records_point_index() {
+            4
+        } else {
+            0
+        }
     }
 }
 
@@ -227,6 +243,9 @@ struct PFrame {
     results: Vec<ValType>,
     /// A `try` or `try_table`: exceptions thrown inside may be caught here.
     catches: bool,
+    /// For an `if`: the pure operators computing its condition, deferred
+    /// (computed again after the dispatch) if the `if` holds a point.
+    cond_ops: Vec<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -323,14 +342,14 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         params: Vec::new(),
         results: info.module_val_types(func_type.results()),
         catches: false,
+        cond_ops: Vec::new(),
     }];
     let mut first_point: Option<usize> = None;
     let mut first_point_op: Option<String> = None;
     let mut ops = OperatorsReader::new(reader);
     let mut index = 0usize;
-    // Operator indices of the pure pushes (local.get, constants, ...) right
-    // before the current operator.
-    let mut pure_run: Vec<usize> = Vec::new();
+    // The pure expressions that computed the values on top of the stack.
+    let mut pure_run = PureRun::default();
     let mut added = AddedLocals {
         next: plan.local_types.len() as u32,
         ..AddedLocals::default()
@@ -425,16 +444,18 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             }
             let k = plan.points.len() as u32;
             plan.points.push(index);
-            // Arguments of a direct call that come straight from pure pushes
-            // are re-emitted after the dispatch block instead of being moved
-            // through locals (on a rewind they are placeholders anyway).
+            // Arguments of a direct call computed by pure expressions that
+            // cannot trap are computed again after the dispatch block instead
+            // of being moved through locals: on a rewind they are
+            // placeholders anyway (the callee restores its own locals), so
+            // reading dead locals there is harmless.
             let deferred = if matches!(op, Operator::Call { .. } | Operator::ReturnCall { .. }) {
-                pure_run.len().min(inputs)
+                pure_run.values().min(inputs)
             } else {
                 0
             };
             plan.deferred_ops
-                .extend_from_slice(&pure_run[pure_run.len() - deferred..]);
+                .extend_from_slice(pure_run.ops_of_top(deferred));
             if first_point.is_none() {
                 first_point = Some(index);
                 first_point_op = Some(op_name(&op));
@@ -488,6 +509,11 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     _ => Kind::If,
                 };
                 let inputs = params.len() + usize::from(kind == Kind::If);
+                let cond_ops = if kind == Kind::If && live {
+                    pure_run.ops_of_top(pure_run.values().min(1)).to_vec()
+                } else {
+                    Vec::new()
+                };
                 frames.push(PFrame {
                     op: index,
                     kind,
@@ -504,6 +530,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     params,
                     results,
                     catches: kind == Kind::Try,
+                    cond_ops,
                 });
             }
             Operator::TryTable { try_table } => {
@@ -525,6 +552,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     params,
                     results,
                     catches: true,
+                    cond_ops: Vec::new(),
                 });
             }
             // For a legacy `try`, `in_else` marks its handlers.
@@ -551,13 +579,15 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                             },
                         );
                         let parent = frames.last_mut().expect("parent frame");
+                        let deferred = usize::from(!frame.cond_ops.is_empty());
+                        plan.deferred_ops.extend_from_slice(&frame.cond_ops);
                         let item = Item {
                             op: frame.op,
                             lo,
                             hi,
                             stack: frame.stack,
                             inputs: frame.inputs,
-                            deferred: 0,
+                            deferred,
                             stranded,
                             results: frame.results.clone(),
                             callee: None,
@@ -573,26 +603,15 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             }
             _ => {}
         }
-        let pure = matches!(
-            op,
-            Operator::LocalGet { .. }
-                | Operator::GlobalGet { .. }
-                | Operator::I32Const { .. }
-                | Operator::I64Const { .. }
-                | Operator::F32Const { .. }
-                | Operator::F64Const { .. }
-                | Operator::V128Const { .. }
-                | Operator::RefNull { .. }
-                | Operator::RefFunc { .. }
-        );
-        if pure && live {
-            pure_run.push(index);
-        } else {
-            pure_run.clear();
+        match pure_inputs(&op) {
+            Some(inputs) if live => pure_run.push(index, inputs),
+            _ => pure_run.clear(),
         }
         fv.op(offset, &op).map_err(internal)?;
         index += 1;
     }
+    // `if` conditions were added when their construct ended.
+    plan.deferred_ops.sort_unstable();
 
     // Locals of the input live after some point.
     let mut saved_flags = vec![false; plan.local_types.len()];
@@ -739,4 +758,93 @@ pub fn op_name(op: &Operator<'_>) -> String {
         Operator::Call { function_index } => format!("call {function_index}"),
         _ => out,
     }
+}
+
+/// A run of consecutive pure operators that cannot trap, and which of them
+/// compute each value they leave on top of the operand stack.
+#[derive(Default)]
+struct PureRun {
+    /// Operator indices, in order.
+    ops: Vec<usize>,
+    /// Per value left on the stack (top last): where in `ops` the expression
+    /// that computes it starts.
+    starts: Vec<usize>,
+}
+
+impl PureRun {
+    /// Adds operator `index`, which pops `inputs` values and pushes one.
+    fn push(&mut self, index: usize, inputs: usize) {
+        if inputs > self.starts.len() {
+            // It consumes values computed before the run: start afresh.
+            self.clear();
+            if inputs > 0 {
+                return;
+            }
+        }
+        let start = if inputs == 0 {
+            self.ops.len()
+        } else {
+            let first = self.starts.len() - inputs;
+            let start = self.starts[first];
+            self.starts.truncate(first);
+            start
+        };
+        self.ops.push(index);
+        self.starts.push(start);
+    }
+
+    fn clear(&mut self) {
+        self.ops.clear();
+        self.starts.clear();
+    }
+
+    /// How many values on top of the stack the run computed.
+    fn values(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The operators that compute the top `n` values (`n <= values()`).
+    fn ops_of_top(&self, n: usize) -> &[usize] {
+        if n == 0 {
+            return &[];
+        }
+        &self.ops[self.starts[self.starts.len() - n]..]
+    }
+}
+
+/// For an operator with no side effect that cannot trap and pushes exactly
+/// one value: how many values it pops.
+fn pure_inputs(op: &Operator<'_>) -> Option<usize> {
+    use Operator::*;
+    Some(match op {
+        LocalGet { .. }
+        | GlobalGet { .. }
+        | I32Const { .. }
+        | I64Const { .. }
+        | F32Const { .. }
+        | F64Const { .. }
+        | V128Const { .. }
+        | RefNull { .. }
+        | RefFunc { .. } => 0,
+        I32Eqz | I64Eqz | I32Clz | I32Ctz | I32Popcnt | I64Clz | I64Ctz | I64Popcnt
+        | I32WrapI64 | I64ExtendI32S | I64ExtendI32U | I32Extend8S | I32Extend16S | I64Extend8S
+        | I64Extend16S | I64Extend32S | F32Abs | F32Neg | F32Ceil | F32Floor | F32Trunc
+        | F32Nearest | F32Sqrt | F64Abs | F64Neg | F64Ceil | F64Floor | F64Trunc | F64Nearest
+        | F64Sqrt | F32ConvertI32S | F32ConvertI32U | F32ConvertI64S | F32ConvertI64U
+        | F32DemoteF64 | F64ConvertI32S | F64ConvertI32U | F64ConvertI64S | F64ConvertI64U
+        | F64PromoteF32 | I32ReinterpretF32 | I64ReinterpretF64 | F32ReinterpretI32
+        | F64ReinterpretI64 | I32TruncSatF32S | I32TruncSatF32U | I32TruncSatF64S
+        | I32TruncSatF64U | I64TruncSatF32S | I64TruncSatF32U | I64TruncSatF64S
+        | I64TruncSatF64U | RefIsNull => 1,
+        I32Eq | I32Ne | I32LtS | I32LtU | I32GtS | I32GtU | I32LeS | I32LeU | I32GeS | I32GeU
+        | I64Eq | I64Ne | I64LtS | I64LtU | I64GtS | I64GtU | I64LeS | I64LeU | I64GeS | I64GeU
+        | F32Eq | F32Ne | F32Lt | F32Gt | F32Le | F32Ge | F64Eq | F64Ne | F64Lt | F64Gt | F64Le
+        | F64Ge | I32Add | I32Sub | I32Mul | I32And | I32Or | I32Xor | I32Shl | I32ShrS
+        | I32ShrU | I32Rotl | I32Rotr | I64Add | I64Sub | I64Mul | I64And | I64Or | I64Xor
+        | I64Shl | I64ShrS | I64ShrU | I64Rotl | I64Rotr | F32Add | F32Sub | F32Mul | F32Div
+        | F32Min | F32Max | F32Copysign | F64Add | F64Sub | F64Mul | F64Div | F64Min | F64Max
+        | F64Copysign => 2,
+        Select | TypedSelect { .. } => 3,
+        _ => return None,
+    })
 }

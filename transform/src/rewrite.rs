@@ -31,6 +31,11 @@ use wasmparser::{Operator, OperatorsReader, ValType};
 use crate::plan::{nullable, value_size, Construct, FunctionPlan, Item};
 use crate::Error;
 
+/// A leading item of a body that spans at least this many points is
+/// dispatched to with a range test (about 7 bytes) instead of one table
+/// entry (1-2 bytes) per point.
+const RANGE_TEST_MIN_POINTS: u32 = 8;
+
 /// Index remapping for functions and globals, used when the module's import
 /// lists change.
 #[derive(Clone)]
@@ -82,6 +87,9 @@ pub struct EmitContext {
     pub asserts: bool,
     /// Per input function: calls to it skip the asserts check (runtime imports).
     pub no_assert_callee: Vec<bool>,
+    /// Whether a runtime import (`asyncify.*`) is in a table or referenced by
+    /// `ref.func`, so an indirect call may change the state to rewinding.
+    pub runtime_import_referenced: bool,
     /// Output type index of `[] -> R` for multi-value function results, by input type index.
     pub multi_result_types: HashMap<u32, u32>,
     /// Where saved references of each (nullable) type are kept while suspended.
@@ -155,6 +163,10 @@ struct BodyState<'p> {
     cursor: usize,
     /// Input frame depth (frames.len()) that owns this body.
     frame_depth: usize,
+    /// For a body with one item: the output length before its dispatch block
+    /// opened and after the dispatch. If the item comes right after the
+    /// dispatch, there is nothing to skip and the dispatch is taken out.
+    single_dispatch: Option<(usize, usize)>,
 }
 
 /// Emits the function body (locals and code) of one function.
@@ -239,6 +251,14 @@ pub fn val_type(t: ValType) -> wasm_encoder::ValType {
 }
 
 impl<'c, 'p> Emitter<'c, 'p> {
+    /// Pushes whether the module is rewinding, where the state can only be
+    /// normal (0) or rewinding (2): on entry and wherever normal code runs
+    /// (after a call, an unwinding state branches out at once). So the state
+    /// itself is the answer.
+    fn rewinding_test(&mut self) {
+        self.ins(Instruction::GlobalGet(self.cx.state_global));
+    }
+
     fn ins(&mut self, i: Instruction<'_>) {
         i.encode(&mut self.sink);
     }
@@ -390,50 +410,68 @@ impl<'c, 'p> Emitter<'c, 'p> {
         let param_temps = self.temps(params);
         self.spill(&param_temps);
         let n = items.len();
+        let before_dispatch = self.sink.len();
         let mut dblocks = vec![0; n];
         for j in (0..n).rev() {
             dblocks[j] = self.open(Instruction::Block(BlockType::Empty));
         }
-        self.ins(Instruction::GlobalGet(self.cx.state_global));
-        self.ins(Instruction::I32Const(2));
-        self.ins(Instruction::I32Eq);
+        self.rewinding_test();
         if n == 1 {
             // Rewinding into this body can only mean its one item.
             self.ins(Instruction::BrIf(self.depth_to(dblocks[0])));
         } else {
-            let lo = items[0].lo;
-            let hi = items[n - 1].hi;
             self.open(Instruction::If(BlockType::Empty));
-            self.ins(Instruction::LocalGet(plan.index_local));
-            if lo != 0 {
-                self.ins(Instruction::I32Const(lo as i32));
-                self.ins(Instruction::I32Sub);
+            // Leading items that span many points (typically the nested
+            // blocks of a `switch`, each holding every earlier case) get a
+            // range test each; a table entry per point would make nested
+            // switches quadratic in size.
+            let mut first = 0;
+            while first + 1 < n && items[first].hi - items[first].lo >= RANGE_TEST_MIN_POINTS {
+                self.ins(Instruction::LocalGet(plan.index_local));
+                self.ins(Instruction::I32Const((items[first].hi + 1) as i32));
+                self.ins(Instruction::I32LtU);
+                self.ins(Instruction::BrIf(self.depth_to(dblocks[first])));
+                first += 1;
             }
-            let mut targets = Vec::with_capacity((hi - lo) as usize);
-            let mut j = 0;
-            for k in lo..hi {
-                while items[j].hi < k {
-                    j += 1;
-                }
-                targets.push(self.depth_to(dblocks[j]));
-            }
-            // The last point (and any index out of range, which a correct
-            // frame never holds) goes to the last item.
+            // The last item (and any index out of range, which a correct
+            // frame never holds) is the table's default, so the table only
+            // covers the points of the items before it.
             let last = self.depth_to(dblocks[n - 1]);
-            self.ins(Instruction::BrTable(Cow::Owned(targets), last));
+            if first + 1 == n {
+                self.ins(Instruction::Br(last));
+            } else {
+                let lo = items[first].lo;
+                let hi = items[n - 2].hi;
+                self.ins(Instruction::LocalGet(plan.index_local));
+                if lo != 0 {
+                    self.ins(Instruction::I32Const(lo as i32));
+                    self.ins(Instruction::I32Sub);
+                }
+                let mut targets = Vec::with_capacity((hi - lo + 1) as usize);
+                let mut j = first;
+                for k in lo..=hi {
+                    while items[j].hi < k {
+                        j += 1;
+                    }
+                    targets.push(self.depth_to(dblocks[j]));
+                }
+                self.ins(Instruction::BrTable(Cow::Owned(targets), last));
+            }
             self.close();
         }
+        let single_dispatch = (n == 1).then_some((before_dispatch, self.sink.len()));
         self.unspill(&param_temps, params);
         self.bodies.push(BodyState {
             items,
             cursor: 0,
             frame_depth: self.frames.len(),
+            single_dispatch,
         });
     }
 
     /// If operator `index` starts the next item of the current body, moves the
     /// frame's stack into locals and closes that item's dispatch block.
-    fn enter_item(&mut self, index: usize, is_if: bool) -> Option<(&'p Item, Option<u32>)> {
+    fn enter_item(&mut self, index: usize) -> Option<&'p Item> {
         let body = self.bodies.last_mut()?;
         if body.frame_depth != self.frames.len() {
             return None;
@@ -443,6 +481,16 @@ impl<'c, 'p> Emitter<'c, 'p> {
             return None;
         }
         body.cursor += 1;
+        if let Some((before, after)) = body.single_dispatch {
+            if self.sink.len() == after {
+                // Nothing between the dispatch and the item (so nothing on
+                // the stack to move either): rewinding or not, control goes
+                // straight into the item.
+                self.sink.truncate(before);
+                self.out_len -= 1;
+                return Some(item);
+            }
+        }
         let inputs = &item.stack[item.stack.len() - item.inputs..item.stack.len() - item.deferred];
         let mut input_temps = self.temps(inputs);
         if let Some(callee) = item.callee {
@@ -453,11 +501,8 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.spill(&input_temps);
         self.spill(&item.stranded);
         self.close();
-        // An `if` takes its condition from the temp (it is replaced when rewinding).
-        let keep = usize::from(is_if);
-        let n = inputs.len() - keep;
-        self.unspill(&input_temps[..n], &inputs[..n]);
-        Some((item, is_if.then(|| input_temps[n])))
+        self.unspill(&input_temps, inputs);
+        Some(item)
     }
 
     /// After an item: put the stranded values back under its results.
@@ -483,10 +528,17 @@ impl<'c, 'p> Emitter<'c, 'p> {
 
     /// After the call of point `k`: when it is unwinding, branch to the code
     /// that saves the frame for `k`'s group.
-    fn unwind_check(&mut self, k: u32) {
+    ///
+    /// After a call returns, the state is normal or unwinding (a rewind ends
+    /// inside the innermost call, before it returns), so testing it for
+    /// non-zero is enough, unless the callee is a runtime import that may
+    /// itself start a rewind (`exact`).
+    fn unwind_check(&mut self, k: u32, exact: bool) {
         self.ins(Instruction::GlobalGet(self.cx.state_global));
-        self.ins(Instruction::I32Const(1));
-        self.ins(Instruction::I32Eq);
+        if exact {
+            self.ins(Instruction::I32Const(1));
+            self.ins(Instruction::I32Eq);
+        }
         self.ins(Instruction::BrIf(
             self.depth_to(self.unwind_targets[k as usize]),
         ));
@@ -551,8 +603,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     deferred.push(op);
                     continue;
                 }
-                let is_if = matches!(op, Operator::If { .. });
-                if let Some((item, cond)) = self.enter_item(this, is_if) {
+                if let Some(item) = self.enter_item(this) {
                     match &op {
                         Operator::Block { .. }
                         | Operator::Loop { .. }
@@ -562,22 +613,20 @@ impl<'c, 'p> Emitter<'c, 'p> {
                             let c: &'p Construct = &p.constructs[&this];
                             let is_if = matches!(op, Operator::If { .. });
                             if is_if {
-                                // The condition is on the stack: when rewinding, pick the arm
-                                // that holds the point instead.
-                                let cond = cond.expect("if condition temp");
-                                self.ins(Instruction::GlobalGet(self.cx.state_global));
-                                self.ins(Instruction::I32Const(2));
-                                self.ins(Instruction::I32Eq);
-                                self.open(Instruction::If(BlockType::Result(
-                                    wasm_encoder::ValType::I32,
-                                )));
+                                // The condition (computed again here when it is
+                                // pure) is on the stack: when rewinding, the arm
+                                // that holds the point is taken instead.
+                                for op in deferred.drain(..) {
+                                    self.plain(op, &mut remap)?;
+                                }
                                 self.ins(Instruction::LocalGet(p.index_local));
                                 self.ins(Instruction::I32Const(c.split as i32));
                                 self.ins(Instruction::I32LtU);
-                                self.ins(Instruction::Else);
-                                self.ins(Instruction::LocalGet(cond));
-                                self.close();
+                                self.rewinding_test();
+                                self.ins(Instruction::I32Eqz);
+                                self.ins(Instruction::Select);
                             }
+                            debug_assert!(deferred.is_empty(), "only calls and `if` defer inputs");
                             let pos = self.open_construct(&op, &mut remap)?;
                             self.frames.push(EFrame {
                                 out_pos: pos,
@@ -590,12 +639,14 @@ impl<'c, 'p> Emitter<'c, 'p> {
                             // A call that may suspend.
                             let k = point;
                             debug_assert_eq!(p.points[k as usize], this);
-                            debug_assert_eq!(deferred.len(), item.deferred);
+                            debug_assert!(deferred.len() >= item.deferred);
                             for op in deferred.drain(..) {
                                 self.plain(op, &mut remap)?;
                             }
-                            self.ins(Instruction::I32Const(k as i32));
-                            self.ins(Instruction::LocalSet(p.index_local));
+                            if p.records_point_index() {
+                                self.ins(Instruction::I32Const(k as i32));
+                                self.ins(Instruction::LocalSet(p.index_local));
+                            }
                             // A tail call to an import is a plain call and a return.
                             let (op, tail) = match op {
                                 Operator::ReturnCall { function_index } => {
@@ -603,11 +654,17 @@ impl<'c, 'p> Emitter<'c, 'p> {
                                 }
                                 op => (op, false),
                             };
+                            let exact = match op {
+                                Operator::Call { function_index } => {
+                                    self.cx.no_assert_callee[function_index as usize]
+                                }
+                                _ => self.cx.runtime_import_referenced,
+                            };
                             let call = remap
                                 .instruction(op)
                                 .map_err(|e| Error::InvalidOutput(e.to_string()))?;
                             self.ins(call);
-                            self.unwind_check(k);
+                            self.unwind_check(k, exact);
                             self.leave_item(item, &item.results);
                             if tail {
                                 self.ins(Instruction::Return);
@@ -841,9 +898,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
 
     fn rewind_prologue(&mut self, p: &FunctionPlan, frame_size: u64) {
         let ptr_ty = self.ptr_type();
-        self.ins(Instruction::GlobalGet(self.cx.state_global));
-        self.ins(Instruction::I32Const(2));
-        self.ins(Instruction::I32Eq);
+        self.rewinding_test();
         self.open(Instruction::If(BlockType::Empty));
         if let (Some(tail), true) = (&self.cx.tail, p.tail_through) {
             // The frame on top may belong to a function this one tail-called.
@@ -857,11 +912,18 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 Instruction::I32Sub
             });
             self.load(ValType::I32, 0);
-            self.ins(Instruction::LocalTee(p.index_local));
+            // The index local is free until the frame is read (and stays 0
+            // in a function that records no index).
+            let owner = if p.records_point_index() {
+                p.index_local
+            } else {
+                self.temps(&[ValType::I32])[0]
+            };
+            self.ins(Instruction::LocalTee(owner));
             self.ins(Instruction::I32Const(id as i32));
             self.ins(Instruction::I32Ne);
             self.open(Instruction::If(BlockType::Empty));
-            self.ins(Instruction::LocalGet(p.index_local));
+            self.ins(Instruction::LocalGet(owner));
             self.ins(Instruction::ReturnCall(trampoline));
             self.close();
         }
@@ -889,9 +951,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
             }
             offset += value_size(ty) as u64;
         }
-        self.ins(Instruction::LocalGet(p.ptr_local));
-        self.load(ValType::I32, offset);
-        self.ins(Instruction::LocalSet(p.index_local));
+        if p.records_point_index() {
+            self.ins(Instruction::LocalGet(p.ptr_local));
+            self.load(ValType::I32, offset);
+            self.ins(Instruction::LocalSet(p.index_local));
+        }
         self.close();
     }
 
@@ -1000,14 +1064,16 @@ impl<'c, 'p> Emitter<'c, 'p> {
             offset += value_size(ty) as u64;
         }
         debug_assert!(written.next().is_none(), "written follows the frame layout");
-        self.ins(Instruction::LocalGet(p.ptr_local));
-        self.ins(Instruction::LocalGet(p.index_local));
-        self.store(ValType::I32, offset);
+        if p.records_point_index() {
+            self.ins(Instruction::LocalGet(p.ptr_local));
+            self.ins(Instruction::LocalGet(p.index_local));
+            self.store(ValType::I32, offset);
+        }
         if let Some(tail) = &self.cx.tail {
             let id = tail.ids[&p.func_index];
             self.ins(Instruction::LocalGet(p.ptr_local));
             self.ins(Instruction::I32Const(id as i32));
-            self.store(ValType::I32, offset + 4);
+            self.store(ValType::I32, offset + u64::from(p.point_index_bytes()));
         }
         self.close();
     }
