@@ -1,0 +1,453 @@
+//! Finding Binaryen's `wasm-opt`, running it (or any tool) with a timeout
+//! while measuring wall time and peak RSS, and caching its outputs.
+//!
+//! Two builds are looked for: `wasm-opt` on `PATH` (Debian's native
+//! binaryen 108) and `scripts/js-interop/node_modules/.bin/wasm-opt`
+//! (npm's binaryen 132, runs in Node; installed with `npm ci` there when Node
+//! is present and it is missing). Outputs are cached in `target/bench-cache/`
+//! under a key made of the input's SHA-256, the tool's version and the flags,
+//! so a rerun of a benchmark skips a run that took minutes.
+//!
+//! ```no_run
+//! use asyncify_benches::binaryen;
+//! use std::time::Duration;
+//!
+//! let input = std::fs::read("module.wasm")?;
+//! for tool in binaryen::find_wasm_opt() {
+//!     let flags = ["--all-features", "-O", "--asyncify"];
+//!     let out = binaryen::cached_wasm_opt(&tool, &input, &flags, Duration::from_secs(600))?;
+//!     println!("{}: {:?}", tool.label, out.map(|o| o.wasm.len()));
+//! }
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// One usable `wasm-opt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmOpt {
+    /// The executable to run.
+    pub path: PathBuf,
+    /// The version number it reports (`"108"`, `"132"`).
+    pub version: String,
+    /// A short name for tables: `"Binaryen 108 (Debian)"`, `"Binaryen 132 (npm)"`.
+    pub label: String,
+}
+
+/// The workspace root (the parent of the `benches/` crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The directory cached tool outputs go to: `target/bench-cache/` in the
+/// workspace (created on first use).
+pub fn cache_dir() -> PathBuf {
+    workspace_root().join("target").join("bench-cache")
+}
+
+/// Every `wasm-opt` available, native first: `wasm-opt` on `PATH`, then the
+/// npm build in `scripts/js-interop` (running `npm ci` there first when Node
+/// and npm exist but the package is not installed). A tool that does not
+/// answer `--version` is left out; problems go to stderr, never an error.
+pub fn find_wasm_opt() -> Vec<WasmOpt> {
+    let mut tools = Vec::new();
+    if let Some(tool) = probe(Path::new("wasm-opt"), "native") {
+        tools.push(tool);
+    }
+    let interop = workspace_root().join("scripts").join("js-interop");
+    let npm_wasm_opt = interop.join("node_modules").join(".bin").join("wasm-opt");
+    if !npm_wasm_opt.exists() && answers(Command::new("node").arg("--version")) {
+        eprintln!(
+            "binaryen: installing npm's binaryen with `npm ci` in {}",
+            interop.display()
+        );
+        let installed = Command::new("npm")
+            .arg("ci")
+            .current_dir(&interop)
+            .stdout(Stdio::null())
+            .status();
+        if !matches!(installed, Ok(status) if status.success()) {
+            eprintln!("binaryen: `npm ci` failed; only the native wasm-opt is used");
+        }
+    }
+    if npm_wasm_opt.exists() {
+        if let Some(tool) = probe(&npm_wasm_opt, "npm") {
+            tools.push(tool);
+        }
+    }
+    tools
+}
+
+/// Runs `path --version` and builds a [`WasmOpt`] from the answer; the label
+/// says "Debian" for a native build found in `/usr/bin`.
+fn probe(path: &Path, origin: &str) -> Option<WasmOpt> {
+    let output = Command::new(path).arg("--version").output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "wasm-opt version 108" or "wasm-opt version 132 (version_132)".
+    let version = text
+        .split("version")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let origin = if origin == "native" && which(path).is_some_and(|p| p.starts_with("/usr/bin")) {
+        "Debian"
+    } else {
+        origin
+    };
+    Some(WasmOpt {
+        path: path.to_path_buf(),
+        label: format!("Binaryen {version} ({origin})"),
+        version,
+    })
+}
+
+/// Where a bare program name resolves on `PATH`.
+fn which(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return Some(program.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Whether a command runs and exits successfully (output discarded).
+fn answers(command: &mut Command) -> bool {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// How a child process ended, with what it cost.
+#[derive(Debug, Clone)]
+pub struct MeasuredRun {
+    /// Its exit status; `None` when it was killed for running past the timeout.
+    pub status: Option<ExitStatus>,
+    /// Wall time from spawn to exit (or to the kill).
+    pub wall: Duration,
+    /// Peak resident set size of the process, in bytes (from `wait4`).
+    pub peak_rss_bytes: u64,
+    /// Its standard error, for messages.
+    pub stderr: String,
+}
+
+impl MeasuredRun {
+    /// Whether it exited with status 0 in time.
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|status| status.success())
+    }
+
+    /// Whether it was killed at the timeout.
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none()
+    }
+}
+
+/// Runs `command` (stdout discarded, stderr captured) and kills it after
+/// `timeout`. The peak RSS is the child's own (`wait4`'s `ru_maxrss`), so
+/// wrap nothing around the tool you mean to measure: `node` running npm's
+/// `wasm-opt` counts, since the `.bin` script execs it in the same process.
+pub fn run_measured(command: &mut Command, timeout: Duration) -> Result<MeasuredRun> {
+    let stderr_file = tempfile_path("stderr");
+    let stderr_sink = std::fs::File::create(&stderr_file)
+        .with_context(|| format!("creating {}", stderr_file.display()))?;
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr_sink)
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut killed = false;
+    let (raw_status, peak_rss_bytes) = loop {
+        let mut raw_status = 0;
+        // SAFETY: an all-zero `rusage` is a valid value for wait4 to overwrite.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is our own unreaped child; both pointers are valid for writes.
+        let reaped = unsafe { libc::wait4(pid, &mut raw_status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            // ru_maxrss is in kilobytes on Linux.
+            break (raw_status, usage.ru_maxrss.max(0) as u64 * 1024);
+        }
+        if reaped < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                bail!("waiting for {command:?}: {error}");
+            }
+        }
+        if !killed && started.elapsed() > timeout {
+            let _ = child.kill();
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(
+            if started.elapsed() < Duration::from_secs(1) {
+                2
+            } else {
+                20
+            },
+        ));
+    };
+    let wall = started.elapsed();
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_file);
+    use std::os::unix::process::ExitStatusExt;
+    Ok(MeasuredRun {
+        status: (!killed).then(|| ExitStatus::from_raw(raw_status)),
+        wall,
+        peak_rss_bytes,
+        stderr,
+    })
+}
+
+/// A fresh file name in the cache directory for temporary output.
+fn tempfile_path(what: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = cache_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(format!(
+        "tmp-{}-{}.{what}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Lowercase hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A `wasm-opt` output, fresh or from the cache.
+#[derive(Debug, Clone)]
+pub struct WasmOptOutput {
+    /// The output module.
+    pub wasm: Vec<u8>,
+    /// The run that produced it: wall time and peak RSS as measured then.
+    pub run: CachedRun,
+    /// Whether it came from the cache (no tool was run now).
+    pub from_cache: bool,
+}
+
+/// What a cached run cost when it was made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CachedRun {
+    /// Wall time.
+    pub wall: Duration,
+    /// Peak RSS in bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Why a `wasm-opt` run gave no output (also cached, so a run that timed
+/// out is not retried with the same or a shorter timeout).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WasmOptFailure {
+    /// Killed after running this long.
+    TimedOut(Duration),
+    /// Exited with an error; the last lines of its stderr.
+    Failed(String),
+}
+
+impl std::fmt::Display for WasmOptFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WasmOptFailure::TimedOut(after) => write!(f, "timed out after {} s", after.as_secs()),
+            WasmOptFailure::Failed(message) => write!(f, "failed: {message}"),
+        }
+    }
+}
+
+/// Runs `tool` on `input` with `flags` (e.g. `["--all-features", "-O",
+/// "--asyncify"]`; input and `-o` are added) unless the cache already holds
+/// the result for the same input bytes, tool version and flags. Returns
+/// `Ok(Err(..))` when the tool failed or timed out (that outcome is cached
+/// too; a timeout is retried only with a longer `timeout`), and `Err` for
+/// problems of our own (files, spawning).
+pub fn cached_wasm_opt(
+    tool: &WasmOpt,
+    input: &[u8],
+    flags: &[&str],
+    timeout: Duration,
+) -> Result<std::result::Result<WasmOptOutput, WasmOptFailure>> {
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = cache_key(input, &tool.version, flags);
+    let output_path = dir.join(format!("{key}.wasm"));
+    let record_path = dir.join(format!("{key}.txt"));
+
+    if let Ok(record) = std::fs::read_to_string(&record_path) {
+        match parse_record(&record) {
+            Some(Record::Ok(run)) => {
+                if let Ok(wasm) = std::fs::read(&output_path) {
+                    return Ok(Ok(WasmOptOutput {
+                        wasm,
+                        run,
+                        from_cache: true,
+                    }));
+                }
+            }
+            Some(Record::Failed(message)) => return Ok(Err(WasmOptFailure::Failed(message))),
+            Some(Record::TimedOut(after)) if after >= timeout => {
+                return Ok(Err(WasmOptFailure::TimedOut(after)))
+            }
+            _ => {}
+        }
+    }
+
+    let input_path = tempfile_path("in.wasm");
+    std::fs::write(&input_path, input)
+        .with_context(|| format!("writing {}", input_path.display()))?;
+    let partial_path = tempfile_path("out.wasm");
+    eprintln!(
+        "binaryen: running {} {} on {} bytes (timeout {} s; cached in {})",
+        tool.label,
+        flags.join(" "),
+        input.len(),
+        timeout.as_secs(),
+        dir.display()
+    );
+    let run = run_measured(
+        Command::new(&tool.path)
+            .args(flags)
+            .arg(&input_path)
+            .arg("-o")
+            .arg(&partial_path),
+        timeout,
+    );
+    let _ = std::fs::remove_file(&input_path);
+    let run = run?;
+    let outcome = if run.timed_out() {
+        Err(WasmOptFailure::TimedOut(run.wall))
+    } else if !run.succeeded() {
+        let tail: Vec<&str> = run.stderr.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(WasmOptFailure::Failed(format!(
+            "{} ({})",
+            tail.join(" / "),
+            run.status.map(|s| s.to_string()).unwrap_or_default()
+        )))
+    } else {
+        std::fs::rename(&partial_path, &output_path)
+            .with_context(|| format!("moving the output to {}", output_path.display()))?;
+        let cached = CachedRun {
+            wall: run.wall,
+            peak_rss_bytes: run.peak_rss_bytes,
+        };
+        let wasm = std::fs::read(&output_path)
+            .with_context(|| format!("reading {}", output_path.display()))?;
+        Ok(WasmOptOutput {
+            wasm,
+            run: cached,
+            from_cache: false,
+        })
+    };
+    let _ = std::fs::remove_file(&partial_path);
+    let record = match &outcome {
+        Ok(output) => format!(
+            "ok {} {}\n",
+            output.run.wall.as_secs_f64(),
+            output.run.peak_rss_bytes
+        ),
+        Err(WasmOptFailure::TimedOut(after)) => format!("timeout {}\n", after.as_secs_f64()),
+        Err(WasmOptFailure::Failed(message)) => format!("failed {message}\n"),
+    };
+    std::fs::write(&record_path, record)
+        .with_context(|| format!("writing {}", record_path.display()))?;
+    Ok(outcome)
+}
+
+/// The cache key: input hash, tool version and flags, safe as a file name.
+fn cache_key(input: &[u8], version: &str, flags: &[&str]) -> String {
+    let flags_hash = sha256_hex(flags.join("\u{1f}").as_bytes());
+    let version: String = version
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    format!(
+        "{}-wasm-opt{version}-{}",
+        &sha256_hex(input)[..32],
+        &flags_hash[..12]
+    )
+}
+
+/// One line of a cache record.
+enum Record {
+    Ok(CachedRun),
+    TimedOut(Duration),
+    Failed(String),
+}
+
+fn parse_record(text: &str) -> Option<Record> {
+    let line = text.lines().next()?;
+    let (kind, rest) = line.split_once(' ')?;
+    match kind {
+        "ok" => {
+            let mut fields = rest.split_whitespace();
+            let wall = Duration::from_secs_f64(fields.next()?.parse().ok()?);
+            let peak_rss_bytes = fields.next()?.parse().ok()?;
+            Some(Record::Ok(CachedRun {
+                wall,
+                peak_rss_bytes,
+            }))
+        }
+        "timeout" => Some(Record::TimedOut(Duration::from_secs_f64(
+            rest.parse().ok()?,
+        ))),
+        "failed" => Some(Record::Failed(rest.to_string())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_differ_by_input_version_and_flags() {
+        let a = cache_key(b"x", "108", &["-O", "--asyncify"]);
+        assert_ne!(a, cache_key(b"y", "108", &["-O", "--asyncify"]));
+        assert_ne!(a, cache_key(b"x", "132", &["-O", "--asyncify"]));
+        assert_ne!(a, cache_key(b"x", "108", &["--asyncify"]));
+        assert_eq!(a, cache_key(b"x", "108", &["-O", "--asyncify"]));
+    }
+
+    #[test]
+    fn records_round_trip() {
+        assert!(matches!(
+            parse_record("ok 1.5 1024\n"),
+            Some(Record::Ok(CachedRun {
+                peak_rss_bytes: 1024,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse_record("timeout 1800\n"),
+            Some(Record::TimedOut(_))
+        ));
+        assert!(matches!(parse_record("failed boom\n"), Some(Record::Failed(m)) if m == "boom"));
+    }
+
+    #[test]
+    fn measures_a_child() {
+        let run = run_measured(&mut Command::new("true"), Duration::from_secs(10)).unwrap();
+        assert!(run.succeeded());
+        let run = run_measured(Command::new("sleep").arg("5"), Duration::from_millis(100)).unwrap();
+        assert!(run.timed_out());
+    }
+}
