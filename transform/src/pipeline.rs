@@ -10,8 +10,8 @@ use crate::emit::{assemble, Additions, Body, RUNTIME_EXPORTS};
 use crate::plan::{plan_function, FunctionPlan, PlanContext};
 use crate::read::ModuleInfo;
 use crate::rewrite::{
-    emit_function, trampoline, val_type, EmitContext, Mode, RefTable, Remap, TailCalls,
-    TrampolineTarget,
+    emit_function, frame_functions, trampoline, val_type, EmitContext, Mode, RefTable, Remap,
+    TailCalls, TrampolineTarget,
 };
 use crate::{Error, InstrumentedFunction, Options, Output, Progress};
 
@@ -170,6 +170,8 @@ pub fn run(
         asserts: options.asserts,
         no_assert_callee,
         runtime_import_referenced,
+        frame_pop: runtime_base + 5,
+        frame_push: runtime_base + 6,
         multi_result_types,
         ref_tables: HashMap::new(),
         tail: None,
@@ -211,8 +213,18 @@ pub fn run(
         );
     }
 
+    // Generated functions after the five runtime ones: `frame_pop` and
+    // `frame_push` when any function is instrumented, then the trampolines.
+    let mut extra_functions: Vec<(u32, wasm_encoder::Function)> = Vec::new();
+    if plans.iter().flatten().next().is_some() {
+        let ty = first_extra_type + extra_types.len() as u32;
+        extra_types.push((vec![ptr_enc], vec![ptr_enc]));
+        let [pop, push] = frame_functions(&cx);
+        extra_functions.push((ty, pop));
+        extra_functions.push((ty, push));
+    }
+
     // Tail calls that may suspend: frame ids and one trampoline per result type.
-    let mut trampolines: Vec<(u32, wasm_encoder::Function)> = Vec::new();
     if plans.iter().flatten().any(|p| p.tail_through) {
         let mut tail = TailCalls::default();
         let mut by_results: Vec<(Vec<ValType>, Vec<TrampolineTarget>)> = Vec::new();
@@ -244,14 +256,14 @@ pub fn run(
             if !needed.contains(results) {
                 continue;
             }
-            let index = runtime_base + 5 + trampolines.len() as u32;
+            let index = runtime_base + 5 + extra_functions.len() as u32;
             tail.trampolines.insert(results.clone(), index);
             let ty = first_extra_type + extra_types.len() as u32;
             extra_types.push((
                 vec![wasm_encoder::ValType::I32],
                 results.iter().map(|&t| val_type(t)).collect(),
             ));
-            trampolines.push((ty, trampoline(targets, id_count, &remap)?));
+            extra_functions.push((ty, trampoline(targets, id_count, &remap)?));
         }
         cx.tail = Some(tail);
     }
@@ -284,7 +296,7 @@ pub fn run(
         secondary_memory: options.secondary_memory,
         extra_types,
         first_extra_type,
-        extra_functions: trampolines,
+        extra_functions,
         ref_tables: {
             let mut tables: Vec<(u32, ValType)> =
                 cx.ref_tables.iter().map(|(t, r)| (r.table, *t)).collect();

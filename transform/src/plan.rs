@@ -51,6 +51,9 @@ pub struct Construct {
     pub params: Vec<ValType>,
     /// For an `if`: the first point index of the else arm (or one past the end).
     pub split: u32,
+    /// A block or loop (or `try_table`) without parameters: when it starts
+    /// its parent's body, the parent's rewind dispatch can move into it.
+    pub merges_dispatch: bool,
 }
 
 /// The plan for one function.
@@ -569,6 +572,8 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                         let lo = frame.lo.expect("point inside");
                         let hi = frame.hi;
                         let stranded = added.stranded(frames.len(), &frame.stack, frame.inputs);
+                        let merges_dispatch = matches!(frame.kind, Kind::Block | Kind::Loop)
+                            && frame.params.is_empty();
                         plan.constructs.insert(
                             frame.op,
                             Construct {
@@ -576,6 +581,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                                 else_items: frame.else_items,
                                 params: frame.params,
                                 split: frame.split.unwrap_or(hi + 1),
+                                merges_dispatch,
                             },
                         );
                         let parent = frames.last_mut().expect("parent frame");

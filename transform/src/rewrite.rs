@@ -87,6 +87,11 @@ pub struct EmitContext {
     pub asserts: bool,
     /// Per input function: calls to it skip the asserts check (runtime imports).
     pub no_assert_callee: Vec<bool>,
+    /// The generated functions that take a frame off the buffer (`cur -=
+    /// size`, returns the frame) and put one on (`cur += size`, returns the
+    /// frame, or all ones when it does not fit below `end`).
+    pub frame_pop: u32,
+    pub frame_push: u32,
     /// Whether a runtime import (`asyncify.*`) is in a table or referenced by
     /// `ref.func`, so an indirect call may change the state to rewinding.
     pub runtime_import_referenced: bool,
@@ -156,6 +161,9 @@ struct Emitter<'c, 'p> {
     results_key: Vec<ValType>,
     /// Per point: output position of the block its unwind branches to.
     unwind_targets: Vec<u32>,
+    /// Dispatch targets handed from a body to the construct that starts it
+    /// (see `begin_body`).
+    inherited: Vec<(u32, u32, u32)>,
 }
 
 struct BodyState<'p> {
@@ -167,6 +175,8 @@ struct BodyState<'p> {
     /// opened and after the dispatch. If the item comes right after the
     /// dispatch, there is nothing to skip and the dispatch is taken out.
     single_dispatch: Option<(usize, usize)>,
+    /// The first item is a construct that took over this body's dispatch.
+    merged_first: bool,
 }
 
 /// Emits the function body (locals and code) of one function.
@@ -229,6 +239,7 @@ pub fn emit_function(
         non_null,
         results_key: results.to_vec(),
         unwind_targets: Vec::new(),
+        inherited: Vec::new(),
     };
     let ops = body.get_operators_reader().map_err(internal)?;
     em.run(ops, results, type_index)?;
@@ -401,72 +412,112 @@ impl<'c, 'p> Emitter<'c, 'p> {
     }
 
     /// Starts a body: if it has items, spills its parameters, opens the
-    /// dispatch blocks and emits the rewind dispatch.
-    fn begin_body(&mut self, items: &'p [Item], params: &[ValType]) {
+    /// dispatch blocks and emits the rewind dispatch. `start_op` is the
+    /// operator index where the body's code starts.
+    ///
+    /// When the first item is a block or loop right at the start, the
+    /// dispatch moves into that construct's body, which then also branches
+    /// out to this body's later items: normal code runs one rewinding test
+    /// instead of one per nesting level (a `switch` nests a block per case).
+    fn begin_body(&mut self, items: &'p [Item], params: &[ValType], start_op: usize) {
+        let inherited = std::mem::take(&mut self.inherited);
         if items.is_empty() {
+            debug_assert!(inherited.is_empty(), "a merged dispatch lost its targets");
             return;
         }
         let plan = self.plan.expect("instrumenting");
         let param_temps = self.temps(params);
         self.spill(&param_temps);
         let n = items.len();
+        let first = &items[0];
+        let merge = params.is_empty()
+            && first.op == start_op
+            && first.inputs == 0
+            && first.stranded.is_empty()
+            && plan
+                .constructs
+                .get(&first.op)
+                .is_some_and(|c| c.merges_dispatch);
         let before_dispatch = self.sink.len();
         let mut dblocks = vec![0; n];
-        for j in (0..n).rev() {
+        for j in (usize::from(merge)..n).rev() {
             dblocks[j] = self.open(Instruction::Block(BlockType::Empty));
         }
-        self.rewinding_test();
-        if n == 1 {
-            // Rewinding into this body can only mean its one item.
-            self.ins(Instruction::BrIf(self.depth_to(dblocks[0])));
+        // Dispatch targets: (first point, last point, output block position).
+        let mut targets: Vec<(u32, u32, u32)> = items
+            .iter()
+            .zip(&dblocks)
+            .skip(usize::from(merge))
+            .map(|(item, &pos)| (item.lo, item.hi, pos))
+            .collect();
+        targets.extend(inherited);
+        let single = !merge && targets.len() == 1;
+        if merge {
+            self.inherited = targets;
         } else {
-            self.open(Instruction::If(BlockType::Empty));
-            // Leading items that span many points (typically the nested
-            // blocks of a `switch`, each holding every earlier case) get a
-            // range test each; a table entry per point would make nested
-            // switches quadratic in size.
-            let mut first = 0;
-            while first + 1 < n && items[first].hi - items[first].lo >= RANGE_TEST_MIN_POINTS {
-                self.ins(Instruction::LocalGet(plan.index_local));
-                self.ins(Instruction::I32Const((items[first].hi + 1) as i32));
-                self.ins(Instruction::I32LtU);
-                self.ins(Instruction::BrIf(self.depth_to(dblocks[first])));
-                first += 1;
-            }
-            // The last item (and any index out of range, which a correct
-            // frame never holds) is the table's default, so the table only
-            // covers the points of the items before it.
-            let last = self.depth_to(dblocks[n - 1]);
-            if first + 1 == n {
-                self.ins(Instruction::Br(last));
-            } else {
-                let lo = items[first].lo;
-                let hi = items[n - 2].hi;
-                self.ins(Instruction::LocalGet(plan.index_local));
-                if lo != 0 {
-                    self.ins(Instruction::I32Const(lo as i32));
-                    self.ins(Instruction::I32Sub);
-                }
-                let mut targets = Vec::with_capacity((hi - lo + 1) as usize);
-                let mut j = first;
-                for k in lo..=hi {
-                    while items[j].hi < k {
-                        j += 1;
-                    }
-                    targets.push(self.depth_to(dblocks[j]));
-                }
-                self.ins(Instruction::BrTable(Cow::Owned(targets), last));
-            }
-            self.close();
+            self.dispatch(&targets);
         }
-        let single_dispatch = (n == 1).then_some((before_dispatch, self.sink.len()));
+        let single_dispatch = single.then_some((before_dispatch, self.sink.len()));
         self.unspill(&param_temps, params);
         self.bodies.push(BodyState {
             items,
             cursor: 0,
             frame_depth: self.frames.len(),
             single_dispatch,
+            merged_first: merge,
         });
+    }
+
+    /// When rewinding, branches to the target whose points include the saved
+    /// point index. `targets` are ordered by point and cover every point of
+    /// the body (and of the bodies that merged their dispatch into it).
+    fn dispatch(&mut self, targets: &[(u32, u32, u32)]) {
+        let plan = self.plan.expect("instrumenting");
+        let n = targets.len();
+        self.rewinding_test();
+        if n == 1 {
+            // Rewinding into this body can only mean its one item.
+            self.ins(Instruction::BrIf(self.depth_to(targets[0].2)));
+            return;
+        }
+        self.open(Instruction::If(BlockType::Empty));
+        // Leading targets that span many points (typically the nested blocks
+        // of a `switch`, each holding every earlier case) get a range test
+        // each; a table entry per point would make nested switches quadratic
+        // in size.
+        let mut first = 0;
+        while first + 1 < n && targets[first].1 - targets[first].0 >= RANGE_TEST_MIN_POINTS {
+            self.ins(Instruction::LocalGet(plan.index_local));
+            self.ins(Instruction::I32Const((targets[first].1 + 1) as i32));
+            self.ins(Instruction::I32LtU);
+            self.ins(Instruction::BrIf(self.depth_to(targets[first].2)));
+            first += 1;
+        }
+        // The last target (and any index out of range, which a correct frame
+        // never holds) is the table's default, so the table only covers the
+        // points of the targets before it.
+        let last = self.depth_to(targets[n - 1].2);
+        if first + 1 == n {
+            self.ins(Instruction::Br(last));
+        } else {
+            let lo = targets[first].0;
+            let hi = targets[n - 2].1;
+            self.ins(Instruction::LocalGet(plan.index_local));
+            if lo != 0 {
+                self.ins(Instruction::I32Const(lo as i32));
+                self.ins(Instruction::I32Sub);
+            }
+            let mut table = Vec::with_capacity((hi - lo + 1) as usize);
+            let mut j = first;
+            for k in lo..=hi {
+                while targets[j].1 < k {
+                    j += 1;
+                }
+                table.push(self.depth_to(targets[j].2));
+            }
+            self.ins(Instruction::BrTable(Cow::Owned(table), last));
+        }
+        self.close();
     }
 
     /// If operator `index` starts the next item of the current body, moves the
@@ -481,6 +532,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
             return None;
         }
         body.cursor += 1;
+        if body.merged_first && body.cursor == 1 {
+            // Its dispatch moved into the item; nothing to move or close.
+            return Some(item);
+        }
         if let Some((before, after)) = body.single_dispatch {
             if self.sink.len() == after {
                 // Nothing between the dispatch and the item (so nothing on
@@ -578,7 +633,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 construct: None,
                 after: None,
             });
-            self.begin_body(&p.body_items, &[]);
+            self.begin_body(&p.body_items, &[], 0);
         } else {
             // The function's own frame: `end` of the body closes it.
             self.frames.push(EFrame {
@@ -633,7 +688,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                                 construct: Some((this, is_if)),
                                 after: Some(item.clone()),
                             });
-                            self.begin_body(&c.items, &c.params);
+                            self.begin_body(&c.items, &c.params, this + 1);
                         }
                         _ => {
                             // A call that may suspend.
@@ -688,7 +743,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 }
             }
             self.close();
-            self.unwind_tail(frame_size, &results)?;
+            self.unwind_tail(&results)?;
             self.ins(Instruction::End);
         }
         Ok(())
@@ -724,7 +779,8 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     let c: &'p Construct = &p.constructs[&item_op];
                     // The then-arm's body state is finished.
                     self.pop_body_for(self.frames.len());
-                    self.begin_body(&c.else_items, &c.params);
+                    // (No merged dispatch in an else arm: `usize::MAX` matches no item.)
+                    self.begin_body(&c.else_items, &c.params, usize::MAX);
                 }
             }
             Operator::End => {
@@ -897,7 +953,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
     }
 
     fn rewind_prologue(&mut self, p: &FunctionPlan, frame_size: u64) {
-        let ptr_ty = self.ptr_type();
+        if frame_size == 0 {
+            // Nothing saved (and no owner id): nothing to read back.
+            return;
+        }
         self.rewinding_test();
         self.open(Instruction::If(BlockType::Empty));
         if let (Some(tail), true) = (&self.cx.tail, p.tail_through) {
@@ -928,16 +987,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
             self.close();
         }
         // cur -= frame size; ptr = cur
-        self.ins(Instruction::GlobalGet(self.cx.data_global));
-        self.load_header(0);
-        self.ptr_const(frame_size);
-        self.ins(if self.cx.memory64 {
-            Instruction::I64Sub
-        } else {
-            Instruction::I32Sub
-        });
-        self.ins(Instruction::LocalTee(p.ptr_local));
-        self.store(ptr_ty, 0);
+        if frame_size > 0 {
+            self.ptr_const(frame_size);
+            self.ins(Instruction::Call(self.cx.frame_pop));
+            self.ins(Instruction::LocalSet(p.ptr_local));
+        }
         let mut offset = 0u64;
         for &l in &p.saved {
             let ty = p.local_types[l as usize];
@@ -1027,26 +1081,22 @@ impl<'c, 'p> Emitter<'c, 'p> {
     /// `written` (a subsequence of the frame layout `p.saved`), if it fits.
     /// Leaves the frame pointer in `p.ptr_local`.
     fn save_frame(&mut self, p: &FunctionPlan, frame_size: u64, written: &[u32]) {
-        let end_field = if self.cx.memory64 { 8 } else { 4 };
-        // ptr = cur. If the frame does not fit (cur + size > end), nothing is
-        // written, but cur still advances: the stop/start functions then trap
-        // on cur > end as the ABI says, and a host that looks first learns
-        // how large the buffer had to be (cur - start).
-        self.load_header(0);
-        self.ins(Instruction::LocalTee(p.ptr_local));
+        // ptr = cur, cur += size. If the frame does not fit (cur + size >
+        // end), nothing is written, but cur still advances: the stop/start
+        // functions then trap on cur > end as the ABI says, and a host that
+        // looks first learns how large the buffer had to be (cur - start).
+        if frame_size == 0 {
+            return;
+        }
         self.ptr_const(frame_size);
+        self.ins(Instruction::Call(self.cx.frame_push));
+        self.ins(Instruction::LocalTee(p.ptr_local));
+        self.ptr_const(u64::MAX);
         self.ins(if self.cx.memory64 {
-            Instruction::I64Add
+            Instruction::I64Ne
         } else {
-            Instruction::I32Add
+            Instruction::I32Ne
         });
-        self.load_header(end_field);
-        self.ins(if self.cx.memory64 {
-            Instruction::I64GtU
-        } else {
-            Instruction::I32GtU
-        });
-        self.ins(Instruction::I32Eqz);
         self.open(Instruction::If(BlockType::Empty));
         let mut offset = 0u64;
         let mut written = written.iter().peekable();
@@ -1078,25 +1128,99 @@ impl<'c, 'p> Emitter<'c, 'p> {
         self.close();
     }
 
-    /// After the frame is written: `cur += size`, and return placeholders.
-    fn unwind_tail(&mut self, frame_size: u64, results: &[ValType]) -> Result<(), Error> {
-        let p = self.plan.expect("instrumenting");
-        let ptr_ty = self.ptr_type();
-        // cur += size
-        self.ins(Instruction::GlobalGet(self.cx.data_global));
-        self.ins(Instruction::LocalGet(p.ptr_local));
-        self.ptr_const(frame_size);
-        self.ins(if self.cx.memory64 {
-            Instruction::I64Add
-        } else {
-            Instruction::I32Add
-        });
-        self.store(ptr_ty, 0);
+    /// After the frame is written: return placeholders.
+    fn unwind_tail(&mut self, results: &[ValType]) -> Result<(), Error> {
+        // `cur` has moved past the frame already (`frame_push`).
         for &r in results {
             self.zero(r)?;
         }
         Ok(())
     }
+}
+
+/// The two generated functions that move `cur` by a frame, shared by every
+/// instrumented function (they run only while unwinding or rewinding):
+/// `frame_pop(size)`: `cur -= size`, returns the new `cur`;
+/// `frame_push(size)`: `cur += size`, returns the old `cur`, or all ones
+/// (never a frame's address) when the frame does not fit below `end`.
+/// Both have type `[ptr] -> [ptr]`.
+pub fn frame_functions(cx: &EmitContext) -> [wasm_encoder::Function; 2] {
+    let (ptr, align, end_field) = if cx.memory64 {
+        (wasm_encoder::ValType::I64, 3, 8)
+    } else {
+        (wasm_encoder::ValType::I32, 2, 4)
+    };
+    let m = |offset: u64| MemArg {
+        offset,
+        align,
+        target: MemArgTarget::Memory(cx.memory),
+        ordering: None,
+    };
+    let (load, store, add, sub, le_u, all_ones) = if cx.memory64 {
+        (
+            Instruction::I64Load(m(0)),
+            Instruction::I64Store(m(0)),
+            Instruction::I64Add,
+            Instruction::I64Sub,
+            Instruction::I64LeU,
+            Instruction::I64Const(-1),
+        )
+    } else {
+        (
+            Instruction::I32Load(m(0)),
+            Instruction::I32Store(m(0)),
+            Instruction::I32Add,
+            Instruction::I32Sub,
+            Instruction::I32LeU,
+            Instruction::I32Const(-1),
+        )
+    };
+    let load_end = if cx.memory64 {
+        Instruction::I64Load(m(end_field))
+    } else {
+        Instruction::I32Load(m(end_field))
+    };
+    let data = Instruction::GlobalGet(cx.data_global);
+
+    // Local 0: size; local 1: the new cur.
+    let mut pop = wasm_encoder::Function::new([(1, ptr)]);
+    for i in [
+        data.clone(),
+        data.clone(),
+        load.clone(),
+        Instruction::LocalGet(0),
+        sub,
+        Instruction::LocalTee(1),
+        store.clone(),
+        Instruction::LocalGet(1),
+        Instruction::End,
+    ] {
+        pop.instruction(&i);
+    }
+
+    // Local 0: size; local 1: the old cur; local 2: the new cur.
+    let mut push = wasm_encoder::Function::new([(2, ptr)]);
+    for i in [
+        data.clone(),
+        data.clone(),
+        load,
+        Instruction::LocalTee(1),
+        Instruction::LocalGet(0),
+        add,
+        Instruction::LocalTee(2),
+        store,
+        Instruction::LocalGet(1),
+        all_ones,
+        Instruction::LocalGet(2),
+        data,
+        load_end,
+        le_u,
+        Instruction::Select,
+        Instruction::End,
+    ] {
+        push.instruction(&i);
+    }
+    [pop, push]
 }
 
 /// The placeholder value of type `ty` (zero or null), or `None` for a
