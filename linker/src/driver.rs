@@ -26,7 +26,6 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use wasmtime::{AsContextMut, Result, StoreContextMut, Trap, Val};
@@ -44,6 +43,9 @@ struct Frame {
     /// `Runtime::id` of the instance called; `None` for a barrier.
     runtime: Option<usize>,
     call: CallId,
+    /// The call's waker, lent for the duration of the wasm call: an import
+    /// takes it while it polls its future and gives it back (moving it
+    /// costs nothing, cloning a waker is an atomic operation).
     waker: Option<Waker>,
     /// The import's values, while rewinding to it.
     resume: Option<Vec<Val>>,
@@ -106,8 +108,14 @@ pub(crate) fn barrier<R>(f: impl FnOnce() -> R) -> R {
 
 /// What an async import learns from the innermost frame.
 pub(crate) enum Driven {
-    /// A driver is calling into this import's instance.
-    Normal { call: CallId, waker: Waker },
+    /// A driver is calling into this import's instance: the waker to poll
+    /// the import's future with, to hand back with [`give_back`] (or
+    /// [`set_pending`]) to frame number `frame`.
+    Normal {
+        call: CallId,
+        waker: Waker,
+        frame: usize,
+    },
     /// ...and is rewinding to this import: here are its values.
     Rewinding { call: CallId, values: Vec<Val> },
     /// No driver calls into this instance right now.
@@ -116,29 +124,44 @@ pub(crate) enum Driven {
 
 /// Looks at the innermost frame on behalf of an import of `runtime`.
 pub(crate) fn driven(runtime: &Runtime) -> Driven {
-    FRAMES.with_borrow_mut(|frames| match frames.last_mut() {
-        Some(frame) if frame.runtime == Some(runtime.id()) => match frame.resume.take() {
-            Some(values) => Driven::Rewinding {
-                call: frame.call,
-                values,
-            },
-            None => match &frame.waker {
-                Some(waker) => Driven::Normal {
+    FRAMES.with_borrow_mut(|frames| {
+        let index = frames.len().wrapping_sub(1);
+        match frames.last_mut() {
+            Some(frame) if frame.runtime == Some(runtime.id()) => match frame.resume.take() {
+                Some(values) => Driven::Rewinding {
                     call: frame.call,
-                    waker: waker.clone(),
+                    values,
                 },
-                None => Driven::No,
+                None => match frame.waker.take() {
+                    Some(waker) => Driven::Normal {
+                        call: frame.call,
+                        waker,
+                        frame: index,
+                    },
+                    None => Driven::No,
+                },
             },
-        },
-        _ => Driven::No,
+            _ => Driven::No,
+        }
     })
 }
 
-/// Hands the pending future of the import that started unwinding to the driver.
-pub(crate) fn set_pending(future: ImportFuture) {
+/// Gives the waker taken by [`driven`] back to its frame.
+pub(crate) fn give_back(frame: usize, waker: Waker) {
     FRAMES.with_borrow_mut(|frames| {
-        if let Some(frame) = frames.last_mut() {
+        if let Some(frame) = frames.get_mut(frame) {
+            frame.waker = Some(waker);
+        }
+    })
+}
+
+/// Hands the pending future of the import that started unwinding to the
+/// driver, with the waker taken by [`driven`].
+pub(crate) fn set_pending(frame: usize, future: ImportFuture, waker: Waker) {
+    FRAMES.with_borrow_mut(|frames| {
+        if let Some(frame) = frames.get_mut(frame) {
             frame.pending = Some(future);
+            frame.waker = Some(waker);
         }
     })
 }
@@ -155,24 +178,28 @@ enum Phase {
 }
 
 /// The state of one export call across polls.
-pub(crate) struct CallCore {
-    runtime: Option<Arc<Runtime>>,
+pub(crate) struct CallCore<'r> {
+    runtime: Option<&'r Runtime>,
     id: CallId,
     phase: Phase,
     /// Its bookkeeping on the instance is released (also set when a panic
     /// went through `poll`, by `Drop`).
     finished: bool,
+    /// The waker of the last poll, kept so that polls with the same waker
+    /// do not clone it again.
+    waker: Option<Waker>,
 }
 
-impl CallCore {
+impl<'r> CallCore<'r> {
     /// A call into an instance with `runtime` (`None`: not instrumented, the
     /// call is a plain synchronous call).
-    pub fn new(runtime: Option<Arc<Runtime>>) -> CallCore {
+    pub fn new(runtime: Option<&'r Runtime>) -> CallCore<'r> {
         CallCore {
             runtime,
             id: next_call_id(),
             phase: Phase::Fresh,
             finished: false,
+            waker: None,
         }
     }
 
@@ -184,29 +211,17 @@ impl CallCore {
         cx: &mut Context<'_>,
         mut invoke: impl FnMut(StoreContextMut<'_, T>) -> Result<O>,
     ) -> Poll<Result<O>> {
-        let Some(rt) = self.runtime.clone() else {
+        let Some(rt) = self.runtime else {
             self.phase = Phase::Done;
             return Poll::Ready(invoke(store));
         };
         let resume = match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Fresh => {
+                // No state check here: the linker leaves every instance in
+                // the normal state between its calls, and the check after
+                // each call catches a guest that does otherwise.
                 rt.shared().active.push(self.id);
-                match rt.state(&mut store) {
-                    Ok(NORMAL) => None,
-                    Ok(state) => {
-                        self.finish(&rt);
-                        return Poll::Ready(Err(rt
-                            .protocol(format!(
-                                "a call started while the instance was in asyncify state \
-                                 {state} (not normal)"
-                            ))
-                            .into()));
-                    }
-                    Err(e) => {
-                        self.finish(&rt);
-                        return Poll::Ready(Err(e));
-                    }
-                }
+                None
             }
             Phase::Suspended(mut future) => {
                 match access::publish(&mut store, || future.as_mut().poll(cx)) {
@@ -215,15 +230,15 @@ impl CallCore {
                         return Poll::Pending;
                     }
                     Poll::Ready(Err(e)) => {
-                        self.finish(&rt);
+                        self.finish(rt);
                         return Poll::Ready(Err(e));
                     }
                     Poll::Ready(Ok(values)) => {
                         drop(future);
-                        match self.start_rewind(&rt, &mut store) {
+                        match self.start_rewind(rt, &mut store) {
                             Ok(()) => Some(values),
                             Err(e) => {
-                                self.finish(&rt);
+                                self.finish(rt);
                                 return Poll::Ready(Err(e));
                             }
                         }
@@ -237,24 +252,38 @@ impl CallCore {
             }
         };
 
+        let waker = match self.waker.take() {
+            Some(waker) if waker.will_wake(cx.waker()) => waker,
+            _ => cx.waker().clone(),
+        };
         let guard = FrameGuard::push(Frame {
             runtime: Some(rt.id()),
             call: self.id,
-            waker: Some(cx.waker().clone()),
+            waker: Some(waker),
             resume,
             pending: None,
         });
         let out = invoke(store.as_context_mut());
         let frame = guard.pop();
         let (resume, pending) = match frame {
-            Some(f) => (f.resume, f.pending),
+            Some(f) => {
+                self.waker = f.waker;
+                (f.resume, f.pending)
+            }
             None => (None, None),
         };
 
-        let state = match rt.state(&mut store) {
+        // An import that returned a pending future started the unwind
+        // itself, and every frame between it and the export is
+        // instrumented, so the state is known without asking the instance.
+        let state = match (&out, &pending) {
+            (Ok(_), Some(_)) => Ok(UNWINDING),
+            _ => rt.state(&mut store),
+        };
+        let state = match state {
             Ok(state) => state,
             Err(e) => {
-                self.finish(&rt);
+                self.finish(rt);
                 return Poll::Ready(Err(e));
             }
         };
@@ -264,7 +293,7 @@ impl CallCore {
                 .protocol("a rewind ended without reaching the import that suspended")
                 .into()),
             (Ok(_), UNWINDING) => match pending {
-                Some(future) => match self.suspend(&rt, &mut store) {
+                Some(future) => match self.suspend(rt, &mut store) {
                     Ok(()) => {
                         self.phase = Phase::Suspended(future);
                         return Poll::Pending;
@@ -282,7 +311,7 @@ impl CallCore {
                 }
             },
             (Err(trap), UNWINDING) => {
-                Err(self.abort_unwind(&rt, &mut store, trap, pending.is_some()))
+                Err(self.abort_unwind(rt, &mut store, trap, pending.is_some()))
             }
             (out, REWINDING) => {
                 let e = match out {
@@ -300,7 +329,7 @@ impl CallCore {
                 .protocol(format!("unknown asyncify state {state}"))
                 .into()),
         };
-        self.finish(&rt);
+        self.finish(rt);
         Poll::Ready(result)
     }
 
@@ -368,12 +397,12 @@ impl CallCore {
     }
 }
 
-impl Drop for CallCore {
+impl Drop for CallCore<'_> {
     fn drop(&mut self) {
-        if let (Some(rt), false) = (self.runtime.clone(), self.finished) {
+        if let (Some(rt), false) = (self.runtime, self.finished) {
             // Cancelled: the instance is in the normal state between polls,
             // so forgetting the saved stack is all there is to do.
-            self.finish(&rt);
+            self.finish(rt);
         }
     }
 }
@@ -386,7 +415,7 @@ pub(crate) fn noop_context() -> Context<'static> {
 /// Runs `core` to completion if it never has to wait; otherwise cancels it
 /// and returns `Err(None)`.
 pub(crate) fn run_without_waiting<T: 'static, O>(
-    core: &mut CallCore,
+    core: &mut CallCore<'_>,
     store: StoreContextMut<'_, T>,
     invoke: impl FnMut(StoreContextMut<'_, T>) -> Result<O>,
 ) -> std::result::Result<Result<O>, ()> {

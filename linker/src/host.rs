@@ -4,12 +4,13 @@
 
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use wasmtime::{
-    AsContextMut, Extern, Func as WasmFunc, FuncType, Result, StoreContextMut, Val, WasmParams,
-    WasmResults,
+    AsContextMut, Caller, Extern, Func as WasmFunc, FuncType, Result, StoreContextMut, Val, ValRaw,
+    ValType, WasmParams, WasmResults,
 };
 
 use crate::access;
@@ -154,7 +155,7 @@ impl<T: 'static> AsyncCaller<T> {
     {
         let func = func.clone();
         async move {
-            let mut core = CallCore::new(func.runtime.clone());
+            let mut core = CallCore::new(func.runtime.as_deref());
             let inner = func.inner;
             poll_fn(move |cx| {
                 poll_detached::<T, _>(cx, |store, cx| {
@@ -168,7 +169,7 @@ impl<T: 'static> AsyncCaller<T> {
 
 /// A call polled with the store published by whoever polls it.
 async fn detached_call<T: 'static>(func: Func, params: Vec<Val>) -> Result<Vec<Val>> {
-    let mut core = CallCore::new(func.runtime.clone());
+    let mut core = CallCore::new(func.runtime.as_deref());
     let mut results = Vec::new();
     let inner = func.inner;
     poll_fn(|cx| {
@@ -215,10 +216,168 @@ pub(crate) fn async_import<T: 'static>(
     module: &str,
     name: &str,
 ) -> WasmFunc {
-    let zeros: Option<Vec<Val>> = ty.results().map(|t| Val::default_for_ty(&t)).collect();
-    let (module, name) = (module.to_string(), name.to_string());
-    WasmFunc::new(store, ty, move |mut caller, params, results| {
-        let instance = slot.get();
+    let import = AsyncImport {
+        zeros: ty.results().map(|t| Val::default_for_ty(&t)).collect(),
+        host,
+        slot,
+        module: module.to_string(),
+        name: name.to_string(),
+    };
+    let params: Vec<ValType> = ty.params().collect();
+    let results: Vec<ValType> = ty.results().collect();
+    if params.iter().chain(&results).all(is_plain) {
+        // The common case, numbers only: read and write the raw values
+        // directly, which spares wasmtime's checked `Val` conversions on
+        // every call (a tenth of the cost of a suspension).
+        let serve = move |caller: Caller<'_, T>, raw: &mut [MaybeUninit<ValRaw>]| {
+            import.serve(
+                caller,
+                RawValues {
+                    raw,
+                    params: &params,
+                    results: &results,
+                },
+            )
+        };
+        // SAFETY: `RawValues` reads the first `params.len()` slots as the
+        // parameter types of `ty` and writes results of exactly the result
+        // types of `ty` (it checks every value), and `ty` is the type given
+        // here. Only plain numbers are involved, so no GC references.
+        unsafe { WasmFunc::new_unchecked(store, ty, serve) }
+    } else {
+        WasmFunc::new(store, ty, move |caller, params, results| {
+            import.serve(caller, CheckedValues { params, results })
+        })
+    }
+}
+
+/// A number or vector type, whose raw form needs no store to convert.
+fn is_plain(ty: &ValType) -> bool {
+    matches!(
+        ty,
+        ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64 | ValType::V128
+    )
+}
+
+/// The parameters and results of one import call, in either of the forms
+/// wasmtime hands them over.
+trait ImportValues {
+    fn params(&self) -> Vec<Val>;
+    /// Writes the results; fails if their number or types are wrong.
+    fn write(&mut self, values: &[Val]) -> Result<(), String>;
+}
+
+/// Values as wasmtime's `Func::new` gives them (already checked by it).
+struct CheckedValues<'a> {
+    params: &'a [Val],
+    results: &'a mut [Val],
+}
+
+impl ImportValues for CheckedValues<'_> {
+    fn params(&self) -> Vec<Val> {
+        self.params.to_vec()
+    }
+
+    fn write(&mut self, values: &[Val]) -> Result<(), String> {
+        if values.len() != self.results.len() {
+            return Err(format!(
+                "returned {} values, its type has {}",
+                values.len(),
+                self.results.len()
+            ));
+        }
+        self.results.clone_from_slice(values);
+        Ok(())
+    }
+}
+
+/// Values as wasmtime's `Func::new_unchecked` gives them: parameters first,
+/// results written over them. Only for plain types ([`is_plain`]).
+struct RawValues<'a> {
+    raw: &'a mut [MaybeUninit<ValRaw>],
+    params: &'a [ValType],
+    results: &'a [ValType],
+}
+
+impl ImportValues for RawValues<'_> {
+    fn params(&self) -> Vec<Val> {
+        self.params
+            .iter()
+            .zip(self.raw.iter())
+            .map(|(ty, raw)| {
+                // SAFETY: wasmtime initialises one slot per parameter.
+                let raw = unsafe { raw.assume_init() };
+                match ty {
+                    ValType::I32 => Val::I32(raw.get_i32()),
+                    ValType::I64 => Val::I64(raw.get_i64()),
+                    ValType::F32 => Val::F32(raw.get_f32()),
+                    ValType::F64 => Val::F64(raw.get_f64()),
+                    _ => Val::V128(raw.get_v128().into()),
+                }
+            })
+            .collect()
+    }
+
+    fn write(&mut self, values: &[Val]) -> Result<(), String> {
+        if values.len() != self.results.len() {
+            return Err(format!(
+                "returned {} values, its type has {}",
+                values.len(),
+                self.results.len()
+            ));
+        }
+        for ((slot, value), ty) in self.raw.iter_mut().zip(values).zip(self.results) {
+            let raw = match (value, ty) {
+                (Val::I32(x), ValType::I32) => ValRaw::i32(*x),
+                (Val::I64(x), ValType::I64) => ValRaw::i64(*x),
+                (Val::F32(x), ValType::F32) => ValRaw::f32(*x),
+                (Val::F64(x), ValType::F64) => ValRaw::f64(*x),
+                (Val::V128(x), ValType::V128) => ValRaw::v128(x.as_u128()),
+                (value, ty) => {
+                    return Err(format!(
+                        "returned {} where its type has {ty}",
+                        kind_of(value)
+                    ))
+                }
+            };
+            slot.write(raw);
+        }
+        Ok(())
+    }
+}
+
+/// What kind of value `value` is, for messages.
+fn kind_of(value: &Val) -> &'static str {
+    match value {
+        Val::I32(_) => "an i32",
+        Val::I64(_) => "an i64",
+        Val::F32(_) => "an f32",
+        Val::F64(_) => "an f64",
+        Val::V128(_) => "a v128",
+        _ => "a reference",
+    }
+}
+
+/// What serves one async import.
+struct AsyncImport<T> {
+    host: Arc<AsyncHostFunc<T>>,
+    slot: InstanceSlot,
+    /// The results returned while unwinding (`None`: a result type has no
+    /// default, a non-nullable reference).
+    zeros: Option<Vec<Val>>,
+    module: String,
+    name: String,
+}
+
+impl<T: 'static> AsyncImport<T> {
+    fn serve(&self, mut caller: Caller<'_, T>, mut values: impl ImportValues) -> Result<()> {
+        let (module, name) = (&self.module, &self.name);
+        let write = |values: &mut dyn ImportValues, results: &[Val]| {
+            values
+                .write(results)
+                .map_err(|e| wasmtime::format_err!("import `{module}::{name}` {e}"))
+        };
+        let instance = self.slot.get();
         let runtime = instance.and_then(|i| i.runtime.as_ref());
         let driven = match runtime {
             Some(rt) => driver::driven(rt),
@@ -229,45 +388,52 @@ pub(crate) fn async_import<T: 'static>(
             _data: PhantomData,
         };
         match (driven, runtime) {
-            (Driven::Rewinding { call, values }, Some(rt)) => {
+            (
+                Driven::Rewinding {
+                    call,
+                    values: ready,
+                },
+                Some(rt),
+            ) => {
                 rt.stop_rewind(&mut caller)?;
                 rt.shared().buffer.release(call);
-                write_results(&module, &name, values, results)
+                write(&mut values, &ready)
             }
-            (Driven::Normal { call, waker }, Some(rt)) => {
-                let mut future = (host.call)(caller_handle(), params.to_vec());
+            (Driven::Normal { call, waker, frame }, Some(rt)) => {
+                let mut future = (self.host.call)(caller_handle(), values.params());
                 let mut store = caller.as_context_mut();
                 let poll = access::publish(&mut store, || {
                     future.as_mut().poll(&mut Context::from_waker(&waker))
                 });
                 match poll {
-                    Poll::Ready(Ok(values)) => write_results(&module, &name, values, results),
-                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Ready(ready) => {
+                        driver::give_back(frame, waker);
+                        write(&mut values, &ready?)
+                    }
                     Poll::Pending => {
-                        let Some(zeros) = &zeros else {
+                        let Some(zeros) = &self.zeros else {
+                            driver::give_back(frame, waker);
                             return Err(wasmtime::format_err!(
                                 "import `{module}::{name}` returns a non-nullable reference, \
                                  which it cannot return while unwinding"
                             ));
                         };
+                        driver::set_pending(frame, future, waker);
                         let ptr = rt.shared().buffer.reserve(&mut caller, call)?;
                         rt.start_unwind(&mut caller, ptr)?;
-                        driver::set_pending(future);
-                        results.clone_from_slice(zeros);
-                        Ok(())
+                        write(&mut values, zeros)
                     }
                 }
             }
             _ => {
                 // No driver: poll once, and fail if the import needs to wait.
-                let mut future = (host.call)(caller_handle(), params.to_vec());
+                let mut future = (self.host.call)(caller_handle(), values.params());
                 let mut store = caller.as_context_mut();
                 let poll = access::publish(&mut store, || {
                     driver::barrier(|| future.as_mut().poll(&mut driver::noop_context()))
                 });
                 match poll {
-                    Poll::Ready(Ok(values)) => write_results(&module, &name, values, results),
-                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Ready(ready) => write(&mut values, &ready?),
                     Poll::Pending => Err(Error::CannotSuspend {
                         module: module.clone(),
                         name: name.clone(),
@@ -286,21 +452,7 @@ pub(crate) fn async_import<T: 'static>(
                 }
             }
         }
-    })
-}
-
-fn write_results(module: &str, name: &str, values: Vec<Val>, results: &mut [Val]) -> Result<()> {
-    if values.len() != results.len() {
-        return Err(wasmtime::format_err!(
-            "import `{module}::{name}` returned {} values, its type has {}",
-            values.len(),
-            results.len()
-        ));
     }
-    for (slot, value) in results.iter_mut().zip(values) {
-        *slot = value;
-    }
-    Ok(())
 }
 
 /// An instrumented instance's export as an async import of another
@@ -323,7 +475,7 @@ pub(crate) fn export_as_sync_import<T: 'static>(
     let ty = func.inner.ty(&store);
     let (module, name) = (module.to_string(), name.to_string());
     WasmFunc::new(&mut store, ty, move |mut caller, params, results| {
-        let mut core = CallCore::new(func.runtime.clone());
+        let mut core = CallCore::new(func.runtime.as_deref());
         let inner = func.inner;
         match driver::run_without_waiting(&mut core, caller.as_context_mut(), |store| {
             inner.call(store, params, results)

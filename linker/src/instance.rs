@@ -244,7 +244,7 @@ impl Func {
         params: &[Val],
         results: &mut [Val],
     ) -> Result<()> {
-        let mut core = CallCore::new(self.runtime.clone());
+        let mut core = CallCore::new(self.runtime.as_deref());
         let func = self.inner;
         poll_fn(|cx| {
             core.poll(store.as_context_mut(), cx, |store| {
@@ -332,7 +332,7 @@ where
         mut store: impl AsContextMut<Data = T>,
         params: Params,
     ) -> Result<Results> {
-        let mut core = CallCore::new(self.runtime.clone());
+        let mut core = CallCore::new(self.runtime.as_deref());
         let func = &self.inner;
         poll_fn(|cx| {
             core.poll(store.as_context_mut(), cx, |store| {

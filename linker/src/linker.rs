@@ -580,7 +580,7 @@ impl<T: 'static> Linker<T> {
     ) -> Result<&mut Self> {
         let instance = self.instantiate(&mut store, module)?;
         if let Some(init) = instance.get_func(&mut store, "_initialize") {
-            let mut core = driver::CallCore::new(init.runtime.clone());
+            let mut core = driver::CallCore::new(init.runtime.as_deref());
             let inner = init.inner;
             let run = driver::run_without_waiting(&mut core, store.as_context_mut(), |s| {
                 inner.call(s, &[], &mut [])
