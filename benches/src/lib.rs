@@ -1,1 +1,4 @@
 //! Benchmarks (not yet implemented).
+
+pub mod binaryen;
+pub mod sections;

@@ -1,0 +1,1135 @@
+//! Instrumenting real modules: wall time, peak RSS and output size of
+//! `asyncify instrument` against Binaryen's `wasm-opt --all-features
+//! --asyncify` and `wasm-opt --all-features -O --asyncify` (every Binaryen
+//! build found), with an in-process `wasmparser` validation of the same bytes
+//! as the floor.
+//!
+//! `target/release/transform_table --markdown [--quick] [--shared-corpus DIR]
+//! [--timeout SECONDS] [--fresh | --cache-only]`
+//!
+//! Modules: every `.wasm` in the shared corpus (default `../shared/corpus`)
+//! and the project's `corpus/*.wasm` and `corpus/wasi/*.wasm`. Every tool
+//! runs as a child process with default options (every import and indirect
+//! call may suspend); wall time is spawn to exit, peak RSS is `wait4`'s
+//! `ru_maxrss`. Medians of 5 runs of ours and 3 of each Binaryen run (1 for
+//! modules over 5 MB); `--quick` takes QuickJS and the project's modules
+//! only, one run each. Binaryen results (time, RSS, size, or its refusal)
+//! are cached in `target/bench-cache/transform-table/` by input SHA-256,
+//! Binaryen version and flags, so a rerun does not spend the half hour that
+//! Binaryen needs on yosys; `--fresh` ignores the cache, `--cache-only` never
+//! runs Binaryen (figures not in the cache show as not measured).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use asyncify_benches::binaryen::{self, WasmOpt};
+use asyncify_benches::sections::{self, duration, memory, ratio, thousands};
+
+/// Runs of `asyncify instrument` (and of validation) per module.
+const OUR_RUNS: usize = 5;
+/// Runs of each Binaryen configuration on a module under [`LARGE_MODULE`].
+const BINARYEN_RUNS: usize = 3;
+/// Modules this large or larger get one Binaryen run (yosys: ~7 minutes).
+const LARGE_MODULE: u64 = 5_000_000;
+/// Default limit for one run of any tool.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Targets from `../shared/notes/anchors-and-targets.md`.
+const SPEEDUP_TARGET: f64 = 100.0;
+const VALIDATION_RATIO_TARGET: f64 = 6.0;
+const RSS_TARGET_BYTES: u64 = 1_000_000_000;
+const SIZE_RATIO_TARGET: f64 = 0.85;
+
+/// Command-line options.
+struct Args {
+    quick: bool,
+    shared_corpus: PathBuf,
+    timeout: Duration,
+    fresh: bool,
+    cache_only: bool,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut quick = false;
+    let mut shared_corpus = None;
+    let mut timeout = DEFAULT_TIMEOUT;
+    let mut fresh = false;
+    let mut cache_only = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // The table is markdown either way.
+            "--markdown" => {}
+            "--quick" => quick = true,
+            "--fresh" => fresh = true,
+            "--cache-only" => cache_only = true,
+            "--shared-corpus" => {
+                let dir = args.next().context("--shared-corpus needs a directory")?;
+                shared_corpus = Some(PathBuf::from(dir));
+            }
+            "--timeout" => {
+                let seconds = args.next().context("--timeout needs a number of seconds")?;
+                let seconds: u64 = seconds
+                    .parse()
+                    .with_context(|| format!("--timeout {seconds}: not a number of seconds"))?;
+                timeout = Duration::from_secs(seconds);
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: transform_table [--markdown] [--quick] [--shared-corpus DIR] \
+                     [--timeout SECONDS] [--fresh | --cache-only]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    Ok(Args {
+        quick,
+        shared_corpus: sections::shared_corpus_dir(shared_corpus.as_deref()),
+        timeout,
+        fresh,
+        cache_only,
+    })
+}
+
+/// One input module.
+struct CorpusModule {
+    /// How the tables name it: the file name for the shared corpus, the
+    /// path from the workspace root for the project's own.
+    name: String,
+    path: PathBuf,
+    size: u64,
+}
+
+/// The `.wasm` files directly in `dir`, sorted by name.
+fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The modules to measure: the shared corpus (smallest first), then the
+/// project's own. With `quick`, QuickJS is the only shared one.
+fn corpus_modules(args: &Args) -> Result<Vec<CorpusModule>> {
+    let mut modules = Vec::new();
+    if args.shared_corpus.is_dir() {
+        let mut shared = Vec::new();
+        for path in wasm_files(&args.shared_corpus)? {
+            let name = file_name(&path);
+            if args.quick && name != "quickjs.wasm" {
+                continue;
+            }
+            let size = std::fs::metadata(&path)?.len();
+            shared.push(CorpusModule { name, path, size });
+        }
+        shared.sort_by_key(|module| module.size);
+        modules.extend(shared);
+    } else {
+        eprintln!(
+            "transform_table: no shared corpus at {} (pass --shared-corpus DIR)",
+            args.shared_corpus.display()
+        );
+    }
+    let root = binaryen::workspace_root();
+    for dir in ["corpus", "corpus/wasi"] {
+        for path in wasm_files(&root.join(dir))? {
+            let size = std::fs::metadata(&path)?.len();
+            let name = format!("{dir}/{}", file_name(&path));
+            modules.push(CorpusModule { name, path, size });
+        }
+    }
+    Ok(modules)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// One Binaryen column: a `wasm-opt` build, with or without `-O`.
+struct BinaryenConfig {
+    tool: WasmOpt,
+    optimize: bool,
+}
+
+impl BinaryenConfig {
+    fn flags(&self) -> Vec<&'static str> {
+        if self.optimize {
+            vec!["--all-features", "-O", "--asyncify"]
+        } else {
+            vec!["--all-features", "--asyncify"]
+        }
+    }
+
+    /// Column heading, e.g. "108 `-O --asyncify`".
+    fn heading(&self) -> String {
+        let flags = if self.optimize {
+            "-O --asyncify"
+        } else {
+            "--asyncify"
+        };
+        format!("{} `{flags}`", self.tool.version)
+    }
+}
+
+/// What one tool did with one module.
+enum Outcome {
+    /// Medians over the successful runs.
+    Measured(Measured),
+    /// It exited with an error (first line of its message).
+    Refused {
+        message: String,
+        cached_at: Option<u64>,
+    },
+    /// Killed at the timeout.
+    TimedOut {
+        after: Duration,
+        cached_at: Option<u64>,
+    },
+    /// Not run (`--cache-only` and nothing cached).
+    NotMeasured,
+}
+
+struct Measured {
+    wall: Duration,
+    /// User plus system CPU time (measured for ours only).
+    cpu: Option<Duration>,
+    peak_rss: u64,
+    output_bytes: u64,
+    /// When the runs taken from the cache were measured (Unix seconds).
+    cached_at: Vec<u64>,
+}
+
+impl Outcome {
+    fn measured(&self) -> Option<&Measured> {
+        match self {
+            Outcome::Measured(measured) => Some(measured),
+            _ => None,
+        }
+    }
+
+    fn cached_at(&self) -> Vec<u64> {
+        match self {
+            Outcome::Measured(measured) => measured.cached_at.clone(),
+            Outcome::Refused { cached_at, .. } | Outcome::TimedOut { cached_at, .. } => {
+                cached_at.iter().copied().collect()
+            }
+            Outcome::NotMeasured => Vec::new(),
+        }
+    }
+
+    /// A table cell for an outcome that is not a measurement.
+    fn failure_cell(&self) -> Option<String> {
+        match self {
+            Outcome::Measured(_) => None,
+            Outcome::Refused { message, .. } => Some(format!("refused: {message}")),
+            Outcome::TimedOut { after, .. } => {
+                Some(format!("timed out after {}", duration(*after)))
+            }
+            Outcome::NotMeasured => Some("not measured (`--cache-only`)".to_string()),
+        }
+    }
+
+    /// The mark for figures that came from the cache.
+    fn cache_mark(&self) -> &'static str {
+        if self.cached_at().is_empty() {
+            ""
+        } else {
+            " †"
+        }
+    }
+}
+
+/// The first line of a tool's error, without a leading `error:`/`Fatal:`.
+fn refusal_message(stderr: &str, status: Option<std::process::ExitStatus>) -> String {
+    let line = sections::first_line(stderr);
+    if line == "(no message)" {
+        return status.map_or_else(|| line.clone(), |status| status.to_string());
+    }
+    for prefix in ["error: ", "Fatal: "] {
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.to_string();
+        }
+    }
+    line
+}
+
+/// Runs `asyncify instrument` on `module` `runs` times.
+fn measure_ours(
+    asyncify: &Path,
+    module: &CorpusModule,
+    runs: usize,
+    timeout: Duration,
+    scratch: &Path,
+) -> Result<Outcome> {
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    let mut peaks = Vec::new();
+    let mut output_bytes = 0;
+    for run in 1..=runs {
+        reset_peak_rss_mark();
+        let cpu_before = children_cpu();
+        let measured = binaryen::run_measured(
+            Command::new(asyncify)
+                .arg("instrument")
+                .arg(&module.path)
+                .arg("-o")
+                .arg(scratch),
+            timeout,
+        )?;
+        if measured.timed_out() {
+            return Ok(Outcome::TimedOut {
+                after: measured.wall,
+                cached_at: None,
+            });
+        }
+        if !measured.succeeded() {
+            return Ok(Outcome::Refused {
+                message: refusal_message(&measured.stderr, measured.status),
+                cached_at: None,
+            });
+        }
+        output_bytes = std::fs::metadata(scratch)
+            .with_context(|| format!("reading the size of {}", scratch.display()))?
+            .len();
+        eprintln!(
+            "transform_table: {}: ours run {run}/{runs}: {}, {}",
+            module.name,
+            duration(measured.wall),
+            memory(measured.peak_rss_bytes)
+        );
+        walls.push(measured.wall.as_secs_f64());
+        cpus.push((children_cpu().saturating_sub(cpu_before)).as_secs_f64());
+        peaks.push(measured.peak_rss_bytes as f64);
+    }
+    let _ = std::fs::remove_file(scratch);
+    Ok(Outcome::Measured(Measured {
+        wall: Duration::from_secs_f64(sections::median(&walls).unwrap_or(0.0)),
+        cpu: Some(Duration::from_secs_f64(
+            sections::median(&cpus).unwrap_or(0.0),
+        )),
+        peak_rss: sections::median(&peaks).unwrap_or(0.0) as u64,
+        output_bytes,
+        cached_at: Vec::new(),
+    }))
+}
+
+/// Medians of an in-process validation with every feature enabled.
+struct Validation {
+    wall: Duration,
+    /// CPU time of the validating thread.
+    cpu: Duration,
+}
+
+/// Validates `bytes` `runs` times, or returns the validator's error.
+fn measure_validation(bytes: &[u8], runs: usize) -> std::result::Result<Validation, String> {
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    for _ in 0..runs {
+        let (started, cpu_before) = (Instant::now(), thread_cpu());
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(bytes)
+            .map_err(|error| sections::first_line(&error.to_string()))?;
+        walls.push(started.elapsed().as_secs_f64());
+        cpus.push(thread_cpu().saturating_sub(cpu_before).as_secs_f64());
+    }
+    let median =
+        |samples: &[f64]| Duration::from_secs_f64(sections::median(samples).unwrap_or(0.0));
+    Ok(Validation {
+        wall: median(&walls),
+        cpu: median(&cpus),
+    })
+}
+
+/// CPU time (user + system) of this process's children that have been
+/// waited for, summed.
+fn children_cpu() -> Duration {
+    // SAFETY: an all-zero `rusage` is valid for getrusage to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid for writes.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: an all-zero `timespec` is valid for clock_gettime to overwrite.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid for writes.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(now.tv_sec.max(0) as u64) + Duration::from_nanos(now.tv_nsec.max(0) as u64)
+}
+
+/// Lowers this process's peak-RSS mark to its current RSS, after giving
+/// free heap back. The kernel carries the parent's mark into a child it
+/// spawns (the child starts on the parent's memory until `exec`), so
+/// without this a small tool measured after a large module would report
+/// this process's peak, not its own.
+fn reset_peak_rss_mark() {
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    // "5" resets the peak RSS to the current RSS (Linux 4.0 and later).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// One cached Binaryen run.
+#[derive(Debug, Clone, PartialEq)]
+struct RunRecord {
+    /// When it ran (Unix seconds).
+    measured_at: u64,
+    result: RunResult,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum RunResult {
+    Succeeded {
+        wall: Duration,
+        peak_rss: u64,
+        output_bytes: u64,
+    },
+    Failed(String),
+    TimedOut(Duration),
+}
+
+impl RunRecord {
+    /// One line of a cache file.
+    fn to_line(&self) -> String {
+        let at = self.measured_at;
+        match &self.result {
+            RunResult::Succeeded {
+                wall,
+                peak_rss,
+                output_bytes,
+            } => {
+                format!("ok {at} {} {peak_rss} {output_bytes}", wall.as_secs_f64())
+            }
+            RunResult::Failed(message) => format!("failed {at} {}", message.replace('\n', " ")),
+            RunResult::TimedOut(after) => format!("timeout {at} {}", after.as_secs_f64()),
+        }
+    }
+
+    fn from_line(line: &str) -> Option<RunRecord> {
+        let mut fields = line.splitn(3, ' ');
+        let kind = fields.next()?;
+        let measured_at = fields.next()?.parse().ok()?;
+        let rest = fields.next()?;
+        let result = match kind {
+            "ok" => {
+                let mut numbers = rest.split_whitespace();
+                RunResult::Succeeded {
+                    wall: Duration::from_secs_f64(numbers.next()?.parse().ok()?),
+                    peak_rss: numbers.next()?.parse().ok()?,
+                    output_bytes: numbers.next()?.parse().ok()?,
+                }
+            }
+            "failed" => RunResult::Failed(rest.to_string()),
+            "timeout" => RunResult::TimedOut(Duration::from_secs_f64(rest.parse().ok()?)),
+            _ => return None,
+        };
+        Some(RunRecord {
+            measured_at,
+            result,
+        })
+    }
+}
+
+/// The cache file for one module (by hash), Binaryen version and flags.
+fn cache_file(input_sha256: &str, config: &BinaryenConfig) -> PathBuf {
+    let flags: String = config
+        .flags()
+        .join("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let version: String = config
+        .tool
+        .version
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    binaryen::cache_dir().join("transform-table").join(format!(
+        "{}-wasm-opt{version}-{flags}.runs",
+        &input_sha256[..32]
+    ))
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Binaryen on `module`: the cached runs, topped up with fresh ones until
+/// there are `runs` successful ones (a failure or a timeout at least as long
+/// as `timeout` ends it; both are cached too).
+fn measure_binaryen(
+    config: &BinaryenConfig,
+    module: &CorpusModule,
+    input_sha256: &str,
+    runs: usize,
+    args: &Args,
+    scratch: &Path,
+) -> Result<Outcome> {
+    let cache = cache_file(input_sha256, config);
+    let mut records: Vec<RunRecord> = if args.fresh {
+        Vec::new()
+    } else {
+        std::fs::read_to_string(&cache)
+            .map(|text| text.lines().filter_map(RunRecord::from_line).collect())
+            .unwrap_or_default()
+    };
+    // A timeout shorter than the one asked for now proves nothing.
+    records.retain(|record| match record.result {
+        RunResult::TimedOut(after) => args.cache_only || after >= args.timeout,
+        _ => true,
+    });
+    let cached_count = records.len();
+    loop {
+        if let Some(outcome) = outcome_of(&records, cached_count) {
+            return Ok(outcome);
+        }
+        let successes = records
+            .iter()
+            .filter(|record| matches!(record.result, RunResult::Succeeded { .. }))
+            .count();
+        if successes >= runs || (args.cache_only && successes > 0) {
+            return Ok(Outcome::Measured(medians(&records, cached_count)));
+        }
+        if args.cache_only {
+            return Ok(Outcome::NotMeasured);
+        }
+        eprintln!(
+            "transform_table: {}: {} {} run {}/{runs} (timeout {})",
+            module.name,
+            config.tool.label,
+            config.flags().join(" "),
+            successes + 1,
+            duration(args.timeout)
+        );
+        let measured_at = now_unix();
+        reset_peak_rss_mark();
+        let run = binaryen::run_measured(
+            Command::new(&config.tool.path)
+                .args(config.flags())
+                .arg(&module.path)
+                .arg("-o")
+                .arg(scratch),
+            args.timeout,
+        )?;
+        let result = if run.timed_out() {
+            RunResult::TimedOut(run.wall)
+        } else if !run.succeeded() {
+            RunResult::Failed(refusal_message(&run.stderr, run.status))
+        } else {
+            let output_bytes = std::fs::metadata(scratch)
+                .with_context(|| format!("reading the size of {}", scratch.display()))?
+                .len();
+            RunResult::Succeeded {
+                wall: run.wall,
+                peak_rss: run.peak_rss_bytes,
+                output_bytes,
+            }
+        };
+        let _ = std::fs::remove_file(scratch);
+        eprintln!("transform_table:   {}", describe(&result));
+        let record = RunRecord {
+            measured_at,
+            result,
+        };
+        append_record(&cache, &record)?;
+        records.push(record);
+    }
+}
+
+fn describe(result: &RunResult) -> String {
+    match result {
+        RunResult::Succeeded {
+            wall,
+            peak_rss,
+            output_bytes,
+        } => format!(
+            "{}, {}, {} B",
+            duration(*wall),
+            memory(*peak_rss),
+            thousands(*output_bytes)
+        ),
+        RunResult::Failed(message) => format!("refused: {message}"),
+        RunResult::TimedOut(after) => format!("timed out after {}", duration(*after)),
+    }
+}
+
+fn append_record(cache: &Path, record: &RunRecord) -> Result<()> {
+    use std::io::Write;
+    if let Some(dir) = cache.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(cache)
+        .with_context(|| format!("opening {}", cache.display()))?;
+    writeln!(file, "{}", record.to_line()).with_context(|| format!("writing {}", cache.display()))
+}
+
+/// A refusal or timeout among the records, if any (the first record with
+/// index below `cached_count` came from the cache).
+fn outcome_of(records: &[RunRecord], cached_count: usize) -> Option<Outcome> {
+    records.iter().enumerate().find_map(|(index, record)| {
+        let cached_at = (index < cached_count).then_some(record.measured_at);
+        match &record.result {
+            RunResult::Failed(message) => Some(Outcome::Refused {
+                message: message.clone(),
+                cached_at,
+            }),
+            RunResult::TimedOut(after) => Some(Outcome::TimedOut {
+                after: *after,
+                cached_at,
+            }),
+            RunResult::Succeeded { .. } => None,
+        }
+    })
+}
+
+/// Medians over the successful records.
+fn medians(records: &[RunRecord], cached_count: usize) -> Measured {
+    let mut walls = Vec::new();
+    let mut peaks = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cached_at = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        if let RunResult::Succeeded {
+            wall,
+            peak_rss,
+            output_bytes,
+        } = record.result
+        {
+            walls.push(wall.as_secs_f64());
+            peaks.push(peak_rss as f64);
+            sizes.push(output_bytes as f64);
+            if index < cached_count {
+                cached_at.push(record.measured_at);
+            }
+        }
+    }
+    Measured {
+        wall: Duration::from_secs_f64(sections::median(&walls).unwrap_or(0.0)),
+        cpu: None,
+        peak_rss: sections::median(&peaks).unwrap_or(0.0) as u64,
+        output_bytes: sections::median(&sizes).unwrap_or(0.0) as u64,
+        cached_at,
+    }
+}
+
+/// Every measurement of one module.
+struct ModuleResult {
+    module: CorpusModule,
+    validation: std::result::Result<Validation, String>,
+    ours: Outcome,
+    /// One per Binaryen configuration, in column order.
+    binaryen: Vec<Outcome>,
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let started = Instant::now();
+    let load_at_start = sections::load_average();
+    let asyncify = sections::binaries_dir().join("asyncify");
+    if !asyncify.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build --release -p asyncify-cli`",
+            asyncify.display()
+        );
+    }
+    let tools = binaryen::find_wasm_opt();
+    if tools.is_empty() {
+        eprintln!(
+            "transform_table: no wasm-opt found (apt-get install binaryen, or Node for npm's); \
+             the Binaryen columns are left out"
+        );
+    }
+    let configs: Vec<BinaryenConfig> = tools
+        .iter()
+        .flat_map(|tool| {
+            [false, true].map(|optimize| BinaryenConfig {
+                tool: tool.clone(),
+                optimize,
+            })
+        })
+        .collect();
+    let modules = corpus_modules(&args)?;
+    if modules.is_empty() {
+        bail!(
+            "no modules found (shared corpus: {})",
+            args.shared_corpus.display()
+        );
+    }
+    let scratch_dir = binaryen::cache_dir();
+    std::fs::create_dir_all(&scratch_dir)
+        .with_context(|| format!("creating {}", scratch_dir.display()))?;
+    let scratch = scratch_dir.join(format!("tmp-transform-table-{}.wasm", std::process::id()));
+
+    let our_runs = if args.quick { 1 } else { OUR_RUNS };
+    let mut results = Vec::new();
+    for module in modules {
+        eprintln!(
+            "transform_table: {} ({} B) at {}",
+            module.name,
+            thousands(module.size),
+            duration(started.elapsed())
+        );
+        let bytes = std::fs::read(&module.path)
+            .with_context(|| format!("reading {}", module.path.display()))?;
+        let validation = measure_validation(&bytes, our_runs);
+        let input_sha256 = binaryen::sha256_hex(&bytes);
+        // Keep this process small while tools run (see `reset_peak_rss_mark`).
+        drop(bytes);
+        let ours = measure_ours(&asyncify, &module, our_runs, args.timeout, &scratch)?;
+        let binaryen_runs = if args.quick || module.size >= LARGE_MODULE {
+            1
+        } else {
+            BINARYEN_RUNS
+        };
+        let mut binaryen = Vec::new();
+        for config in &configs {
+            binaryen.push(measure_binaryen(
+                config,
+                &module,
+                &input_sha256,
+                binaryen_runs,
+                &args,
+                &scratch,
+            )?);
+        }
+        results.push(ModuleResult {
+            module,
+            validation,
+            ours,
+            binaryen,
+        });
+    }
+    let _ = std::fs::remove_file(&scratch);
+
+    print!(
+        "{}",
+        render(
+            &args,
+            &tools,
+            &configs,
+            &results,
+            &load_at_start,
+            started.elapsed()
+        )
+    );
+    Ok(())
+}
+
+/// The markdown section.
+fn render(
+    args: &Args,
+    tools: &[WasmOpt],
+    configs: &[BinaryenConfig],
+    results: &[ModuleResult],
+    load_at_start: &str,
+    elapsed: Duration,
+) -> String {
+    let mut out = String::new();
+    let push = |out: &mut String, line: &str| {
+        out.push_str(line);
+        out.push('\n');
+    };
+    push(&mut out, "## Instrumenting: time, memory, output size\n");
+    let runs = if args.quick {
+        "one run of each tool (`--quick`: QuickJS and the project's modules only)".to_string()
+    } else {
+        format!(
+            "medians of {OUR_RUNS} runs of ours and of validation, {BINARYEN_RUNS} of each \
+             Binaryen run (1 for modules over {} MB)",
+            LARGE_MODULE / 1_000_000
+        )
+    };
+    push(
+        &mut out,
+        &format!(
+            "Every module of the shared corpus and of `corpus/`, instrumented with default \
+             options (every import and indirect call may suspend) by each tool as a child \
+             process: wall time from spawn to exit and peak RSS (`wait4`), {runs}. \
+             \"validate\" is an in-process `wasmparser` validation of the same bytes with every \
+             feature enabled: the floor for any tool that reads the module. Load average at \
+             the start: {load_at_start}; the section took {}.\n",
+            duration(elapsed)
+        ),
+    );
+    push(&mut out, "    target/release/transform_table --markdown");
+    push(
+        &mut out,
+        "    target/release/asyncify instrument IN.wasm -o OUT.wasm",
+    );
+    push(
+        &mut out,
+        "    wasm-opt --all-features --asyncify IN.wasm -o OUT.wasm",
+    );
+    push(
+        &mut out,
+        "    wasm-opt --all-features -O --asyncify IN.wasm -o OUT.wasm\n",
+    );
+    if tools.is_empty() {
+        push(
+            &mut out,
+            "No Binaryen was found (install Debian's `binaryen`, or Node so that `npm ci` in \
+             `scripts/js-interop` installs npm's), so there are no Binaryen columns.\n",
+        );
+    } else {
+        push(
+            &mut out,
+            &format!("Binaryen builds: {}.\n", sections::describe_tools(tools)),
+        );
+    }
+
+    // Time and memory.
+    push(&mut out, "### Time and peak RSS\n");
+    push(
+        &mut out,
+        "Binaryen cells: time, peak RSS, and its time over ours. Ours and Binaryen include \
+         starting a process (a few ms, most of ours on the smallest modules); validation \
+         does not. The CPU column compares CPU time (user + system) instead of wall time, \
+         which a busy machine disturbs less.\n",
+    );
+    let mut heading = String::from(
+        "| module | input | validate | ours | ours ÷ validate | CPU: ours ÷ validate |",
+    );
+    let mut rule = String::from("|---|---:|---:|---:|---:|---:|");
+    for config in configs {
+        heading.push_str(&format!(" {} |", config.heading()));
+        rule.push_str("---:|");
+    }
+    push(&mut out, &heading);
+    push(&mut out, &rule);
+    for result in results {
+        let validate = match &result.validation {
+            Ok(validation) => duration(validation.wall),
+            Err(message) => format!("invalid: {message}"),
+        };
+        let (ours, over_validation, cpu_over_validation) =
+            match (result.ours.measured(), &result.validation) {
+                (Some(ours), Ok(validation)) => (
+                    format!("{}, {}", duration(ours.wall), memory(ours.peak_rss)),
+                    ratio(ours.wall.as_secs_f64() / validation.wall.as_secs_f64()),
+                    ours.cpu.map_or_else(
+                        || "-".to_string(),
+                        |cpu| ratio(cpu.as_secs_f64() / validation.cpu.as_secs_f64()),
+                    ),
+                ),
+                (Some(ours), Err(_)) => (
+                    format!("{}, {}", duration(ours.wall), memory(ours.peak_rss)),
+                    "-".to_string(),
+                    "-".to_string(),
+                ),
+                (None, _) => (
+                    result.ours.failure_cell().unwrap_or_default(),
+                    "-".to_string(),
+                    "-".to_string(),
+                ),
+            };
+        let mut row = format!(
+            "| {} | {} B | {validate} | {ours} | {over_validation} | {cpu_over_validation} |",
+            result.module.name,
+            thousands(result.module.size)
+        );
+        for outcome in &result.binaryen {
+            let cell = match outcome.measured() {
+                Some(theirs) => {
+                    let times_ours = result
+                        .ours
+                        .measured()
+                        .map(|ours| {
+                            format!(
+                                ", {}",
+                                ratio(theirs.wall.as_secs_f64() / ours.wall.as_secs_f64())
+                            )
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "{}, {}{times_ours}{}",
+                        duration(theirs.wall),
+                        memory(theirs.peak_rss),
+                        outcome.cache_mark()
+                    )
+                }
+                None => format!(
+                    "{}{}",
+                    outcome.failure_cell().unwrap_or_default(),
+                    outcome.cache_mark()
+                ),
+            };
+            row.push_str(&format!(" {cell} |"));
+        }
+        push(&mut out, &row);
+    }
+    out.push('\n');
+
+    // Output sizes.
+    push(&mut out, "### Output size\n");
+    push(
+        &mut out,
+        "Bytes; the ratio columns are ours over Binaryen's `-O --asyncify` output.\n",
+    );
+    let mut heading = String::from("| module | input | ours |");
+    let mut rule = String::from("|---|---:|---:|");
+    for config in configs {
+        heading.push_str(&format!(" {} |", config.heading()));
+        rule.push_str("---:|");
+        if config.optimize {
+            heading.push_str(&format!(" ours ÷ {} `-O` |", config.tool.version));
+            rule.push_str("---:|");
+        }
+    }
+    push(&mut out, &heading);
+    push(&mut out, &rule);
+    for result in results {
+        let ours_bytes = result.ours.measured().map(|ours| ours.output_bytes);
+        let ours = match ours_bytes {
+            Some(bytes) => thousands(bytes),
+            None => result.ours.failure_cell().unwrap_or_default(),
+        };
+        let mut row = format!(
+            "| {} | {} | {ours} |",
+            result.module.name,
+            thousands(result.module.size)
+        );
+        for (config, outcome) in configs.iter().zip(&result.binaryen) {
+            let theirs = outcome.measured().map(|theirs| theirs.output_bytes);
+            let cell = match theirs {
+                Some(bytes) => format!("{}{}", thousands(bytes), outcome.cache_mark()),
+                None => format!(
+                    "{}{}",
+                    outcome.failure_cell().unwrap_or_default(),
+                    outcome.cache_mark()
+                ),
+            };
+            row.push_str(&format!(" {cell} |"));
+            if config.optimize {
+                let cell = match (ours_bytes, theirs) {
+                    (Some(ours), Some(theirs)) if theirs > 0 => ratio(ours as f64 / theirs as f64),
+                    _ => "-".to_string(),
+                };
+                row.push_str(&format!(" {cell} |"));
+            }
+        }
+        push(&mut out, &row);
+    }
+    out.push('\n');
+
+    let cached: Vec<u64> = results
+        .iter()
+        .flat_map(|result| result.binaryen.iter().flat_map(Outcome::cached_at))
+        .collect();
+    if let (Some(first), Some(last)) = (cached.iter().min(), cached.iter().max()) {
+        let when = |at: u64| sections::utc_timestamp(UNIX_EPOCH + Duration::from_secs(at));
+        let span = if first == last {
+            when(*first)
+        } else {
+            format!("between {} and {}", when(*first), when(*last))
+        };
+        push(
+            &mut out,
+            &format!(
+                "† from the cache in `target/bench-cache/transform-table/` (same input bytes, \
+                 Binaryen version and flags), measured {span}; `--fresh` measures again.\n"
+            ),
+        );
+    }
+
+    push(&mut out, "### Targets\n");
+    for line in verdicts(configs, results) {
+        push(&mut out, &format!("- {line}"));
+    }
+    out.push('\n');
+    out
+}
+
+/// The result for the module named `name`, if it was measured.
+fn find<'a>(results: &'a [ModuleResult], name: &str) -> Option<&'a ModuleResult> {
+    results.iter().find(|result| result.module.name == name)
+}
+
+fn met(yes: bool) -> &'static str {
+    if yes {
+        "**met**"
+    } else {
+        "**not met**"
+    }
+}
+
+/// One line per target of `../shared/notes/anchors-and-targets.md` this
+/// section measures.
+fn verdicts(configs: &[BinaryenConfig], results: &[ModuleResult]) -> Vec<String> {
+    let mut lines = Vec::new();
+
+    // Speed against Binaryen 108 without -O.
+    let target = format!(
+        "At least {SPEEDUP_TARGET:.0}x faster than `wasm-opt --asyncify` (Binaryen 108) on QuickJS"
+    );
+    let column = configs
+        .iter()
+        .position(|config| config.tool.version == "108" && !config.optimize);
+    lines.push(match (find(results, "quickjs.wasm"), column) {
+        (None, _) => format!("{target}: not measured (no quickjs.wasm)."),
+        (Some(_), None) => format!("{target}: not measured (Binaryen 108 not found)."),
+        (Some(quickjs), Some(column)) => {
+            match (quickjs.ours.measured(), quickjs.binaryen[column].measured()) {
+                (Some(ours), Some(theirs)) => {
+                    let speedup = theirs.wall.as_secs_f64() / ours.wall.as_secs_f64();
+                    format!(
+                        "{target}: {} ({}: {} against {}).",
+                        met(speedup >= SPEEDUP_TARGET),
+                        ratio(speedup),
+                        duration(theirs.wall),
+                        duration(ours.wall)
+                    )
+                }
+                _ => format!("{target}: not measured (a tool failed on QuickJS)."),
+            }
+        }
+    });
+
+    // yosys against its validation, and its memory.
+    let target = format!(
+        "yosys in at most {VALIDATION_RATIO_TARGET:.0}x its validation time, with at most 1 GB \
+         peak RSS"
+    );
+    lines.push(match find(results, "yosys.wasm") {
+        None => format!("{target}: not measured here (no yosys.wasm; not in `--quick`)."),
+        Some(yosys) => match (yosys.ours.measured(), &yosys.validation) {
+            (Some(ours), Ok(validation)) => {
+                let over = ours.wall.as_secs_f64() / validation.wall.as_secs_f64();
+                let cpu = ours
+                    .cpu
+                    .map(|cpu| {
+                        format!(
+                            "; CPU time {} against {}, {}",
+                            duration(cpu),
+                            duration(validation.cpu),
+                            ratio(cpu.as_secs_f64() / validation.cpu.as_secs_f64())
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{target}: {} (wall time {}: {} against {}{cpu}; peak RSS {}).",
+                    met(over <= VALIDATION_RATIO_TARGET && ours.peak_rss <= RSS_TARGET_BYTES),
+                    ratio(over),
+                    duration(ours.wall),
+                    duration(validation.wall),
+                    memory(ours.peak_rss)
+                )
+            }
+            _ => format!("{target}: not measured (instrumenting or validating yosys failed)."),
+        },
+    });
+
+    // Output size against every -O build found.
+    let target = format!(
+        "Output at most {SIZE_RATIO_TARGET}x the size of `wasm-opt -O --asyncify` on QuickJS and \
+         sqlite3 (against every Binaryen build found)"
+    );
+    let optimized: Vec<(usize, &BinaryenConfig)> = configs
+        .iter()
+        .enumerate()
+        .filter(|(_, config)| config.optimize)
+        .collect();
+    let mut figures = Vec::new();
+    let mut all_met = !optimized.is_empty();
+    let mut missing = Vec::new();
+    for name in ["quickjs.wasm", "sqlite3.wasm"] {
+        let Some(result) = find(results, name) else {
+            missing.push(name);
+            all_met = false;
+            continue;
+        };
+        for (column, config) in &optimized {
+            match (result.ours.measured(), result.binaryen[*column].measured()) {
+                (Some(ours), Some(theirs)) => {
+                    let over = ours.output_bytes as f64 / theirs.output_bytes as f64;
+                    all_met &= over <= SIZE_RATIO_TARGET;
+                    figures.push(format!(
+                        "{name} {} of {} ({} B against {} B)",
+                        ratio(over),
+                        config.tool.version,
+                        thousands(ours.output_bytes),
+                        thousands(theirs.output_bytes)
+                    ));
+                }
+                _ => {
+                    all_met = false;
+                    figures.push(format!("{name}: no figure against {}", config.tool.version));
+                }
+            }
+        }
+    }
+    let mut line = if optimized.is_empty() {
+        format!("{target}: not measured (no Binaryen found)")
+    } else {
+        format!("{target}: {} ({})", met(all_met), figures.join("; "))
+    };
+    if !missing.is_empty() {
+        line.push_str(&format!("; not measured here: {}", missing.join(", ")));
+    }
+    line.push('.');
+    lines.push(line);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_records_round_trip() {
+        for result in [
+            RunResult::Succeeded {
+                wall: Duration::from_secs_f64(6.5),
+                peak_rss: 255_000_000,
+                output_bytes: 2_285_832,
+            },
+            RunResult::Failed("module is already instrumented".to_string()),
+            RunResult::TimedOut(Duration::from_secs(1800)),
+        ] {
+            let record = RunRecord {
+                measured_at: 1_795_000_000,
+                result,
+            };
+            assert_eq!(RunRecord::from_line(&record.to_line()), Some(record));
+        }
+        assert_eq!(RunRecord::from_line("garbage"), None);
+    }
+
+    #[test]
+    fn refusals_lose_their_prefix() {
+        assert_eq!(
+            refusal_message(
+                "error: cannot instrument `x`: already instrumented\nmore",
+                None
+            ),
+            "cannot instrument `x`: already instrumented"
+        );
+    }
+}
