@@ -156,11 +156,26 @@ impl MeasuredRun {
     }
 }
 
+/// Lowers this process's peak-RSS mark to its current RSS, after giving
+/// free heap back. The kernel carries the parent's mark into a child it
+/// spawns (the child starts on the parent's memory until `exec`), so
+/// without this a small tool measured after a large module would report
+/// this process's peak, not its own.
+pub fn reset_peak_rss_mark() {
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    // "5" resets the peak RSS to the current RSS (Linux 4.0 and later).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Runs `command` (stdout discarded, stderr captured) and kills it after
 /// `timeout`. The peak RSS is the child's own (`wait4`'s `ru_maxrss`), so
 /// wrap nothing around the tool you mean to measure: `node` running npm's
 /// `wasm-opt` counts, since the `.bin` script execs it in the same process.
 pub fn run_measured(command: &mut Command, timeout: Duration) -> Result<MeasuredRun> {
+    reset_peak_rss_mark();
     let stderr_file = tempfile_path("stderr");
     let stderr_sink = std::fs::File::create(&stderr_file)
         .with_context(|| format!("creating {}", stderr_file.display()))?;

@@ -133,6 +133,7 @@ mod runtime;
 mod values;
 /// WASI preview 1 through the linker, sync or async (crate feature `wasi`).
 pub mod wasi;
+mod yield_now;
 
 pub use buffer::BufferUsage;
 pub use error::{Error, UnknownImport};
@@ -140,3 +141,4 @@ pub use host::AsyncCaller;
 pub use instance::{Func, Instance, TypedFunc};
 pub use linker::Linker;
 pub use values::{WasmValue, WasmValues};
+pub use yield_now::{yield_now, YieldNow};

@@ -64,8 +64,6 @@
 #![cfg(feature = "wasi")]
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use wasmtime::{AsContextMut, Caller, Extern, FuncType, Result, StoreContextMut, Val};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
@@ -187,25 +185,6 @@ fn next_arg<V: WasmValue>(values: &mut std::slice::Iter<'_, Val>) -> Result<V> {
         .ok_or_else(|| wasmtime::format_err!("a WASI function got parameters of the wrong types"))
 }
 
-/// Pending on its first poll (after waking its task), ready on the next.
-#[derive(Default)]
-struct YieldOnce {
-    yielded: bool,
-}
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.yielded {
-            return Poll::Ready(());
-        }
-        self.yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
 /// Generates `define_sync` and `define_async` from the table of functions:
 /// `(how) name(params) -> result;`, where `how` is `now` for the functions
 /// wasmtime-wasi implements synchronously and `block` for its async ones.
@@ -245,7 +224,7 @@ macro_rules! wasi_functions {
                     stringify!($name),
                     ty,
                     move |caller: AsyncCaller<T>, params: Vec<Val>| async move {
-                        YieldOnce::default().await;
+                        crate::yield_now().await;
                         #[allow(unused_mut, unused_variables)]
                         let mut values = params.iter();
                         $(let $arg: $ty = next_arg(&mut values)?;)*

@@ -6,8 +6,7 @@
 //! [`run`](crate::run)'s outcome of the original.
 
 use std::future::Future;
-use std::pin::{pin, Pin};
-use std::task::{Context, Poll};
+use std::pin::pin;
 
 use asyncify_linker::{AsyncCaller, Linker};
 use wasmtime::{ExternType, Global, Memory, Module, Ref, SharedMemory, Store, Table, Val, ValType};
@@ -113,22 +112,6 @@ fn place_buffer(linker: &mut Linker<HostState>, module: &Module, spec: &BufferSp
     linker.fixed_buffer(spec.addr.unwrap_or(0x8000), spec.size.unwrap_or(0x8000));
 }
 
-/// Pending once (after waking its task), then ready.
-#[derive(Default)]
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
 /// Logs an import call and returns its deterministic results, and whether
 /// the schedule suspends it.
 fn host_call(
@@ -196,7 +179,7 @@ fn define_imports(
                                         host_call(store.data_mut(), &m, &n, &types, &params)
                                     })?;
                                     if suspend {
-                                        YieldOnce::default().await;
+                                        asyncify_linker::yield_now().await;
                                     }
                                     Ok(vals)
                                 }

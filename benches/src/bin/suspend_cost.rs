@@ -22,8 +22,7 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use asyncify_benches::sections::{load_average, median, ratio, thousands};
@@ -101,22 +100,6 @@ fn chain_wat(locals: u32) -> String {
          (call $down (local.get $d))))\n",
     );
     wat
-}
-
-/// Pending once (waking itself at once), then ready.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
 }
 
 /// What the import's future does.
@@ -248,7 +231,7 @@ impl Ours {
             "wait",
             move |_: AsyncCaller<()>, x: i32| async move {
                 if import == Import::PendingOnce {
-                    YieldOnce(false).await;
+                    asyncify_linker::yield_now().await;
                 }
                 Ok(x + 1)
             },
@@ -299,7 +282,7 @@ impl Fibers {
         linker.func_wrap_async("env", "wait", move |_caller, (x,): (i32,)| {
             Box::new(async move {
                 if import == Import::PendingOnce {
-                    YieldOnce(false).await;
+                    asyncify_linker::yield_now().await;
                 }
                 Ok(x + 1)
             })

@@ -277,7 +277,7 @@ fn measure_ours(
     let mut peaks = Vec::new();
     let mut output_bytes = 0;
     for run in 1..=runs {
-        reset_peak_rss_mark();
+        asyncify_benches::binaryen::reset_peak_rss_mark();
         let cpu_before = children_cpu();
         let measured = binaryen::run_measured(
             Command::new(asyncify)
@@ -375,20 +375,6 @@ fn thread_cpu() -> Duration {
         return Duration::ZERO;
     }
     Duration::from_secs(now.tv_sec.max(0) as u64) + Duration::from_nanos(now.tv_nsec.max(0) as u64)
-}
-
-/// Lowers this process's peak-RSS mark to its current RSS, after giving
-/// free heap back. The kernel carries the parent's mark into a child it
-/// spawns (the child starts on the parent's memory until `exec`), so
-/// without this a small tool measured after a large module would report
-/// this process's peak, not its own.
-fn reset_peak_rss_mark() {
-    // SAFETY: malloc_trim only returns free heap memory to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    // "5" resets the peak RSS to the current RSS (Linux 4.0 and later).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// One cached Binaryen run.
@@ -527,7 +513,7 @@ fn measure_binaryen(
             duration(args.timeout)
         );
         let measured_at = now_unix();
-        reset_peak_rss_mark();
+        asyncify_benches::binaryen::reset_peak_rss_mark();
         let run = binaryen::run_measured(
             Command::new(&config.tool.path)
                 .args(config.flags())
