@@ -267,6 +267,17 @@ trait ImportValues {
     fn write(&mut self, values: &[Val]) -> Result<(), String>;
 }
 
+/// The error for an import that returned the wrong number of values.
+fn check_result_count(returned: usize, expected: usize) -> Result<(), String> {
+    if returned == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "returned {returned} values, its type has {expected}"
+        ))
+    }
+}
+
 /// Values as wasmtime's `Func::new` gives them (already checked by it).
 struct CheckedValues<'a> {
     params: &'a [Val],
@@ -279,13 +290,7 @@ impl ImportValues for CheckedValues<'_> {
     }
 
     fn write(&mut self, values: &[Val]) -> Result<(), String> {
-        if values.len() != self.results.len() {
-            return Err(format!(
-                "returned {} values, its type has {}",
-                values.len(),
-                self.results.len()
-            ));
-        }
+        check_result_count(values.len(), self.results.len())?;
         self.results.clone_from_slice(values);
         Ok(())
     }
@@ -319,13 +324,7 @@ impl ImportValues for RawValues<'_> {
     }
 
     fn write(&mut self, values: &[Val]) -> Result<(), String> {
-        if values.len() != self.results.len() {
-            return Err(format!(
-                "returned {} values, its type has {}",
-                values.len(),
-                self.results.len()
-            ));
-        }
+        check_result_count(values.len(), self.results.len())?;
         for ((slot, value), ty) in self.raw.iter_mut().zip(values).zip(self.results) {
             let raw = match (value, ty) {
                 (Val::I32(x), ValType::I32) => ValRaw::i32(*x),

@@ -347,8 +347,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         catches: false,
         cond_ops: Vec::new(),
     }];
-    let mut first_point: Option<usize> = None;
-    let mut first_point_op: Option<String> = None;
     let mut ops = OperatorsReader::new(reader);
     let mut index = 0usize;
     // The pure expressions that computed the values on top of the stack.
@@ -459,10 +457,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             };
             plan.deferred_ops
                 .extend_from_slice(pure_run.ops_of_top(deferred));
-            if first_point.is_none() {
-                first_point = Some(index);
-                first_point_op = Some(op_name(&op));
-            }
             let stack = snapshot(&fv);
             let level = frames.len();
             let stranded = added.stranded(level, &stack, inputs);
@@ -640,7 +634,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     let mut saved: Vec<u32> = (0..saved_flags.len() as u32)
         .filter(|&l| saved_flags[l as usize])
         .collect();
-    let _ = first_point_op;
     // Reference locals are declared nullable in the output (see rewrite), and
     // saved through a table of their type.
     let num_params = func_type.params().len() as u32;
