@@ -116,6 +116,17 @@ const cases = {
       ['legacy', 9],
     ],
   },
+  catch_handlers: {
+    imports: {
+      'env.fetch': { async: true, fn: (n, x) => mix(n, x) },
+    },
+    calls: [
+      ['payload_in_local', 2], ['payload_in_local', 3], ['payload_on_stack', 11],
+      ['catch_all', 4], ['catch_all', 5], ['catch_all', 6], ['rethrow', 1],
+      ['nested', 2], ['nested', 7], ['loop', 0], ['loop', 5], ['pair', 8],
+      ['only_in_handler', 2], ['only_in_handler', 3], ['payload_in_local', 5],
+    ],
+  },
 };
 
 // Values compared with Object.is semantics (NaN equals NaN, 0 differs from -0).

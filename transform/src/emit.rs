@@ -44,6 +44,9 @@ pub struct Additions {
     pub ref_tables: Vec<wasm_encoder::RefType>,
     /// Functions appended after the five runtime functions: (type index, body).
     pub extra_functions: Vec<(u32, Function)>,
+    /// Type index of a tag to append after the input's tags (see
+    /// [`EmitContext::reenter_tag`]).
+    pub reenter_tag_type: Option<u32>,
 }
 
 /// Section order ranks (the binary format's required order).
@@ -136,6 +139,14 @@ pub fn assemble(
     }
     if !add.ref_tables.is_empty() {
         pending.push(4);
+    }
+    let mut tag_items = wasm_encoder::TagSection::new();
+    if let Some(func_type_index) = add.reenter_tag_type {
+        pending.push(13);
+        tag_items.tag(wasm_encoder::TagType {
+            kind: wasm_encoder::TagKind::Exception,
+            func_type_idx: func_type_index,
+        });
     }
     let mut table_items = wasm_encoder::TableSection::new();
     for &element_type in &add.ref_tables {
@@ -295,6 +306,9 @@ pub fn assemble(
         10 => {
             out.section(&code);
         }
+        13 => {
+            out.section(&tag_items);
+        }
         _ => {}
     };
     let flush = |out: &mut wasm_encoder::Module,
@@ -374,6 +388,9 @@ pub fn assemble(
                 &mut out,
                 &splice(raw, n_funcs, &items_only(&func_items, n_funcs))?,
             ),
+            13 if add.reenter_tag_type.is_some() => {
+                copy(&mut out, &splice(raw, 1, &items_only(&tag_items, 1))?)
+            }
             5 if add.secondary_memory.is_some() => {
                 copy(&mut out, &splice(raw, 1, &items_only(&memory_items, 1))?)
             }

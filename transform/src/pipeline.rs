@@ -175,6 +175,7 @@ pub fn run(
         multi_result_types,
         ref_tables: HashMap::new(),
         tail: None,
+        reenter_tag: None,
     };
     let plan_cx = PlanContext {
         info,
@@ -211,6 +212,17 @@ pub fn run(
                 live_global: first_extra_global + 2 * i + 1,
             },
         );
+    }
+
+    // A tag to re-enter legacy `catch_all` handlers, after the input's tags.
+    let reenters_catch_all = plans.iter().flatten().any(|p| {
+        p.constructs
+            .values()
+            .flat_map(|c| &c.handlers)
+            .any(|h| h.tag.is_none() && !h.items.is_empty())
+    });
+    if reenters_catch_all {
+        cx.reenter_tag = Some(info.types.as_ref().tag_count());
     }
 
     // Generated functions after the five runtime ones: `frame_pop` and
@@ -297,6 +309,8 @@ pub fn run(
         extra_types,
         first_extra_type,
         extra_functions,
+        // `[] -> []`, the second runtime type.
+        reenter_tag_type: cx.reenter_tag.map(|_| first_extra_type + 1),
         ref_tables: {
             let mut tables: Vec<(u32, ValType)> =
                 cx.ref_tables.iter().map(|(t, r)| (r.table, *t)).collect();

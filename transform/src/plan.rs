@@ -54,6 +54,35 @@ pub struct Construct {
     /// A block or loop (or `try_table`) without parameters: when it starts
     /// its parent's body, the parent's rewind dispatch can move into it.
     pub merges_dispatch: bool,
+    /// For a legacy `try`: its `catch`/`catch_all` clauses, in order.
+    pub handlers: Vec<Handler>,
+}
+
+/// One `catch $tag` or `catch_all` clause of a legacy `try` that contains
+/// suspension points.
+///
+/// A rewind re-enters a handler by throwing again at the start of the try
+/// body: the tag with the payload saved from the first entry (`payload`), or
+/// for `catch_all` a tag the transform adds, which no `catch $tag` clause
+/// matches. The handler then dispatches to its point like any body.
+#[derive(Debug, Clone, Default)]
+pub struct Handler {
+    /// The caught tag, or `None` for `catch_all`.
+    pub tag: Option<u32>,
+    /// Items of the handler's body.
+    pub items: Vec<Item>,
+    /// The tag's payload types (the values on the stack when the handler starts).
+    pub params: Vec<ValType>,
+    /// For `catch $tag` with points: saved locals that hold the payload, so a
+    /// rewind throws the same values again (a later `rethrow` passes them on).
+    pub payload: Vec<u32>,
+}
+
+impl Handler {
+    /// First and last point inside, if any.
+    pub fn points(&self) -> Option<(u32, u32)> {
+        Some((self.items.first()?.lo, self.items.last()?.hi))
+    }
 }
 
 /// The plan for one function.
@@ -174,6 +203,14 @@ fn unwind_groups(plan: &FunctionPlan) -> Vec<UnwindGroup> {
             if let Some(c) = plan.constructs.get(&item.op) {
                 add_items(plan, &c.items, live);
                 add_items(plan, &c.else_items, live);
+                for h in &c.handlers {
+                    if let Some((lo, hi)) = h.points() {
+                        for k in lo..=hi {
+                            live[k as usize].extend(&h.payload);
+                        }
+                    }
+                    add_items(plan, &h.items, live);
+                }
             }
         }
     }
@@ -249,6 +286,16 @@ struct PFrame {
     /// For an `if`: the pure operators computing its condition, deferred
     /// (computed again after the dispatch) if the `if` holds a point.
     cond_ops: Vec<usize>,
+    /// For a legacy `try`: its handlers so far (`in_else` is set from the first).
+    handlers: Vec<PHandler>,
+}
+
+/// A legacy handler while planning.
+struct PHandler {
+    tag: Option<u32>,
+    items: Vec<Item>,
+    /// A `rethrow` inside targets this handler's exception.
+    rethrown: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -346,6 +393,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         results: info.module_val_types(func_type.results()),
         catches: false,
         cond_ops: Vec::new(),
+        handlers: Vec::new(),
     }];
     let mut ops = OperatorsReader::new(reader);
     let mut index = 0usize;
@@ -437,12 +485,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             _ => None,
         };
         if let Some((inputs, results)) = point_inputs {
-            if frames.iter().any(|f| f.kind == Kind::Try && f.in_else) {
-                return Err(unsupported(
-                    &op,
-                    "a call that may suspend inside a legacy `catch`/`catch_all` handler is not supported yet (suspending inside `try` bodies and `try_table` is)",
-                ));
-            }
             let k = plan.points.len() as u32;
             plan.points.push(index);
             // Arguments of a direct call computed by pure expressions that
@@ -485,12 +527,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 results,
                 callee,
             };
-            if top.in_else {
-                top.split.get_or_insert(k);
-                top.else_items.push(item);
-            } else {
-                top.items.push(item);
-            }
+            top.push_item(item, k);
         }
         match &op {
             Operator::Block { blockty }
@@ -528,6 +565,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     results,
                     catches: kind == Kind::Try,
                     cond_ops,
+                    handlers: Vec::new(),
                 });
             }
             Operator::TryTable { try_table } => {
@@ -550,12 +588,31 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     results,
                     catches: true,
                     cond_ops: Vec::new(),
+                    handlers: Vec::new(),
                 });
             }
             // For a legacy `try`, `in_else` marks its handlers.
-            Operator::Else | Operator::Catch { .. } | Operator::CatchAll => {
-                let top = frames.last_mut().expect("if or try frame");
+            Operator::Else => {
+                let top = frames.last_mut().expect("if frame");
                 top.in_else = true;
+            }
+            Operator::Catch { .. } | Operator::CatchAll => {
+                let top = frames.last_mut().expect("try frame");
+                top.in_else = true;
+                top.handlers.push(PHandler {
+                    tag: match &op {
+                        Operator::Catch { tag_index } => Some(*tag_index),
+                        _ => None,
+                    },
+                    items: Vec::new(),
+                    rethrown: false,
+                });
+            }
+            Operator::Rethrow { relative_depth } => {
+                let at = frames.len() - 1 - *relative_depth as usize;
+                if let Some(h) = frames.get_mut(at).and_then(|f| f.handlers.last_mut()) {
+                    h.rethrown = true;
+                }
             }
             Operator::End | Operator::Delegate { .. } => {
                 let frame = frames.pop().expect("frame");
@@ -568,6 +625,16 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                         let stranded = added.stranded(frames.len(), &frame.stack, frame.inputs);
                         let merges_dispatch = matches!(frame.kind, Kind::Block | Kind::Loop)
                             && frame.params.is_empty();
+                        let mut handlers = Vec::with_capacity(frame.handlers.len());
+                        for h in frame.handlers {
+                            handlers.push(plan_handler(
+                                info,
+                                h,
+                                frames.len(),
+                                &mut added,
+                                &unsupported,
+                            )?);
+                        }
                         plan.constructs.insert(
                             frame.op,
                             Construct {
@@ -576,6 +643,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                                 params: frame.params,
                                 split: frame.split.unwrap_or(hi + 1),
                                 merges_dispatch,
+                                handlers,
                             },
                         );
                         let parent = frames.last_mut().expect("parent frame");
@@ -592,12 +660,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                             results: frame.results.clone(),
                             callee: None,
                         };
-                        if parent.in_else {
-                            parent.split.get_or_insert(lo);
-                            parent.else_items.push(item);
-                        } else {
-                            parent.items.push(item);
-                        }
+                        parent.push_item(item, lo);
                     }
                 }
             }
@@ -654,6 +717,75 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     plan.saved = saved;
     plan.unwind_groups = unwind_groups(&plan);
     Ok(plan)
+}
+
+impl PFrame {
+    /// Adds an item starting with point `first` to the body being read: the
+    /// `then` body or `else` arm of an `if`, a block's body, a try body or
+    /// its current handler.
+    fn push_item(&mut self, item: Item, first: u32) {
+        if !self.in_else {
+            self.items.push(item);
+        } else if let Some(h) = self.handlers.last_mut() {
+            self.split.get_or_insert(first);
+            h.items.push(item);
+        } else {
+            self.split.get_or_insert(first);
+            self.else_items.push(item);
+        }
+    }
+}
+
+/// Finishes a legacy handler of a `try` at nesting `level`: the payload of a
+/// `catch $tag` with points gets saved locals; a `catch_all` with points whose
+/// exception is rethrown is refused.
+fn plan_handler(
+    info: &ModuleInfo<'_>,
+    h: PHandler,
+    level: usize,
+    added: &mut AddedLocals,
+    unsupported: &dyn Fn(&Operator<'_>, &str) -> Error,
+) -> Result<Handler, Error> {
+    let mut out = Handler {
+        tag: h.tag,
+        items: h.items,
+        params: Vec::new(),
+        payload: Vec::new(),
+    };
+    if out.items.is_empty() {
+        return Ok(out);
+    }
+    match h.tag {
+        None if h.rethrown => Err(unsupported(
+            &Operator::Rethrow { relative_depth: 0 },
+            "a `catch_all` handler that may suspend and then rethrows its exception cannot be \
+             re-entered after a rewind: legacy exception handling gives no reference to the \
+             caught exception, so it could not be thrown again. Translate the module to the \
+             standard exception handling (`try_table` with `catch_all_ref`, for example with \
+             `wasm-opt --translate-to-exnref`), which this pass supports fully",
+        )),
+        None => Ok(out),
+        Some(tag) => {
+            let ty = info.types.as_ref().tag_at(tag);
+            out.params = info.module_val_types(info.types[ty].unwrap_func().params());
+            // Keyed apart from the stranded locals (whose keys are small
+            // levels); the handlers of one `try` never run at the same time,
+            // so they share.
+            let key = usize::MAX - level;
+            let mut seen: HashMap<ValType, usize> = HashMap::new();
+            out.payload = out
+                .params
+                .iter()
+                .map(|&ty| {
+                    let ty = nullable(ty);
+                    let n = seen.entry(ty).or_default();
+                    *n += 1;
+                    added.local(key, ty, *n - 1)
+                })
+                .collect();
+            Ok(out)
+        }
+    }
 }
 
 /// The locals a plan adds to hold values across a suspension: the operand

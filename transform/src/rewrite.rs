@@ -28,7 +28,7 @@ use wasm_encoder::reencode::{Error as ReencodeError, Reencode};
 use wasm_encoder::{BlockType, Encode, Instruction, MemArg, MemArgTarget};
 use wasmparser::{Operator, OperatorsReader, ValType};
 
-use crate::plan::{nullable, value_size, Construct, FunctionPlan, Item};
+use crate::plan::{nullable, value_size, Construct, FunctionPlan, Handler, Item};
 use crate::Error;
 
 /// A leading item of a body that spans at least this many points is
@@ -101,6 +101,9 @@ pub struct EmitContext {
     pub ref_tables: HashMap<ValType, RefTable>,
     /// Set when some function makes a tail call that may suspend.
     pub tail: Option<TailCalls>,
+    /// A tag the transform adds (no payload), thrown to re-enter a legacy
+    /// `catch_all` handler when rewinding; set when some handler needs it.
+    pub reenter_tag: Option<u32>,
 }
 
 /// Support for tail calls that may suspend. Every frame then ends with the id
@@ -139,6 +142,8 @@ struct EFrame {
     out_pos: u32,
     construct: Option<(usize, bool)>, // (item op, is if) for interesting constructs
     after: Option<Item>,
+    /// For a legacy `try`: how many of its handlers have started.
+    handlers_seen: usize,
 }
 
 struct Emitter<'c, 'p> {
@@ -419,14 +424,26 @@ impl<'c, 'p> Emitter<'c, 'p> {
     /// dispatch moves into that construct's body, which then also branches
     /// out to this body's later items: normal code runs one rewinding test
     /// instead of one per nesting level (a `switch` nests a block per case).
-    fn begin_body(&mut self, items: &'p [Item], params: &[ValType], start_op: usize) {
+    ///
+    /// `param_locals` are where the parameters go while dispatching (pool
+    /// temps if `None`).
+    fn begin_body(
+        &mut self,
+        items: &'p [Item],
+        params: &[ValType],
+        start_op: usize,
+        param_locals: Option<&[u32]>,
+    ) {
         let inherited = std::mem::take(&mut self.inherited);
         if items.is_empty() {
             debug_assert!(inherited.is_empty(), "a merged dispatch lost its targets");
             return;
         }
         let plan = self.plan.expect("instrumenting");
-        let param_temps = self.temps(params);
+        let param_temps = match param_locals {
+            Some(l) => l.to_vec(),
+            None => self.temps(params),
+        };
         self.spill(&param_temps);
         let n = items.len();
         let first = &items[0];
@@ -466,6 +483,68 @@ impl<'c, 'p> Emitter<'c, 'p> {
             single_dispatch,
             merged_first: merge,
         });
+    }
+
+    /// At the start of a legacy `try` body whose handlers hold points: when
+    /// rewinding to a point in a handler, throw again so that the handler is
+    /// entered (see [`Handler`]). Handler points come after the body's.
+    fn reenter_handlers(&mut self, c: &'p Construct) -> Result<(), Error> {
+        let plan = self.plan.expect("instrumenting");
+        let with_points: Vec<(&'p Handler, u32)> = c
+            .handlers
+            .iter()
+            .filter_map(|h| h.points().map(|(_, hi)| (h, hi)))
+            .collect();
+        let Some(&(first, _)) = with_points.first() else {
+            return Ok(());
+        };
+        let indexed = plan.records_point_index();
+        self.rewinding_test();
+        self.open(Instruction::If(BlockType::Empty));
+        let split = first.points().expect("points").0;
+        let body_points = !c.items.is_empty();
+        if indexed && body_points {
+            self.ins(Instruction::LocalGet(plan.index_local));
+            self.ins(Instruction::I32Const(split as i32));
+            self.ins(Instruction::I32GeU);
+            self.open(Instruction::If(BlockType::Empty));
+        }
+        for (j, &(h, hi)) in with_points.iter().enumerate() {
+            if indexed && j + 1 < with_points.len() {
+                self.ins(Instruction::LocalGet(plan.index_local));
+                self.ins(Instruction::I32Const((hi + 1) as i32));
+                self.ins(Instruction::I32LtU);
+                self.open(Instruction::If(BlockType::Empty));
+                self.throw_again(h)?;
+                self.close();
+            } else {
+                self.throw_again(h)?;
+                break;
+            }
+        }
+        if indexed && body_points {
+            self.close();
+        }
+        self.close();
+        Ok(())
+    }
+
+    /// Throws what handler `h` catches: its tag with the saved payload, or
+    /// the transform's own tag for `catch_all`.
+    fn throw_again(&mut self, h: &Handler) -> Result<(), Error> {
+        match h.tag {
+            Some(tag) => {
+                self.unspill(&h.payload, &h.params);
+                self.ins(Instruction::Throw(tag));
+            }
+            None => {
+                let tag = self.cx.reenter_tag.ok_or_else(|| {
+                    Error::InvalidOutput("no re-entry tag for a `catch_all` handler".into())
+                })?;
+                self.ins(Instruction::Throw(tag));
+            }
+        }
+        Ok(())
     }
 
     /// When rewinding, branches to the target whose points include the saved
@@ -632,14 +711,16 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 out_pos: pos,
                 construct: None,
                 after: None,
+                handlers_seen: 0,
             });
-            self.begin_body(&p.body_items, &[], 0);
+            self.begin_body(&p.body_items, &[], 0, None);
         } else {
             // The function's own frame: `end` of the body closes it.
             self.frames.push(EFrame {
                 out_pos: 0,
                 construct: None,
                 after: None,
+                handlers_seen: 0,
             });
             self.out_len = 1;
         }
@@ -687,8 +768,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
                                 out_pos: pos,
                                 construct: Some((this, is_if)),
                                 after: Some(item.clone()),
+                                handlers_seen: 0,
                             });
-                            self.begin_body(&c.items, &c.params, this + 1);
+                            self.reenter_handlers(c)?;
+                            self.begin_body(&c.items, &c.params, this + 1, None);
                         }
                         _ => {
                             // A call that may suspend.
@@ -763,13 +846,25 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     out_pos: pos,
                     construct: None,
                     after: None,
+                    handlers_seen: 0,
                 });
             }
             Operator::Catch { .. } | Operator::CatchAll => {
-                // A legacy try's body state ends at its first handler.
+                // A legacy try's body state (or its previous handler's) ends here.
                 self.pop_body_for(self.frames.len());
                 let ins = remap.instruction(op.clone()).map_err(conv)?;
                 self.ins(ins);
+                let frame = self.frames.last_mut().expect("try frame");
+                if let Some((item_op, false)) = frame.construct {
+                    let p = self.plan.expect("instrumenting");
+                    let c: &'p Construct = &p.constructs[&item_op];
+                    let h: &'p Handler = &c.handlers[frame.handlers_seen];
+                    frame.handlers_seen += 1;
+                    // The payload is on the stack; a `catch $tag` handler keeps
+                    // it in saved locals, for a rewind to throw again.
+                    let keep = (!h.payload.is_empty()).then_some(&h.payload[..]);
+                    self.begin_body(&h.items, &h.params, usize::MAX, keep);
+                }
             }
             Operator::Else => {
                 self.ins(Instruction::Else);
@@ -780,7 +875,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     // The then-arm's body state is finished.
                     self.pop_body_for(self.frames.len());
                     // (No merged dispatch in an else arm: `usize::MAX` matches no item.)
-                    self.begin_body(&c.else_items, &c.params, usize::MAX);
+                    self.begin_body(&c.else_items, &c.params, usize::MAX, None);
                 }
             }
             Operator::End => {
