@@ -190,7 +190,11 @@ fn suspension_in_legacy_catch_handlers_instruments() {
             Ok(wasmparser::Payload::TagSection(r)) => Some(r.count()),
             _ => None,
         });
-    assert_eq!(tags, Some(2), "the re-entry tag is added after the module's own");
+    assert_eq!(
+        tags,
+        Some(2),
+        "the re-entry tag is added after the module's own"
+    );
 }
 
 /// A `catch_all` handler that may suspend and then rethrows is refused: after
@@ -216,7 +220,10 @@ fn rethrow_from_a_suspending_catch_all_is_refused() {
         "{err}"
     );
     let message = err.to_string();
-    assert!(message.contains("catch_all") && message.contains("func 1"), "{message}");
+    assert!(
+        message.contains("catch_all") && message.contains("func 1"),
+        "{message}"
+    );
 }
 
 const NESTED_REFS: &str = r#"(module
