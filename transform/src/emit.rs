@@ -47,6 +47,13 @@ pub struct Additions {
     /// Type index of a tag to append after the input's tags (see
     /// [`EmitContext::reenter_tag`]).
     pub reenter_tag_type: Option<u32>,
+    /// When imports are replaced by wrappers where they are referenced: the
+    /// remapping for function references in tables, globals and element
+    /// segments (calls keep `EmitContext::remap`).
+    pub ref_remap: Option<Remap>,
+    /// Wrappers that replace imports in references, declared in an added
+    /// declarative element segment so `ref.func` may name them.
+    pub declared_wrappers: Vec<u32>,
 }
 
 /// Section order ranks (the binary format's required order).
@@ -139,6 +146,16 @@ pub fn assemble(
     }
     if !add.ref_tables.is_empty() {
         pending.push(4);
+    }
+    // Function references: wrappers instead of the imports they replace.
+    let mut ref_remap: Remap = add.ref_remap.clone().unwrap_or_else(|| remap.clone());
+    let refs_change = add.ref_remap.is_some();
+    let mut declared_items = wasm_encoder::ElementSection::new();
+    if !add.declared_wrappers.is_empty() {
+        pending.push(9);
+        declared_items.declared(wasm_encoder::Elements::Functions(
+            std::borrow::Cow::Borrowed(&add.declared_wrappers),
+        ));
     }
     let mut tag_items = wasm_encoder::TagSection::new();
     if let Some(func_type_index) = add.reenter_tag_type {
@@ -309,6 +326,9 @@ pub fn assemble(
         13 => {
             out.section(&tag_items);
         }
+        9 => {
+            out.section(&declared_items);
+        }
         _ => {}
     };
     let flush = |out: &mut wasm_encoder::Module,
@@ -395,14 +415,16 @@ pub fn assemble(
                 copy(&mut out, &splice(raw, 1, &items_only(&memory_items, 1))?)
             }
             6 => {
-                let base = if shift {
+                let base = if shift || refs_change {
                     let mut s = wasm_encoder::GlobalSection::new();
                     let reader = wasmparser::GlobalSectionReader::new(BinaryReader::new(
                         raw,
                         section.range.start as u64,
                     ))
                     .map_err(invalid)?;
-                    remap.parse_global_section(&mut s, reader).map_err(conv)?;
+                    ref_remap
+                        .parse_global_section(&mut s, reader)
+                        .map_err(conv)?;
                     section_contents(&s)
                 } else {
                     raw.to_vec()
@@ -438,9 +460,9 @@ pub fn assemble(
                 });
             }
             4 => {
-                let base = if shift {
+                let base = if shift || refs_change {
                     let mut s = wasm_encoder::TableSection::new();
-                    remap
+                    ref_remap
                         .parse_table_section(
                             &mut s,
                             wasmparser::TableSectionReader::new(BinaryReader::new(
@@ -459,12 +481,12 @@ pub fn assemble(
                     &splice(&base, n_tables, &items_only(&table_items, n_tables))?,
                 );
             }
-            9 | 11 if shift => {
+            9 | 11 if shift || (id == 9 && refs_change) => {
                 let mut data = Vec::new();
                 match id {
                     9 => {
                         let mut s = wasm_encoder::ElementSection::new();
-                        remap
+                        ref_remap
                             .parse_element_section(
                                 &mut s,
                                 wasmparser::ElementSectionReader::new(BinaryReader::new(
@@ -474,6 +496,11 @@ pub fn assemble(
                                 .map_err(invalid)?,
                             )
                             .map_err(conv)?;
+                        if !add.declared_wrappers.is_empty() {
+                            s.declared(wasm_encoder::Elements::Functions(
+                                std::borrow::Cow::Borrowed(&add.declared_wrappers),
+                            ));
+                        }
                         data = section_contents(&s);
                     }
                     11 => {

@@ -7,7 +7,7 @@ use wasmparser::{ExternalKind, ValType, Validator};
 
 use crate::analysis::analyse;
 use crate::emit::{assemble, Additions, Body, RUNTIME_EXPORTS};
-use crate::plan::{plan_function, FunctionPlan, PlanContext};
+use crate::plan::{plan_function, wrapper_plan, FunctionPlan, PlanContext};
 use crate::read::ModuleInfo;
 use crate::rewrite::{
     emit_function, frame_functions, trampoline, val_type, EmitContext, Mode, RefTable, Remap,
@@ -176,6 +176,7 @@ pub fn run(
         ref_tables: HashMap::new(),
         tail: None,
         reenter_tag: None,
+        ref_wrappers: HashMap::new(),
     };
     let plan_cx = PlanContext {
         info,
@@ -236,22 +237,51 @@ pub fn run(
         extra_functions.push((ty, push));
     }
 
+    // Wrappers of the imports that a `try` tail-calls, after `frame_push`:
+    // (plan, input body, output index).
+    // When an indirect tail call may suspend, every import that may suspend
+    // and may be called indirectly is replaced by its wrapper where it is
+    // referenced.
+    let ref_wrapped: Vec<u32> = if plans.iter().flatten().any(|p| p.indirect_tail) {
+        plan_cx.suspending_imports_in_tables()
+    } else {
+        Vec::new()
+    };
+    let mut wrapped: Vec<u32> = plans
+        .iter()
+        .flatten()
+        .flat_map(|p| p.tail_to_wrapper.iter().map(|&(_, import)| import))
+        .chain(ref_wrapped.iter().copied())
+        .collect();
+    wrapped.sort_unstable();
+    wrapped.dedup();
+    let wrapper_base = runtime_base + 5 + extra_functions.len() as u32;
+    let wrappers: Vec<(FunctionPlan, Vec<u8>, u32)> = wrapped
+        .iter()
+        .enumerate()
+        .map(|(j, &import)| {
+            let (plan, body) = wrapper_plan(info, import, info.num_funcs() + j as u32, ptr_type);
+            (plan, body, wrapper_base + j as u32)
+        })
+        .collect();
+
     // Tail calls that may suspend: frame ids and one trampoline per result type.
     if plans.iter().flatten().any(|p| p.tail_through) {
         let mut tail = TailCalls::default();
         let mut by_results: Vec<(Vec<ValType>, Vec<TrampolineTarget>)> = Vec::new();
-        for plan in plans.iter().flatten() {
+        let owners = plans
+            .iter()
+            .flatten()
+            .map(|p| (p, remap.func(p.func_index)))
+            .chain(wrappers.iter().map(|(p, _, out)| (p, *out)));
+        for (plan, func) in owners {
             let f = plan.func_index;
             let id = tail.ids.len() as u32;
             tail.ids.insert(f, id);
-            let ty = info.func_type(f);
+            let ty = info.func_type(wrapped_or_self(&wrapped, info, f));
             let results = info.module_val_types(ty.results());
             let params = info.module_val_types(ty.params());
-            let target = TrampolineTarget {
-                id,
-                func: remap.func(f),
-                params,
-            };
+            let target = TrampolineTarget { id, func, params };
             match by_results.iter_mut().find(|(r, _)| *r == results) {
                 Some((_, targets)) => targets.push(target),
                 None => by_results.push((results, vec![target])),
@@ -264,11 +294,17 @@ pub fn run(
             .map(|p| info.module_val_types(info.func_type(p.func_index).results()))
             .collect();
         let id_count = tail.ids.len() as u32;
+        for (j, &import) in wrapped.iter().enumerate() {
+            tail.wrappers.insert(import, wrapper_base + j as u32);
+        }
+        for &import in &ref_wrapped {
+            cx.ref_wrappers.insert(import, tail.wrappers[&import]);
+        }
         for (results, targets) in &by_results {
             if !needed.contains(results) {
                 continue;
             }
-            let index = runtime_base + 5 + extra_functions.len() as u32;
+            let index = runtime_base + 5 + extra_functions.len() as u32 + wrappers.len() as u32;
             tail.trampolines.insert(results.clone(), index);
             let ty = first_extra_type + extra_types.len() as u32;
             extra_types.push((
@@ -279,6 +315,25 @@ pub fn run(
         }
         cx.tail = Some(tail);
     }
+    let mut wrapper_functions = Vec::with_capacity(wrappers.len());
+    for ((plan, body, _), &import) in wrappers.iter().zip(&wrapped) {
+        let ty = info.func_imports[import as usize].ty;
+        let results = info.module_val_types(info.func_type(import).results());
+        if results.len() > 1 && !cx.multi_result_types.contains_key(&ty) {
+            cx.multi_result_types
+                .insert(ty, first_extra_type + extra_types.len() as u32);
+            extra_types.push((vec![], results.iter().map(|&t| val_type(t)).collect()));
+        }
+        let body = wasmparser::FunctionBody::new(wasmparser::BinaryReader::new(body, 0));
+        let label = format!("the wrapper of {}", info.func_label(import));
+        let f = emit_function(&cx, &body, &results, ty, Mode::Instrument(plan), label)?;
+        wrapper_functions.push((ty, f));
+    }
+    // After `frame_pop` and `frame_push` (there are wrappers only if some
+    // function is instrumented), before the trampolines.
+    if !wrapper_functions.is_empty() {
+        extra_functions.splice(2..2, wrapper_functions);
+    }
 
     let rewrite_one = |d: usize| -> Result<Body<'_>, Error> {
         let f = num_imports + d as u32;
@@ -286,7 +341,12 @@ pub fn run(
         let raw = || Body::Raw(&info.bytes[body.range().start as usize..body.range().end as usize]);
         let asserts = options.asserts && !analysis.runtime[f as usize];
         let plan = plans[d].as_ref();
-        if plan.is_none() && !shift && !asserts {
+        let refs_wrapped = !cx.ref_wrappers.is_empty()
+            && info.calls[d]
+                .ref_funcs
+                .iter()
+                .any(|f| cx.ref_wrappers.contains_key(f));
+        if plan.is_none() && !shift && !asserts && !refs_wrapped {
             return Ok(raw());
         }
         let label = info.func_label(f);
@@ -311,6 +371,18 @@ pub fn run(
         extra_functions,
         // `[] -> []`, the second runtime type.
         reenter_tag_type: cx.reenter_tag.map(|_| first_extra_type + 1),
+        ref_remap: (!cx.ref_wrappers.is_empty()).then(|| {
+            let mut r = remap.clone();
+            for (&import, &wrapper) in &cx.ref_wrappers {
+                r.funcs[import as usize] = wrapper;
+            }
+            r
+        }),
+        declared_wrappers: {
+            let mut w: Vec<u32> = cx.ref_wrappers.values().copied().collect();
+            w.sort_unstable();
+            w
+        },
         ref_tables: {
             let mut tables: Vec<(u32, ValType)> =
                 cx.ref_tables.iter().map(|(t, r)| (r.table, *t)).collect();
@@ -486,4 +558,13 @@ fn check_runtime_imports(info: &ModuleInfo<'_>, ptr_type: ValType) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The input function whose type function `f` has: `f` itself, or for a
+/// wrapper's index (past the input's functions) the import it wraps.
+fn wrapped_or_self(wrapped: &[u32], info: &ModuleInfo<'_>, f: u32) -> u32 {
+    match f.checked_sub(info.num_funcs()) {
+        Some(j) => wrapped[j as usize],
+        None => f,
+    }
 }

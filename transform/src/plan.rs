@@ -123,6 +123,12 @@ pub struct FunctionPlan {
     pub tail_through: bool,
     /// The function's index in the input.
     pub func_index: u32,
+    /// Tail calls to imports that may suspend, inside a `try` or
+    /// `try_table`, by operator index (increasing) with the import: they go
+    /// to the import's wrapper instead (see [`wrapper_plan`]).
+    pub tail_to_wrapper: Vec<(usize, u32)>,
+    /// The function makes an indirect tail call that may suspend.
+    pub indirect_tail: bool,
 }
 
 impl FunctionPlan {
@@ -315,21 +321,19 @@ pub struct PlanContext<'a, 'b> {
 }
 
 impl<'a> PlanContext<'a, '_> {
-    /// An import that may suspend and may be the target of an indirect call
-    /// (it is in an element segment or taken by `ref.func`), if there is one.
-    pub fn suspending_import_in_tables(&self) -> Option<&crate::read::FuncImport<'a>> {
+    /// The imports that may suspend and may be the target of an indirect call
+    /// (they are in an element segment or taken by `ref.func`), increasing.
+    pub fn suspending_imports_in_tables(&self) -> Vec<u32> {
         let mut referenced: Vec<u32> = self
             .info
             .referenced_funcs
             .iter()
             .copied()
             .filter(|&f| (f as usize) < self.info.func_imports.len())
+            .filter(|&f| self.direct_call_suspends(f))
             .collect();
         referenced.sort_unstable();
         referenced
-            .into_iter()
-            .find(|&f| self.direct_call_suspends(f))
-            .map(|f| &self.info.func_imports[f as usize])
     }
 
     /// Whether a direct call to `callee` from an instrumented function is a suspension point.
@@ -450,13 +454,16 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     && (*function_index as usize) < info.func_imports.len() =>
             {
                 if frames.iter().any(|f| f.catches) {
-                    return Err(unsupported(
-                        &op,
-                        "a tail call to an import that may suspend, inside a `try` or `try_table`, is not supported yet (outside them it is)",
-                    ));
+                    // As a call and a return it would run inside the handlers'
+                    // scope: tail-call the import's wrapper instead, an
+                    // instrumented function that writes a frame.
+                    plan.tail_through = true;
+                    plan.tail_to_wrapper.push((index, *function_index));
+                    None
+                } else {
+                    let t = info.func_type(*function_index);
+                    Some((t.params().len(), info.module_val_types(t.results())))
                 }
-                let t = info.func_type(*function_index);
-                Some((t.params().len(), info.module_val_types(t.results())))
             }
             Operator::ReturnCall { function_index }
                 if live && cx.direct_call_suspends(*function_index) =>
@@ -464,22 +471,14 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 plan.tail_through = true;
                 None
             }
+            // If it may reach an import that suspends, the import is
+            // replaced by its wrapper wherever it is referenced (see
+            // `suspending_imports_in_tables`), so the callee writes a frame.
             Operator::ReturnCallIndirect { .. } | Operator::ReturnCallRef { .. }
                 if live && cx.analysis.indirect_suspends[func_index as usize] =>
             {
-                if let Some(import) = cx.suspending_import_in_tables() {
-                    return Err(unsupported(
-                        &op,
-                        &format!(
-                            "an indirect tail call that may suspend, in a module where the import \
-                             `{}.{}`, which may suspend, can be its target (it is in an element \
-                             segment or taken by `ref.func`), is not supported yet: a rewind \
-                             could not find its way back into the import",
-                            import.module, import.name
-                        ),
-                    ));
-                }
                 plan.tail_through = true;
+                plan.indirect_tail = true;
                 None
             }
             _ => None,
@@ -785,6 +784,76 @@ fn plan_handler(
                 .collect();
             Ok(out)
         }
+    }
+}
+
+/// The plan and input body of the wrapper of import `import`: a function of
+/// the import's type that calls it with its parameters, instrumented like any
+/// other (one point, nothing saved but the frame owner's id). Unlike the
+/// import it writes a frame, so a rewind can find its way back into the
+/// import after a tail call: tail calls to the import from inside a `try` go
+/// to it, and when an indirect tail call may reach the import, the wrapper
+/// replaces it wherever it is referenced (tables, `ref.func`).
+/// `virtual_index` stands for its input function index (past the input's).
+pub fn wrapper_plan(
+    info: &ModuleInfo<'_>,
+    import: u32,
+    virtual_index: u32,
+    ptr_type: ValType,
+) -> (FunctionPlan, Vec<u8>) {
+    let ty = info.func_type(import);
+    let params = info.module_val_types(ty.params());
+    let results = info.module_val_types(ty.results());
+    let n = params.len();
+    let mut body = vec![0u8]; // no local declarations
+    for i in 0..n as u32 {
+        body.push(0x20); // local.get
+        leb_u32(&mut body, i);
+    }
+    body.push(0x10); // call
+    leb_u32(&mut body, import);
+    body.push(0x0b); // end
+    let mut local_types: Vec<ValType> = params.iter().map(|&t| nullable(t)).collect();
+    local_types.push(ValType::I32);
+    local_types.push(ptr_type);
+    let plan = FunctionPlan {
+        body_items: vec![Item {
+            op: n,
+            lo: 0,
+            hi: 0,
+            stack: params.clone(),
+            inputs: n,
+            deferred: n,
+            stranded: Vec::new(),
+            results,
+            callee: None,
+        }],
+        points: vec![n],
+        local_types,
+        input_locals: n as u32,
+        point_live: vec![Vec::new()],
+        unwind_groups: vec![UnwindGroup::default()],
+        deferred_ops: (0..n).collect(),
+        index_local: n as u32,
+        ptr_local: n as u32 + 1,
+        non_null_params: (0..n as u32)
+            .filter(|&l| params[l as usize] != nullable(params[l as usize]))
+            .collect(),
+        func_index: virtual_index,
+        ..FunctionPlan::default()
+    };
+    (plan, body)
+}
+
+fn leb_u32(out: &mut Vec<u8>, mut v: u32) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
     }
 }
 

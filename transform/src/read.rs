@@ -37,6 +37,8 @@ pub struct FuncImport<'a> {
     pub name: &'a str,
     /// If this is `asyncify.X`, the position of `X` in [`RUNTIME_IMPORTS`].
     pub runtime: Option<usize>,
+    /// Its type index.
+    pub ty: u32,
 }
 
 /// What the direct scan of one function body found.
@@ -174,7 +176,7 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
                     for import in imports {
                         let (_, import) = import.map_err(|e| invalid(e, None))?;
                         match import.ty {
-                            TypeRef::Func(_) | TypeRef::FuncExact(_) => {
+                            TypeRef::Func(ty) | TypeRef::FuncExact(ty) => {
                                 let runtime = if import.module == "asyncify" {
                                     RUNTIME_IMPORTS.iter().position(|n| *n == import.name)
                                 } else {
@@ -184,6 +186,7 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
                                     module: import.module,
                                     name: import.name,
                                     runtime,
+                                    ty,
                                 });
                             }
                             TypeRef::Global(_) => num_imported_globals += 1,

@@ -104,6 +104,9 @@ pub struct EmitContext {
     /// A tag the transform adds (no payload), thrown to re-enter a legacy
     /// `catch_all` handler when rewinding; set when some handler needs it.
     pub reenter_tag: Option<u32>,
+    /// Imports replaced by their wrappers in `ref.func` (input index to
+    /// output index), see [`crate::plan::wrapper_plan`].
+    pub ref_wrappers: HashMap<u32, u32>,
 }
 
 /// Support for tail calls that may suspend. Every frame then ends with the id
@@ -117,6 +120,9 @@ pub struct TailCalls {
     pub ids: HashMap<u32, u32>,
     /// Output function index of the trampoline for each result type list.
     pub trampolines: HashMap<Vec<ValType>, u32>,
+    /// Output function index of the wrapper of each import that some `try`
+    /// tail-calls (see [`crate::plan::wrapper_plan`]), by input index.
+    pub wrappers: HashMap<u32, u32>,
 }
 
 /// A table that holds saved references of one type, with its slot allocator:
@@ -813,6 +819,17 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     continue;
                 }
             }
+            if let Some(p) = plan {
+                if let Ok(i) = p.tail_to_wrapper.binary_search_by_key(&this, |&(op, _)| op) {
+                    let import = p.tail_to_wrapper[i].1;
+                    let wrapper = self.cx.tail.as_ref().and_then(|t| t.wrappers.get(&import));
+                    let wrapper = *wrapper.ok_or_else(|| {
+                        Error::InvalidOutput(format!("no wrapper for import {import}"))
+                    })?;
+                    self.ins(Instruction::ReturnCall(wrapper));
+                    continue;
+                }
+            }
             self.plain(op, &mut remap)?;
         }
         if let Some(p) = plan {
@@ -982,6 +999,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 if check {
                     self.assert_check();
                 }
+            }
+            Operator::RefFunc { function_index }
+                if self.cx.ref_wrappers.contains_key(function_index) =>
+            {
+                self.ins(Instruction::RefFunc(self.cx.ref_wrappers[function_index]));
             }
             Operator::LocalGet { local_index } | Operator::LocalTee { local_index }
                 if self.non_null.binary_search(local_index).is_ok() =>
