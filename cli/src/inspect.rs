@@ -71,6 +71,9 @@ struct FrameSummary {
     /// Locals saved per suspension point: largest and mean over instrumented functions.
     max_saved_locals: u32,
     mean_saved_locals: f64,
+    /// Locals live after each suspension point (what must be saved): largest and mean.
+    max_live_locals: u32,
+    mean_live_locals: f64,
     max_frame_bytes: u32,
     mean_frame_bytes: f64,
 }
@@ -91,6 +94,8 @@ struct FunctionRow {
     frame_bytes: u32,
     /// Locals an unwind writes at each point, in order.
     saved_per_point: Vec<u32>,
+    /// Locals live after each point, in order.
+    live_per_point: Vec<u32>,
 }
 
 /// Runs `asyncify inspect`.
@@ -128,10 +133,17 @@ fn build_report(
             .iter()
             .flat_map(|f| f.saved_per_point.iter().copied())
     };
+    let live_per_point = || {
+        instrumented
+            .iter()
+            .flat_map(|f| f.live_per_point.iter().copied())
+    };
     let points = per_point().count().max(1) as f64;
     let frames = FrameSummary {
         max_saved_locals: per_point().max().unwrap_or(0),
         mean_saved_locals: per_point().map(f64::from).sum::<f64>() / points,
+        max_live_locals: live_per_point().max().unwrap_or(0),
+        mean_live_locals: live_per_point().map(f64::from).sum::<f64>() / points,
         max_frame_bytes: instrumented
             .iter()
             .map(|f| f.frame_bytes)
@@ -162,6 +174,7 @@ fn build_report(
         saved_locals: f.saved_locals,
         frame_bytes: f.frame_bytes,
         saved_per_point: f.saved_per_point.clone(),
+        live_per_point: f.live_per_point.clone(),
     };
     Ok(Report {
         input_bytes: output.input_bytes,
@@ -210,8 +223,21 @@ fn print_text(r: &Report) {
         r.instrumented, r.functions, r.suspension_points
     );
     println!(
-        "saved locals per suspension point: at most {}, {:.1} on average; frame size: at most {} bytes, {:.1} on average",
-        r.frames.max_saved_locals, r.frames.mean_saved_locals, r.frames.max_frame_bytes, r.frames.mean_frame_bytes
+        "locals live after a suspension point: at most {}, {:.1} on average; \
+         written by an unwind: at most {}, {:.1} on average{}",
+        r.frames.max_live_locals,
+        r.frames.mean_live_locals,
+        r.frames.max_saved_locals,
+        r.frames.mean_saved_locals,
+        if r.frames.mean_saved_locals > r.frames.mean_live_locals {
+            " (nearby points share the code that writes the frame; --exact-saves writes only the live ones)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "frame size: at most {} bytes, {:.1} on average",
+        r.frames.max_frame_bytes, r.frames.mean_frame_bytes
     );
     println!(
         "size: {} -> {} bytes ({:.2}x)",
@@ -236,19 +262,29 @@ fn print_text(r: &Report) {
     if let Some(rows) = &r.instrumented_functions {
         println!(
             "instrumented functions (index, name, points, saved locals, frame bytes, \
-             locals written per point: min-max):"
+             locals live / written at each point):"
         );
         for f in rows {
-            let min = f.saved_per_point.iter().min().copied().unwrap_or(0);
-            let max = f.saved_per_point.iter().max().copied().unwrap_or(0);
+            let per_point: Vec<String> = f
+                .live_per_point
+                .iter()
+                .zip(&f.saved_per_point)
+                .map(|(live, written)| {
+                    if live == written {
+                        live.to_string()
+                    } else {
+                        format!("{live}/{written}")
+                    }
+                })
+                .collect();
             println!(
-                "  {:>6} {:<40} {:>5} {:>5} {:>6} {:>5}",
+                "  {:>6} {:<40} {:>5} {:>5} {:>6}  {}",
                 f.index,
                 f.name.as_deref().unwrap_or("-"),
                 f.points,
                 f.saved_locals,
                 f.frame_bytes,
-                format!("{min}-{max}")
+                per_point.join(" ")
             );
         }
     }

@@ -97,6 +97,12 @@ pub struct InstrumentFlags {
     #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     memory: Option<String>,
 
+    /// Make an unwind write exactly the locals live at its suspension point,
+    /// instead of sharing frame-writing code between nearby points (which
+    /// writes the union of their live locals); the output is larger.
+    #[arg(long)]
+    exact_saves: bool,
+
     /// Print to standard error why each function is instrumented.
     #[arg(long)]
     verbose: bool,
@@ -124,6 +130,7 @@ impl InstrumentFlags {
             export_globals: self.export_globals,
             secondary_memory: self.secondary_memory,
             memory: self.memory.clone(),
+            exact_saves: self.exact_saves,
         };
         options.extend_only_list(parse_lists("only-list", &self.only_list)?);
         for arg in &self.pass_args {

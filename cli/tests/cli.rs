@@ -399,6 +399,44 @@ fn inspect_reports_interface_counts_and_why() {
     );
 }
 
+/// Per point, `inspect` shows the locals live after it and the locals an
+/// unwind writes; `--exact-saves` makes the two equal.
+#[test]
+fn inspect_shows_live_and_written_locals_per_point() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/demo.wat");
+    let per_point = |extra: &[&str]| {
+        let mut args = vec!["inspect", demo, "--functions", "--json"];
+        args.extend_from_slice(extra);
+        let output = asyncify(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("inspect --json prints JSON");
+        let column = |key: &str| -> Vec<u64> {
+            report["instrumented_functions"]
+                .as_array()
+                .expect("function rows")
+                .iter()
+                .flat_map(|f| f[key].as_array().expect("per-point list").clone())
+                .map(|n| n.as_u64().expect("count"))
+                .collect()
+        };
+        (column("live_per_point"), column("saved_per_point"))
+    };
+    let (live, written) = per_point(&[]);
+    assert_eq!(live.len(), 4);
+    assert!(
+        live.iter().zip(&written).all(|(l, w)| l <= w),
+        "{live:?} {written:?}"
+    );
+    assert!(
+        live != written,
+        "demo.wat's points share frame-writing code"
+    );
+    let (exact_live, exact_written) = per_point(&["--exact-saves"]);
+    assert_eq!(exact_live, live);
+    assert_eq!(exact_written, live);
+}
+
 #[test]
 fn inspect_unknown_function_is_an_error() {
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/demo.wat");

@@ -63,6 +63,10 @@ pub struct InstrumentedFunction {
     /// writes (those live after the point, and after the points that share
     /// its frame-writing code).
     pub saved_per_point: Vec<u32>,
+    /// Per suspension point, in order: how many locals are live after it
+    /// (with the saved references, which every unwind writes). Equal to
+    /// `saved_per_point` with [`Options::exact_saves`].
+    pub live_per_point: Vec<u32>,
     /// Bytes its frame takes in the buffer.
     pub frame_bytes: u32,
 }

@@ -182,6 +182,7 @@ pub fn run(
         info,
         analysis: &analysis,
         ptr_type,
+        exact_saves: options.exact_saves,
     };
     let shift = !remap.is_identity();
 
@@ -420,6 +421,24 @@ pub fn run(
                         p.unwind_groups
                             .iter()
                             .flat_map(|g| (g.first..=g.last).map(move |_| g.saved.len() as u32))
+                            .collect()
+                    }),
+                    live_per_point: plan.map_or_else(Vec::new, |p| {
+                        let refs = p
+                            .saved
+                            .iter()
+                            .filter(|&&l| matches!(p.local_types[l as usize], ValType::Ref(_)))
+                            .count();
+                        p.needed_per_point()
+                            .into_iter()
+                            .map(|mut set| {
+                                set.retain(|&l| {
+                                    !matches!(p.local_types[l as usize], ValType::Ref(_))
+                                });
+                                set.sort_unstable();
+                                set.dedup();
+                                (set.len() + refs) as u32
+                            })
                             .collect()
                     }),
                     frame_bytes: plan.map_or(0, |p| p.frame_bytes(tail_ids)),

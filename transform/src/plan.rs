@@ -150,6 +150,36 @@ impl FunctionPlan {
         self.points.len() > 1
     }
 
+    /// Per point: the locals an unwind there must write (input locals live
+    /// after it, and the added locals that hold its stack values, callees
+    /// and handler payloads), not counting references; may repeat a local.
+    pub fn needed_per_point(&self) -> Vec<Vec<u32>> {
+        fn add_items(plan: &FunctionPlan, items: &[Item], live: &mut [Vec<u32>]) {
+            for item in items {
+                for k in item.lo..=item.hi {
+                    let set = &mut live[k as usize];
+                    set.extend(&item.stranded);
+                    set.extend(item.callee);
+                }
+                if let Some(c) = plan.constructs.get(&item.op) {
+                    add_items(plan, &c.items, live);
+                    add_items(plan, &c.else_items, live);
+                    for h in &c.handlers {
+                        if let Some((lo, hi)) = h.points() {
+                            for k in lo..=hi {
+                                live[k as usize].extend(&h.payload);
+                            }
+                        }
+                        add_items(plan, &h.items, live);
+                    }
+                }
+            }
+        }
+        let mut live = self.point_live.clone();
+        add_items(self, &self.body_items, &mut live);
+        live
+    }
+
     /// Bytes the point index takes in the frame.
     pub fn point_index_bytes(&self) -> u32 {
         if self.records_point_index() {
@@ -189,38 +219,15 @@ pub struct UnwindGroup {
 /// of one point may exceed it).
 pub const UNWIND_GROUP_BUDGET: usize = 4096;
 
-/// Splits the points of `plan` into [`UnwindGroup`]s, greedily in order.
-fn unwind_groups(plan: &FunctionPlan) -> Vec<UnwindGroup> {
+/// Splits the points of `plan` into [`UnwindGroup`]s, greedily in order;
+/// with `exact`, only points that write the same locals share a group.
+fn unwind_groups(plan: &FunctionPlan, exact: bool) -> Vec<UnwindGroup> {
     let budget = UNWIND_GROUP_BUDGET;
     let n = plan.points.len();
     if n == 0 {
         return Vec::new();
     }
-    // Per point: the locals to write (input locals live after it, the added
-    // locals of the items around it, every reference).
-    let mut live: Vec<Vec<u32>> = plan.point_live.clone();
-    fn add_items(plan: &FunctionPlan, items: &[Item], live: &mut [Vec<u32>]) {
-        for item in items {
-            for k in item.lo..=item.hi {
-                let set = &mut live[k as usize];
-                set.extend(&item.stranded);
-                set.extend(item.callee);
-            }
-            if let Some(c) = plan.constructs.get(&item.op) {
-                add_items(plan, &c.items, live);
-                add_items(plan, &c.else_items, live);
-                for h in &c.handlers {
-                    if let Some((lo, hi)) = h.points() {
-                        for k in lo..=hi {
-                            live[k as usize].extend(&h.payload);
-                        }
-                    }
-                    add_items(plan, &h.items, live);
-                }
-            }
-        }
-    }
-    add_items(plan, &plan.body_items, &mut live);
+    let mut live = plan.needed_per_point();
     let refs: Vec<u32> = plan
         .saved
         .iter()
@@ -245,10 +252,17 @@ fn unwind_groups(plan: &FunctionPlan) -> Vec<UnwindGroup> {
         member.iter_mut().for_each(|m| *m = false);
         groups.push(UnwindGroup { first, last, saved });
     };
+    if exact {
+        for set in live.iter_mut() {
+            set.sort_unstable();
+            set.dedup();
+        }
+    }
     for (k, at_k) in live.iter().enumerate() {
         let new = at_k.iter().filter(|&&l| !member[l as usize]).count();
         let points = k - first as usize + 1;
-        if k > first as usize && points * (count + new + refs.len()) > budget {
+        let differs = exact && *at_k != live[first as usize];
+        if k > first as usize && (differs || points * (count + new + refs.len()) > budget) {
             close(first, k as u32 - 1, &mut member, &mut groups);
             first = k as u32;
             count = 0;
@@ -318,6 +332,8 @@ pub struct PlanContext<'a, 'b> {
     pub info: &'b ModuleInfo<'a>,
     pub analysis: &'b Analysis,
     pub ptr_type: ValType,
+    /// See [`crate::Options::exact_saves`].
+    pub exact_saves: bool,
 }
 
 impl<'a> PlanContext<'a, '_> {
@@ -714,7 +730,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     // Largest first keeps every slot naturally aligned within the frame.
     saved.sort_by_key(|&l| std::cmp::Reverse(value_size(plan.local_types[l as usize])));
     plan.saved = saved;
-    plan.unwind_groups = unwind_groups(&plan);
+    plan.unwind_groups = unwind_groups(&plan, cx.exact_saves);
     Ok(plan)
 }
 

@@ -18,7 +18,7 @@
 //! suspends only imports that no indirect call can reach, see
 //! [`generate::imports_under_indirect_calls`]); `asserts` with the other
 //! imports listed (so uninstrumented code exists and its assertions must stay
-//! quiet); the secondary memory; `import_globals`.
+//! quiet); the secondary memory, with `exact_saves`; `import_globals`.
 //!
 //! The asyncify buffer: for every set but the secondary memory, the module
 //! gets an extra memory 0 exported as `memory` that no guest instruction
@@ -132,8 +132,11 @@ impl OptionSet {
                 imports: pick(1),
                 ..Options::default()
             },
+            // Exact saves ride along: they change only which points share
+            // frame-writing code.
             OptionSet::SecondaryMemory => Options {
                 secondary_memory: Some(BUFFER_PAGES),
+                exact_saves: true,
                 ..Options::default()
             },
             OptionSet::ImportGlobals => Options {
