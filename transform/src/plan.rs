@@ -438,7 +438,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             (0..n)
                 .rev()
                 .map(|d| {
-                    info.module_val_type(fv.get_operand_type(d).flatten().unwrap_or(ValType::I32))
+                    info.stack_val_type(fv.get_operand_type(d).flatten().unwrap_or(ValType::I32))
                 })
                 .collect()
         };

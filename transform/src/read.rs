@@ -50,6 +50,8 @@ pub struct CallSummary {
     pub indirect: bool,
     /// Functions the body takes a reference to (`ref.func`).
     pub ref_funcs: Vec<u32>,
+    /// The body uses typed references (see [`ModuleInfo::typed_refs`]).
+    pub typed_refs: bool,
 }
 
 /// Everything the later phases need from the input module.
@@ -78,6 +80,10 @@ pub struct ModuleInfo<'a> {
     pub funcs: Vec<FuncToValidate<ValidatorResources>>,
     /// Per defined function: direct scan of calls.
     pub calls: Vec<CallSummary>,
+    /// The module uses typed references (function references or GC): a
+    /// concrete or non-nullable reference type, or an instruction that needs
+    /// one. Without them the rewrite keeps to `funcref`/`externref`.
+    pub typed_refs: bool,
     pub types: wasmparser::types::Types,
     /// Canonical type id → module type index, to turn the validator's
     /// canonical reference types back into encodable ones.
@@ -121,6 +127,25 @@ impl<'a> ModuleInfo<'a> {
         RefType::new(r.is_nullable(), heap)
             .map(ValType::Ref)
             .unwrap_or(t)
+    }
+
+    /// The type the rewrite gives an operand-stack value of type `t` that it
+    /// moves into a local: [`Self::module_val_type`], and in a module that
+    /// uses no typed references (see [`ModuleInfo::typed_refs`]) a reference
+    /// widened to its nullable abstract type, so that `ref.func`'s
+    /// `(ref $t)` becomes `funcref` and the output needs no more features
+    /// than the input (engines without typed function references load it).
+    pub fn stack_val_type(&self, t: ValType) -> ValType {
+        match self.module_val_type(t) {
+            ValType::Ref(r) if !self.typed_refs => {
+                let top = match r.heap_type() {
+                    HeapType::Concrete(_) | HeapType::Exact(_) => RefType::FUNCREF,
+                    h => RefType::new(true, h).unwrap_or(RefType::FUNCREF),
+                };
+                ValType::Ref(top)
+            }
+            t => t,
+        }
     }
 
     /// `module_val_type` over a list.
@@ -278,7 +303,9 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
             .map(|i| (t.core_type_at_in_module(i), i))
             .collect()
     };
+    let typed_refs = calls.iter().any(|c| c.typed_refs) || module_uses_typed_refs(&types);
     Ok(ModuleInfo {
+        typed_refs,
         type_ids,
         bytes,
         sections,
@@ -296,6 +323,26 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
         calls,
         types,
     })
+}
+
+/// Whether the module's types, globals or tables use typed references (or
+/// any GC type).
+fn module_uses_typed_refs(types: &wasmparser::types::Types) -> bool {
+    let t = types.as_ref();
+    let type_uses = (0..t.core_type_count_in_module()).any(|i| {
+        let id = t.core_type_at_in_module(i);
+        match &t[id].composite_type.inner {
+            wasmparser::CompositeInnerType::Func(f) => f
+                .params()
+                .iter()
+                .chain(f.results())
+                .any(|&v| is_typed_ref(v)),
+            _ => true,
+        }
+    });
+    type_uses
+        || (0..t.global_count()).any(|g| is_typed_ref(t.global_at(g).content_type))
+        || (0..t.table_count()).any(|i| is_typed_ref(ValType::Ref(t.table_at(i).element_type)))
 }
 
 /// Names function `index` for an error message, reading the name section if
@@ -324,10 +371,16 @@ fn scan_body(
     let mut summary = CallSummary::default();
     let mut reader = body.get_binary_reader();
     fv.read_locals(&mut reader)?;
+    summary.typed_refs = (0..fv.len_locals())
+        .filter_map(|i| fv.get_local_type(i))
+        .any(is_typed_ref);
     let mut ops = OperatorsReader::new(reader);
     while !ops.eof() {
         let (op, offset) = ops.read_with_offset()?;
         fv.op(offset, &op)?;
+        if !summary.typed_refs && uses_typed_refs(&op) {
+            summary.typed_refs = true;
+        }
         match op {
             Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
                 summary.callees.push(function_index);
@@ -344,6 +397,59 @@ fn scan_body(
     summary.callees.sort_unstable();
     summary.callees.dedup();
     Ok(summary)
+}
+
+/// A reference type that only typed function references or GC can write:
+/// non-nullable, or with a concrete heap type.
+fn is_typed_ref(t: ValType) -> bool {
+    match t {
+        ValType::Ref(r) => {
+            !r.is_nullable() || matches!(r.heap_type(), HeapType::Concrete(_) | HeapType::Exact(_))
+        }
+        _ => false,
+    }
+}
+
+/// Whether operator `op` needs typed references (function references, GC).
+fn uses_typed_refs(op: &Operator<'_>) -> bool {
+    use wasmparser::BlockType;
+    match op {
+        Operator::Block { blockty }
+        | Operator::Loop { blockty }
+        | Operator::If { blockty }
+        | Operator::Try { blockty } => matches!(blockty, BlockType::Type(t) if is_typed_ref(*t)),
+        Operator::TryTable { try_table } => {
+            matches!(try_table.ty, BlockType::Type(t) if is_typed_ref(t))
+        }
+        Operator::TypedSelect { ty } => is_typed_ref(*ty),
+        Operator::RefNull { hty } => matches!(hty, HeapType::Concrete(_) | HeapType::Exact(_)),
+        Operator::CallRef { .. }
+        | Operator::ReturnCallRef { .. }
+        | Operator::RefAsNonNull
+        | Operator::BrOnNull { .. }
+        | Operator::BrOnNonNull { .. } => true,
+        // Every GC instruction (struct, array, i31, casts, conversions).
+        op => op_is_gc(op),
+    }
+}
+
+/// Whether `op` belongs to the GC proposal.
+fn op_is_gc(op: &Operator<'_>) -> bool {
+    let name = format!("{op:?}");
+    [
+        "Struct",
+        "Array",
+        "RefI31",
+        "I31",
+        "RefTest",
+        "RefCast",
+        "BrOnCast",
+        "AnyConvert",
+        "ExternConvert",
+        "RefEq",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// Adds the functions a constant expression takes references to.
