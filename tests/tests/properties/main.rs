@@ -91,8 +91,8 @@ enum OptionSet {
     Asserts,
     SecondaryMemory,
     ImportGlobals,
-    /// Default options on modules that may also use tail calls and
-    /// exceptions (see [`generate`]).
+    /// Default options on modules that may also use tail calls, exceptions
+    /// and GC (see [`generate`]).
     BeyondBinaryen,
 }
 
