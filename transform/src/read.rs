@@ -428,28 +428,11 @@ fn uses_typed_refs(op: &Operator<'_>) -> bool {
         | Operator::RefAsNonNull
         | Operator::BrOnNull { .. }
         | Operator::BrOnNonNull { .. } => true,
-        // Every GC instruction (struct, array, i31, casts, conversions).
-        op => op_is_gc(op),
+        // GC instructions on abstract types (`ref.i31`, casts to abstract
+        // types) stay valid on widened values; the others name struct or
+        // array types, which `module_uses_typed_refs` sees.
+        _ => false,
     }
-}
-
-/// Whether `op` belongs to the GC proposal.
-fn op_is_gc(op: &Operator<'_>) -> bool {
-    let name = format!("{op:?}");
-    [
-        "Struct",
-        "Array",
-        "RefI31",
-        "I31",
-        "RefTest",
-        "RefCast",
-        "BrOnCast",
-        "AnyConvert",
-        "ExternConvert",
-        "RefEq",
-    ]
-    .iter()
-    .any(|p| name.starts_with(p))
 }
 
 /// Adds the functions a constant expression takes references to.
