@@ -60,7 +60,7 @@ use wasm_encoder::{
 };
 use wasmparser::{FuncType, Operator, Parser, Payload, TypeRef, ValType};
 
-use crate::generate::generate_for_v8;
+use crate::generate::{generate_for_v8, section_rank, skip_kind};
 
 /// Cases when `PROPTEST_CASES` is not set: sized for well under a minute on
 /// two cores in the dev profile.
@@ -305,25 +305,6 @@ struct Legacy<'a> {
 }
 
 type Res<T> = Result<T, ReencodeError<Infallible>>;
-
-fn section_rank(id: SectionId) -> u8 {
-    match id {
-        SectionId::Custom => 0,
-        SectionId::Type => 1,
-        SectionId::Import => 2,
-        SectionId::Function => 3,
-        SectionId::Table => 4,
-        SectionId::Memory => 5,
-        SectionId::Tag => 6,
-        SectionId::Global => 7,
-        SectionId::Export => 8,
-        SectionId::Start => 9,
-        SectionId::Element => 10,
-        SectionId::DataCount => 11,
-        SectionId::Code => 12,
-        SectionId::Data => 13,
-    }
-}
 
 impl Legacy<'_> {
     fn tag_count(&self) -> u32 {
@@ -1141,21 +1122,6 @@ fn run_node(dir: &Path, cases: usize) -> (Vec<NodeResult>, Option<(usize, String
         panic!("node failed ({status:?}):\n{stderr}");
     }
     (results, stopped.map(|i| (i, why)))
-}
-
-/// A skip reason without the numbers in it, so that equal reasons count
-/// together.
-fn skip_kind(why: &str) -> String {
-    why.split(' ')
-        .map(|w| {
-            if w.chars().any(|c| c.is_ascii_digit()) {
-                "_"
-            } else {
-                w
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn env_u64(name: &str) -> Option<u64> {

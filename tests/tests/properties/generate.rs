@@ -259,7 +259,7 @@ fn smith_config(
 }
 
 /// Where each section goes in a module, for inserting missing ones.
-fn section_rank(id: SectionId) -> u8 {
+pub fn section_rank(id: SectionId) -> u8 {
     match id {
         SectionId::Custom => 0,
         SectionId::Type => 1,
@@ -967,4 +967,22 @@ pub fn imports_under_indirect_calls(wasm: &[u8]) -> Result<HashSet<String>, Stri
         .filter(|&f| f < imported)
         .map(|f| import_names[f as usize].clone())
         .collect())
+}
+
+/// A skip reason without the function, local and instruction it names, so
+/// that equal reasons count together.
+pub fn skip_kind(why: &str) -> String {
+    let reason = why.split(" (instruction").next().unwrap_or(why);
+    let reason = reason.rsplit_once(": ").map_or(reason, |(_, r)| r);
+    reason
+        .split(' ')
+        .map(|w| {
+            if w.chars().any(|c| c.is_ascii_digit()) {
+                "_"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -66,7 +66,7 @@ use proptest::test_runner::{
 
 use crate::bytes::{bytes, Bytes};
 use crate::generate::{
-    function_imports, generate, imports_under_indirect_calls, Case, BUFFER_PAGES,
+    function_imports, generate, imports_under_indirect_calls, skip_kind, Case, BUFFER_PAGES,
 };
 
 /// Seeds of failing cases, replayed before new ones (commit this file).
@@ -230,24 +230,6 @@ fn check_case(
     check
         .try_run()
         .map_err(|report| format!("option set {set:?} ({options:?})\n{report}"))
-}
-
-/// A skip reason without the function, local and instruction it names, so
-/// that equal reasons count together.
-fn skip_kind(why: &str) -> String {
-    let reason = why.split(" (instruction").next().unwrap_or(why);
-    let reason = reason.rsplit_once(": ").map_or(reason, |(_, r)| r);
-    reason
-        .split(' ')
-        .map(|w| {
-            if w.chars().any(|c| c.is_ascii_digit()) {
-                "_"
-            } else {
-                w
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Whether the original module of `case` finishes its calls within the
