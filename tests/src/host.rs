@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use wasmtime::{
-    AsContext, AsContextMut, Caller, Engine, ExternType, Func, Global, Linker, Memory, Module, Ref,
-    SharedMemory, Store, Table, Val, ValType,
+    AsContext, AsContextMut, Caller, Extern, Func, FuncType, Global, Instance, Linker, Memory,
+    Module, SharedMemory, Store, Val, ValType,
 };
 
+use crate::imports::ImportLinker;
 use crate::schedule::{host_results, Schedule};
 use crate::value::{self, list, Value};
 
@@ -120,6 +121,15 @@ impl MemHandle {
                 }
                 None => false,
             },
+        }
+    }
+}
+
+impl From<MemHandle> for Extern {
+    fn from(memory: MemHandle) -> Extern {
+        match memory {
+            MemHandle::Plain(m) => m.into(),
+            MemHandle::Shared(m) => m.into(),
         }
     }
 }
@@ -290,8 +300,9 @@ pub(crate) struct HostState {
     pub imported_memories: Vec<(String, MemHandle)>,
     /// Globals the driver created for the module's global imports.
     pub imported_globals: Vec<(String, Global)>,
-    /// Set once instantiation is over (for the linker-driven runs: the start
-    /// function's import calls never suspend, as with the direct driver).
+    /// Set once instantiation is over (read by the linker-driven runs: the
+    /// start function's import calls never suspend, as with the direct
+    /// driver, which has no runtime yet while the start function runs).
     pub instantiated: bool,
 }
 
@@ -311,91 +322,106 @@ impl HostState {
             instantiated: false,
         }
     }
+
+    /// Logs a call of import `module.name` with `args` and returns the
+    /// host's deterministic results for it (which also depend on how many
+    /// calls the log holds already).
+    pub(crate) fn log_call(
+        &mut self,
+        module: &str,
+        name: &str,
+        args: &[Val],
+        result_types: &[ValType],
+    ) -> Vec<Value> {
+        let args = value::record(args);
+        let calls_so_far = self.log.len() as u64;
+        let results = host_results(module, name, &args, calls_so_far, result_types);
+        self.log.push(ImportCall {
+            module: module.to_string(),
+            name: name.to_string(),
+            args,
+            results: results.clone(),
+        });
+        results
+    }
+
+    /// Whether this call of import `module.name` suspends: when the import
+    /// may suspend, the call is the schedule's next one and the schedule
+    /// decides; otherwise it does not (and is not counted).
+    pub(crate) fn suspends(&mut self, module: &str, name: &str) -> bool {
+        if !(self.may_suspend)(module, name) {
+            return false;
+        }
+        let n = self.suspendable_calls;
+        self.suspendable_calls += 1;
+        self.schedule.suspends(n)
+    }
+}
+
+/// The host's results `values` (one for each of `types`) as wasm values.
+pub(crate) fn as_vals(values: Vec<Value>, types: &[ValType]) -> Vec<Val> {
+    values
+        .into_iter()
+        .zip(types)
+        .map(|(v, ty)| v.to_val(ty))
+        .collect()
+}
+
+/// Writes the host's results `values` into `results`, as wasm values of
+/// `types`.
+pub(crate) fn fill_results(results: &mut [Val], values: Vec<Value>, types: &[ValType]) {
+    for (r, v) in results.iter_mut().zip(as_vals(values, types)) {
+        *r = v;
+    }
 }
 
 /// The module the guest imports the runtime functions from, to drive itself.
 pub const RUNTIME_MODULE: &str = "asyncify";
 
-/// Defines every import of `module`: functions log and return deterministic
-/// results; globals, memories and tables are created zeroed. Imports from
-/// [`RUNTIME_MODULE`] are stubs for the original (state always 0, nothing
-/// happens), and an error for an instrumented module, which must not import
-/// them any more.
-pub(crate) fn define_imports(
-    engine: &Engine,
-    linker: &mut Linker<HostState>,
-    store: &mut Store<HostState>,
-    module: &Module,
-    instrumented: bool,
-) -> Result<(), String> {
-    linker.allow_shadowing(true);
-    for import in module.imports() {
-        let (m, n) = (import.module().to_string(), import.name().to_string());
-        let what = format!("import {m}.{n}");
-        match import.ty() {
-            ExternType::Func(ft) if m == RUNTIME_MODULE => {
-                if instrumented {
-                    return Err(format!(
-                        "the instrumented module still imports {m}.{n}: calls to the runtime \
-                         functions should have been replaced"
-                    ));
-                }
-                linker
-                    .func_new(&m, &n, ft.clone(), |_caller, _args, results| {
-                        results.iter_mut().for_each(|r| *r = Val::I32(0));
-                        Ok(())
-                    })
-                    .map_err(|e| format!("{what}: {e}"))?;
-            }
-            ExternType::Func(ft) => {
-                let result_types: Vec<ValType> = ft.results().collect();
-                linker
-                    .func_new(&m.clone(), &n.clone(), ft, move |caller, args, results| {
-                        host_call(caller, &m, &n, &result_types, args, results)
-                    })
-                    .map_err(|e| format!("{what}: {e}"))?;
-            }
-            ExternType::Global(gt) => {
-                let g = Global::new(&mut *store, gt.clone(), value::zero(gt.content()))
-                    .map_err(|e| format!("{what}: {e}"))?;
-                linker
-                    .define(&mut *store, &m, &n, g)
-                    .map_err(|e| format!("{what}: {e}"))?;
-                store
-                    .data_mut()
-                    .imported_globals
-                    .push((format!("{m}.{n}"), g));
-            }
-            ExternType::Memory(mt) => {
-                let handle = if mt.is_shared() {
-                    let mem = SharedMemory::new(engine, mt).map_err(|e| format!("{what}: {e}"))?;
-                    linker
-                        .define(&mut *store, &m, &n, mem.clone())
-                        .map_err(|e| format!("{what}: {e}"))?;
-                    MemHandle::Shared(mem)
-                } else {
-                    let mem = Memory::new(&mut *store, mt).map_err(|e| format!("{what}: {e}"))?;
-                    linker
-                        .define(&mut *store, &m, &n, mem)
-                        .map_err(|e| format!("{what}: {e}"))?;
-                    MemHandle::Plain(mem)
-                };
-                store
-                    .data_mut()
-                    .imported_memories
-                    .push((format!("{m}.{n}"), handle));
-            }
-            ExternType::Table(tt) => {
-                let init = Ref::null(tt.element().heap_type());
-                let t = Table::new(&mut *store, tt, init).map_err(|e| format!("{what}: {e}"))?;
-                linker
-                    .define(&mut *store, &m, &n, t)
-                    .map_err(|e| format!("{what}: {e}"))?;
-            }
-            other => return Err(format!("{what}: the driver cannot provide {other:?}")),
-        }
+/// The direct driver's linker: function imports are [`host_call`].
+impl ImportLinker for Linker<HostState> {
+    type Instance = Instance;
+
+    fn define_item(
+        &mut self,
+        store: &mut Store<HostState>,
+        module: &str,
+        name: &str,
+        item: Extern,
+    ) -> wasmtime::Result<()> {
+        self.define(&*store, module, name, item)?;
+        Ok(())
     }
-    Ok(())
+
+    fn define_host_func(
+        &mut self,
+        _store: &Store<HostState>,
+        module: &str,
+        name: &str,
+        ty: FuncType,
+    ) -> wasmtime::Result<()> {
+        if module == RUNTIME_MODULE {
+            self.func_new(module, name, ty, |_caller, _args, results| {
+                results.iter_mut().for_each(|r| *r = Val::I32(0));
+                Ok(())
+            })?;
+            return Ok(());
+        }
+        let (m, n) = (module.to_string(), name.to_string());
+        let result_types: Vec<ValType> = ty.results().collect();
+        self.func_new(module, name, ty, move |caller, args, results| {
+            host_call(caller, &m, &n, &result_types, args, results)
+        })?;
+        Ok(())
+    }
+
+    fn instantiate_module(
+        &self,
+        store: &mut Store<HostState>,
+        module: &Module,
+    ) -> wasmtime::Result<Instance> {
+        self.instantiate(store, module)
+    }
 }
 
 /// Records a protocol violation and returns it as the error that traps the guest.
@@ -404,6 +430,10 @@ fn violation(caller: &mut Caller<'_, HostState>, message: String) -> wasmtime::E
     wasmtime::Error::msg(message)
 }
 
+/// An import call on the direct driver: in state 2 it is the rewind
+/// reaching the call that suspended ([`resume`]); otherwise it logs the call
+/// and returns its results, or, when the schedule says so, saves them and
+/// starts an unwind.
 fn host_call(
     mut caller: Caller<'_, HostState>,
     module: &str,
@@ -425,38 +455,23 @@ fn host_call(
             }
         }
     }
-    let args = value::record(args);
-    let calls_so_far = caller.data().log.len() as u64;
-    let values = host_results(module, name, &args, calls_so_far, result_types);
-    caller.data_mut().log.push(ImportCall {
-        module: module.to_string(),
-        name: name.to_string(),
-        args,
-        results: values.clone(),
-    });
-
+    let values = caller.data_mut().log_call(module, name, args, result_types);
     if let Some(rt) = &runtime {
         let data = caller.data_mut();
-        if (data.may_suspend)(module, name) {
-            let n = data.suspendable_calls;
-            data.suspendable_calls += 1;
-            if data.schedule.suspends(n) {
-                data.pending = Some(Pending {
-                    module: module.to_string(),
-                    name: name.to_string(),
-                    results: values,
-                });
-                rt.call(&rt.start_unwind, &mut caller, true)?;
-                for (r, ty) in results.iter_mut().zip(result_types) {
-                    *r = value::zero(ty);
-                }
-                return Ok(());
+        if data.suspends(module, name) {
+            data.pending = Some(Pending {
+                module: module.to_string(),
+                name: name.to_string(),
+                results: values,
+            });
+            rt.call(&rt.start_unwind, &mut caller, true)?;
+            for (r, ty) in results.iter_mut().zip(result_types) {
+                *r = value::zero(ty);
             }
+            return Ok(());
         }
     }
-    for ((r, v), ty) in results.iter_mut().zip(values).zip(result_types) {
-        *r = v.to_val(ty);
-    }
+    fill_results(results, values, result_types);
     Ok(())
 }
 
@@ -486,9 +501,7 @@ fn resume(
     rt.call(&rt.stop_rewind, &mut *caller, false)?;
     match caller.data_mut().pending.take() {
         Some(p) if p.module == module && p.name == name => {
-            for ((r, v), ty) in results.iter_mut().zip(p.results).zip(result_types) {
-                *r = v.to_val(ty);
-            }
+            fill_results(results, p.results, result_types);
             Ok(())
         }
         Some(p) => Err(violation(

@@ -39,6 +39,7 @@ pub mod binaryen;
 mod check;
 mod compare;
 mod host;
+mod imports;
 pub mod interface;
 mod linked;
 mod run;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use wasmtime::{Extern, Func, Global, Instance, Linker, Module, Store, Val, ValType};
 
 use crate::engine;
-use crate::host::{define_imports, BufferLayout, HostState, MemHandle, Runtime, SuspendPredicate};
+use crate::host::{BufferLayout, HostState, MemHandle, Runtime, SuspendPredicate};
+use crate::imports::{define_imports, ImportLinker};
 use crate::schedule::Schedule;
 use crate::value::{self, Value};
 use crate::ImportCall;
@@ -35,6 +36,17 @@ impl BufferSpec {
         BufferSpec {
             memory: Some(name.to_string()),
             ..Default::default()
+        }
+    }
+
+    /// The name of the buffer's memory: the one `memory` names, else
+    /// `asyncify_memory` when the module exports something by that name
+    /// (`exports_own`), else `memory`.
+    pub(crate) fn memory_name(&self, exports_own: bool) -> String {
+        match &self.memory {
+            Some(n) => n.clone(),
+            None if exports_own => "asyncify_memory".to_string(),
+            None => "memory".to_string(),
         }
     }
 }
@@ -116,6 +128,11 @@ impl Failure {
             message,
         }
     }
+
+    /// The driver's failure when the module has no function export `export`.
+    pub(crate) fn missing_export(export: &str) -> Self {
+        Failure::driver(format!("no exported function `{export}`"))
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -185,38 +202,15 @@ impl Outcome {
 /// `calls` in order in one instance.
 pub fn run(wasm: &[u8], config: &RunConfig, calls: &[(&str, Vec<Val>)]) -> Outcome {
     let mut outcome = Outcome::default();
-    let engine = engine();
-    let module = match Module::new(engine, wasm) {
-        Ok(m) => m,
-        Err(e) => {
-            outcome.start = Some(Failure::driver(format!("does not compile: {e:#}")));
-            return outcome;
-        }
+    let new_linker = |_: &Module| {
+        let mut linker = Linker::new(engine());
+        linker.allow_shadowing(true);
+        linker
     };
-    let state = HostState::new(config.schedule.clone(), config.may_suspend.clone());
-    let mut store = Store::new(engine, state);
-    if let Err(e) = store.set_fuel(config.fuel) {
-        outcome.start = Some(Failure::driver(format!("set_fuel: {e:?}")));
+    let Some((mut store, instance)) =
+        start(wasm, config, config.instrumented, new_linker, &mut outcome)
+    else {
         return outcome;
-    }
-    let mut linker = Linker::new(engine);
-    if let Err(e) = define_imports(
-        engine,
-        &mut linker,
-        &mut store,
-        &module,
-        config.instrumented,
-    ) {
-        outcome.start = Some(Failure::driver(e));
-        return outcome;
-    }
-    let instance = match linker.instantiate(&mut store, &module) {
-        Ok(i) => i,
-        Err(e) => {
-            outcome.start = Some(Failure::from_error(&e));
-            outcome.imports = std::mem::take(&mut store.data_mut().log);
-            return outcome;
-        }
     };
     let buffer = resolve_buffer(&mut store, &instance, &config.buffer);
     if config.instrumented {
@@ -231,38 +225,95 @@ pub fn run(wasm: &[u8], config: &RunConfig, calls: &[(&str, Vec<Val>)]) -> Outco
             }
         }
     }
-    for (export, args) in calls {
+    record_calls(&mut outcome, calls, |export, args| {
         let before = store.data().unwinds;
         let result = call_export(&mut store, &instance, export, args, config.max_unwinds);
+        (result, store.data().unwinds - before)
+    });
+    finish(&mut store, &instance, buffer.ok().as_ref(), outcome)
+}
+
+/// The set-up both drivers share: compiles `wasm`, makes its store (host
+/// state and fuel from `config`), defines its imports in the linker
+/// `new_linker` makes for it (see [`define_imports`] for `instrumented`),
+/// instantiates it and marks the store instantiated. When any of that fails,
+/// `outcome.start` says why, `outcome.imports` has the calls the start
+/// function made, and this returns `None`.
+pub(crate) fn start<L: ImportLinker>(
+    wasm: &[u8],
+    config: &RunConfig,
+    instrumented: bool,
+    new_linker: impl FnOnce(&Module) -> L,
+    outcome: &mut Outcome,
+) -> Option<(Store<HostState>, L::Instance)> {
+    let engine = engine();
+    let module = match Module::new(engine, wasm) {
+        Ok(m) => m,
+        Err(e) => {
+            outcome.start = Some(Failure::driver(format!("does not compile: {e:#}")));
+            return None;
+        }
+    };
+    let state = HostState::new(config.schedule.clone(), config.may_suspend.clone());
+    let mut store = Store::new(engine, state);
+    if let Err(e) = store.set_fuel(config.fuel) {
+        outcome.start = Some(Failure::driver(format!("set_fuel: {e:?}")));
+        return None;
+    }
+    let mut linker = new_linker(&module);
+    if let Err(e) = define_imports(&mut linker, &mut store, &module, instrumented) {
+        outcome.start = Some(Failure::driver(e));
+        return None;
+    }
+    match linker.instantiate_module(&mut store, &module) {
+        Ok(instance) => {
+            store.data_mut().instantiated = true;
+            Some((store, instance))
+        }
+        Err(e) => {
+            outcome.start = Some(Failure::from_error(&e));
+            outcome.imports = std::mem::take(&mut store.data_mut().log);
+            None
+        }
+    }
+}
+
+/// Makes the export calls of `calls` in order through `call`, which gives a
+/// call's results (or why there are none) and how many times it unwound, and
+/// records each in `outcome.calls`.
+pub(crate) fn record_calls(
+    outcome: &mut Outcome,
+    calls: &[(&str, Vec<Val>)],
+    mut call: impl FnMut(&str, &[Val]) -> (Result<Vec<Value>, Failure>, u64),
+) {
+    for (export, args) in calls {
+        let (result, unwinds) = call(export, args);
         outcome.calls.push(CallOutcome {
             export: export.to_string(),
             args: value::record(args),
             result,
-            unwinds: store.data().unwinds - before,
+            unwinds,
         });
     }
-    snapshot(&mut store, &instance, buffer.ok().as_ref(), &mut outcome);
-    let data = store.data_mut();
-    outcome.imports = std::mem::take(&mut data.log);
-    outcome.errors = std::mem::take(&mut data.errors);
-    outcome
 }
 
+/// Where the buffer is by default, in a memory other than
+/// `asyncify_memory`.
+pub(crate) const DEFAULT_BUFFER_ADDR: u64 = 0x8000;
+/// The buffer's default size, header included.
+pub(crate) const DEFAULT_BUFFER_SIZE: u64 = 0x8000;
+
+/// Finds the buffer `spec` describes in the instance (or among the memories
+/// the driver created for its imports), with the defaults filled in.
 pub(crate) fn resolve_buffer(
     store: &mut Store<HostState>,
     instance: &Instance,
     spec: &BufferSpec,
 ) -> Result<BufferLayout, String> {
-    let name = match &spec.memory {
-        Some(n) => n.clone(),
-        None if instance
-            .get_export(&mut *store, "asyncify_memory")
-            .is_some() =>
-        {
-            "asyncify_memory".to_string()
-        }
-        None => "memory".to_string(),
-    };
+    let exports_own = instance
+        .get_export(&mut *store, "asyncify_memory")
+        .is_some();
+    let name = spec.memory_name(exports_own);
     let mem = match instance.get_export(&mut *store, &name) {
         Some(Extern::Memory(m)) => MemHandle::Plain(m),
         Some(Extern::SharedMemory(m)) => MemHandle::Shared(m),
@@ -275,10 +326,17 @@ pub(crate) fn resolve_buffer(
             .map(|(_, m)| m.clone())
             .ok_or_else(|| format!("no memory exported (or imported) as `{name}`"))?,
     };
-    let default_addr = if name == "asyncify_memory" { 0 } else { 0x8000 };
+    let default_addr = if name == "asyncify_memory" {
+        0
+    } else {
+        DEFAULT_BUFFER_ADDR
+    };
     let addr = spec.addr.unwrap_or(default_addr);
     let len = mem.len(&*store);
-    let size = spec.size.unwrap_or(0x8000).min(len.saturating_sub(addr));
+    let size = spec
+        .size
+        .unwrap_or(DEFAULT_BUFFER_SIZE)
+        .min(len.saturating_sub(addr));
     if size < 16 {
         return Err(format!(
             "memory `{name}` ({len:#x} bytes) has no room for a buffer at {addr:#x}"
@@ -349,7 +407,7 @@ fn call_export(
 ) -> Result<Vec<Value>, Failure> {
     let func = instance
         .get_func(&mut *store, export)
-        .ok_or_else(|| Failure::driver(format!("no exported function `{export}`")))?;
+        .ok_or_else(|| Failure::missing_export(export))?;
     let ty = func.ty(&*store);
     let mut results: Vec<Val> = ty.results().map(|t| value::zero(&t)).collect();
     let Some(rt) = store.data().runtime.clone() else {
@@ -464,13 +522,15 @@ fn call_export(
     }
 }
 
-/// Records exported memories (buffer zeroed) and globals.
-pub(crate) fn snapshot(
+/// Ends a run: records the memories the instance exports or imports (the
+/// buffer zeroed), its exported globals, the import log and the driver's
+/// errors in `outcome`.
+pub(crate) fn finish(
     store: &mut Store<HostState>,
     instance: &Instance,
     buffer: Option<&BufferLayout>,
-    outcome: &mut Outcome,
-) {
+    mut outcome: Outcome,
+) -> Outcome {
     let exports: Vec<(String, Extern)> = instance
         .exports(&mut *store)
         .filter(|e| !is_runtime_export(e.name()))
@@ -497,4 +557,8 @@ pub(crate) fn snapshot(
         }
         outcome.memories.push((name, bytes));
     }
+    let data = store.data_mut();
+    outcome.imports = std::mem::take(&mut data.log);
+    outcome.errors = std::mem::take(&mut data.errors);
+    outcome
 }
