@@ -127,6 +127,15 @@ const cases = {
       ['only_in_handler', 2], ['only_in_handler', 3], ['payload_in_local', 5],
     ],
   },
+  tail_calls: {
+    imports: {
+      'env.fetch': { async: true, fn: (n, x) => mix(n, x) },
+    },
+    calls: [
+      ['chain', 3], ['to_import', 4], ['in_try', 5], ['indirect', 6, 0],
+      ['indirect', 7, 1], ['indirect', 8, 2], ['chain', 10],
+    ],
+  },
 };
 
 // Values compared with Object.is semantics (NaN equals NaN, 0 differs from -0).
