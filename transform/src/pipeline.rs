@@ -238,11 +238,10 @@ pub fn run(
         extra_functions.push((ty, push));
     }
 
-    // Wrappers of the imports that a `try` tail-calls, after `frame_push`:
-    // (plan, input body, output index).
-    // When an indirect tail call may suspend, every import that may suspend
-    // and may be called indirectly is replaced by its wrapper where it is
-    // referenced.
+    // Wrappers (see `wrapper_plan`), placed after `frame_push`: of the
+    // imports that a `try` tail-calls, and, when an indirect tail call may
+    // suspend, of every import that may suspend and may be called
+    // indirectly (the wrapper then replaces it wherever it is referenced).
     let ref_wrapped: Vec<u32> = if plans.iter().flatten().any(|p| p.indirect_tail) {
         plan_cx.suspending_imports_in_tables()
     } else {
@@ -257,6 +256,7 @@ pub fn run(
     wrapped.sort_unstable();
     wrapped.dedup();
     let wrapper_base = runtime_base + 5 + extra_functions.len() as u32;
+    // (plan, input body, output index)
     let wrappers: Vec<(FunctionPlan, Vec<u8>, u32)> = wrapped
         .iter()
         .enumerate()

@@ -120,8 +120,8 @@ pub struct TailCalls {
     pub ids: HashMap<u32, u32>,
     /// Output function index of the trampoline for each result type list.
     pub trampolines: HashMap<Vec<ValType>, u32>,
-    /// Output function index of the wrapper of each import that some `try`
-    /// tail-calls (see [`crate::plan::wrapper_plan`]), by input index.
+    /// Output function index of each wrapped import (see
+    /// [`crate::plan::wrapper_plan`]), by input index.
     pub wrappers: HashMap<u32, u32>,
 }
 
