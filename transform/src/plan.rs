@@ -736,13 +736,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
 
 impl PFrame {
     /// Adds an item starting with point `first` to the body being read: the
-    /// `then` body or `else` arm of an `if`, a block's body, a try body or
-    /// its current handler.
+    /// `then` body or `else` arm of an `if` (whose `split` the first `else`
+    /// item sets), a block's body, a try body or its current handler.
     fn push_item(&mut self, item: Item, first: u32) {
         if !self.in_else {
             self.items.push(item);
         } else if let Some(h) = self.handlers.last_mut() {
-            self.split.get_or_insert(first);
             h.items.push(item);
         } else {
             self.split.get_or_insert(first);
@@ -821,14 +820,13 @@ pub fn wrapper_plan(
     let params = info.module_val_types(ty.params());
     let results = info.module_val_types(ty.results());
     let n = params.len();
-    let mut body = vec![0u8]; // no local declarations
+    let mut body = wasm_encoder::Function::new([]);
     for i in 0..n as u32 {
-        body.push(0x20); // local.get
-        leb_u32(&mut body, i);
+        body.instruction(&wasm_encoder::Instruction::LocalGet(i));
     }
-    body.push(0x10); // call
-    leb_u32(&mut body, import);
-    body.push(0x0b); // end
+    body.instruction(&wasm_encoder::Instruction::Call(import));
+    body.instruction(&wasm_encoder::Instruction::End);
+    let body = body.into_raw_body();
     let mut local_types: Vec<ValType> = params.iter().map(|&t| nullable(t)).collect();
     local_types.push(ValType::I32);
     local_types.push(ptr_type);
@@ -859,18 +857,6 @@ pub fn wrapper_plan(
         ..FunctionPlan::default()
     };
     (plan, body)
-}
-
-fn leb_u32(out: &mut Vec<u8>, mut v: u32) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// The locals a plan adds to hold values across a suspension: the operand

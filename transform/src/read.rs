@@ -369,11 +369,12 @@ fn scan_body(
     body: &FunctionBody<'_>,
 ) -> Result<CallSummary, wasmparser::BinaryReaderError> {
     let mut summary = CallSummary::default();
+    // Per declaration group, not per local (a body may declare thousands).
+    for group in body.get_locals_reader()? {
+        summary.typed_refs |= is_typed_ref(group?.1);
+    }
     let mut reader = body.get_binary_reader();
     fv.read_locals(&mut reader)?;
-    summary.typed_refs = (0..fv.len_locals())
-        .filter_map(|i| fv.get_local_type(i))
-        .any(is_typed_ref);
     let mut ops = OperatorsReader::new(reader);
     while !ops.eof() {
         let (op, offset) = ops.read_with_offset()?;

@@ -496,18 +496,17 @@ impl<'c, 'p> Emitter<'c, 'p> {
     /// entered (see [`Handler`]). Handler points come after the body's.
     fn reenter_handlers(&mut self, c: &'p Construct) -> Result<(), Error> {
         let plan = self.plan.expect("instrumenting");
-        let with_points: Vec<(&'p Handler, u32)> = c
+        let with_points: Vec<(&'p Handler, u32, u32)> = c
             .handlers
             .iter()
-            .filter_map(|h| h.points().map(|(_, hi)| (h, hi)))
+            .filter_map(|h| h.points().map(|(lo, hi)| (h, lo, hi)))
             .collect();
-        let Some(&(first, _)) = with_points.first() else {
+        let Some(&(_, split, _)) = with_points.first() else {
             return Ok(());
         };
         let indexed = plan.records_point_index();
         self.rewinding_test();
         self.open(Instruction::If(BlockType::Empty));
-        let split = first.points().expect("points").0;
         let body_points = !c.items.is_empty();
         if indexed && body_points {
             self.ins(Instruction::LocalGet(plan.index_local));
@@ -515,7 +514,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
             self.ins(Instruction::I32GeU);
             self.open(Instruction::If(BlockType::Empty));
         }
-        for (j, &(h, hi)) in with_points.iter().enumerate() {
+        for (j, &(h, _, hi)) in with_points.iter().enumerate() {
             if indexed && j + 1 < with_points.len() {
                 self.ins(Instruction::LocalGet(plan.index_local));
                 self.ins(Instruction::I32Const((hi + 1) as i32));

@@ -986,3 +986,67 @@ pub fn skip_kind(why: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// What typed-reference content a module's code has, for the statistics of
+/// the `beyond_binaryen` cases.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TypedContent {
+    /// `call_ref` or `return_call_ref`.
+    pub call_ref: bool,
+    /// A GC instruction: struct, array, i31, cast or conversion.
+    pub gc: bool,
+}
+
+/// Scans the code of `wasm` for [`TypedContent`] (an unreadable module has none).
+#[allow(dead_code)] // Used by the property test, not by the legacy-exceptions test.
+pub fn typed_content(wasm: &[u8]) -> TypedContent {
+    let mut out = TypedContent::default();
+    for payload in Parser::new(0).parse_all(wasm) {
+        let Ok(Payload::CodeSectionEntry(body)) = payload else {
+            continue;
+        };
+        let Ok(ops) = body.get_operators_reader() else {
+            continue;
+        };
+        for op in ops.into_iter().flatten() {
+            use Operator::*;
+            match op {
+                CallRef { .. } | ReturnCallRef { .. } => out.call_ref = true,
+                StructNew { .. }
+                | StructNewDefault { .. }
+                | StructGet { .. }
+                | StructGetS { .. }
+                | StructGetU { .. }
+                | StructSet { .. }
+                | ArrayNew { .. }
+                | ArrayNewDefault { .. }
+                | ArrayNewFixed { .. }
+                | ArrayNewData { .. }
+                | ArrayNewElem { .. }
+                | ArrayGet { .. }
+                | ArrayGetS { .. }
+                | ArrayGetU { .. }
+                | ArraySet { .. }
+                | ArrayLen
+                | ArrayFill { .. }
+                | ArrayCopy { .. }
+                | ArrayInitData { .. }
+                | ArrayInitElem { .. }
+                | RefI31
+                | I31GetS
+                | I31GetU
+                | RefTestNonNull { .. }
+                | RefTestNullable { .. }
+                | RefCastNonNull { .. }
+                | RefCastNullable { .. }
+                | BrOnCast { .. }
+                | BrOnCastFail { .. }
+                | AnyConvertExtern
+                | ExternConvertAny
+                | RefEq => out.gc = true,
+                _ => {}
+            }
+        }
+    }
+    out
+}

@@ -66,7 +66,8 @@ use proptest::test_runner::{
 
 use crate::bytes::{bytes, Bytes};
 use crate::generate::{
-    function_imports, generate, imports_under_indirect_calls, skip_kind, Case, BUFFER_PAGES,
+    function_imports, generate, imports_under_indirect_calls, skip_kind, typed_content, Case,
+    BUFFER_PAGES,
 };
 
 /// Seeds of failing cases, replayed before new ones (commit this file).
@@ -172,6 +173,10 @@ struct Stats {
     unusable: Cell<u64>,
     /// Failing runs: the first failure, then those found while shrinking it.
     failed: Cell<u64>,
+    /// Passed cases whose module uses `call_ref`/`return_call_ref`, and GC
+    /// instructions (see [`generate::typed_content`]).
+    with_call_ref: Cell<u64>,
+    with_gc: Cell<u64>,
 }
 
 fn config() -> Config {
@@ -295,6 +300,13 @@ fn property(input: &Bytes, set: OptionSet, stats: &Stats) -> TestCaseResult {
             if report.runs.iter().any(|(_, o)| o.unwinds() > 0) {
                 count(&stats.suspended);
             }
+            let content = typed_content(&case.wasm);
+            if content.call_ref {
+                count(&stats.with_call_ref);
+            }
+            if content.gc {
+                count(&stats.with_gc);
+            }
             Ok(())
         }
         Err(_) if !terminates(&case, set) => {
@@ -341,6 +353,13 @@ fn run(set: OptionSet) {
         stats.failed.get(),
         start.elapsed().as_secs_f64()
     );
+    if set == OptionSet::BeyondBinaryen {
+        println!(
+            "  of the passed: {} with call_ref/return_call_ref, {} with GC instructions",
+            stats.with_call_ref.get(),
+            stats.with_gc.get()
+        );
+    }
     for (why, n) in stats.skipped.borrow().iter() {
         println!("  skipped {n}x: {why}");
     }
