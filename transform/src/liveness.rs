@@ -45,6 +45,14 @@ enum FrameKind {
     /// inside may land.
     Try {
         handlers: usize,
+        /// Where an exception that no clause catches goes next (the handlers
+        /// of the enclosing `try`), if anywhere.
+        outer: Option<usize>,
+        /// A `catch_all` (or `catch_all_ref`) clause catches every exception.
+        catches_all: bool,
+        /// Inside a legacy `catch`/`catch_all` clause: exceptions thrown there
+        /// go to the enclosing `try`, not to this one.
+        in_handler: bool,
     },
 }
 
@@ -165,15 +173,29 @@ pub fn live_after_points(
                 let handlers = g.node();
                 let end = g.node();
                 frames.push(Frame {
-                    kind: FrameKind::Try { handlers },
+                    kind: FrameKind::Try {
+                        handlers,
+                        outer: innermost_handlers(&frames),
+                        catches_all: false,
+                        in_handler: false,
+                    },
                     target: end,
                     end,
                 });
             }
             Operator::Catch { .. } | Operator::CatchAll => {
-                let frame = frames.last().expect("try frame");
+                let frame = frames.last_mut().expect("try frame");
                 let end = frame.end;
-                if let FrameKind::Try { handlers } = frame.kind {
+                if let FrameKind::Try {
+                    handlers,
+                    catches_all,
+                    in_handler,
+                    ..
+                } = &mut frame.kind
+                {
+                    *in_handler = true;
+                    *catches_all |= matches!(op, Operator::CatchAll);
+                    let handlers = *handlers;
                     g.edge(cur, end);
                     let arm = g.node();
                     g.edge(handlers, arm);
@@ -185,6 +207,10 @@ pub fn live_after_points(
                 // A throw inside lands on one of the catch labels; a node
                 // standing for "the handlers" fans out to all of them.
                 let catches = g.node();
+                let catches_all = try_table
+                    .catches
+                    .iter()
+                    .any(|c| matches!(c, Catch::All { .. } | Catch::AllRef { .. }));
                 for c in &try_table.catches {
                     let label = match c {
                         Catch::One { label, .. }
@@ -195,8 +221,18 @@ pub fn live_after_points(
                     let target = frames[frames.len() - 1 - label as usize].target;
                     g.edge(catches, target);
                 }
+                let outer = innermost_handlers(&frames);
+                if let (false, Some(outer)) = (catches_all, outer) {
+                    g.edge(catches, outer);
+                }
                 frames.push(Frame {
-                    kind: FrameKind::Try { handlers: catches },
+                    // The edge outward is in place already.
+                    kind: FrameKind::Try {
+                        handlers: catches,
+                        outer: None,
+                        catches_all,
+                        in_handler: false,
+                    },
                     target: end,
                     end,
                 });
@@ -210,10 +246,28 @@ pub fn live_after_points(
                 {
                     g.edge(source, frame.end);
                 }
-                if let (Operator::Delegate { .. }, FrameKind::Try { handlers }) = (&op, &frame.kind)
-                {
-                    // Exceptions go on to an outer handler, if any.
-                    handlers_of(&frames, &mut g, *handlers);
+                match (&op, &frame.kind) {
+                    (Operator::Delegate { relative_depth }, FrameKind::Try { handlers, .. }) => {
+                        // Exceptions go on to the handlers of the `try` at
+                        // (or around) the label, if any.
+                        let at = frames.len().saturating_sub(1 + *relative_depth as usize);
+                        if let Some(to) = innermost_handlers(&frames[..=at]) {
+                            g.edge(*handlers, to);
+                        }
+                    }
+                    (
+                        _,
+                        FrameKind::Try {
+                            handlers,
+                            outer: Some(outer),
+                            catches_all: false,
+                            ..
+                        },
+                    ) => {
+                        // No `catch_all`: other exceptions go on outward.
+                        g.edge(*handlers, *outer);
+                    }
+                    _ => {}
                 }
                 g.edge(cur, frame.end);
                 cur = frame.end;
@@ -248,10 +302,11 @@ pub fn live_after_points(
             // call, then a return): nothing is live after it.
             Operator::ReturnCall { .. } if points.get(next_point) == Some(&this) => {
                 next_point += 1;
-                handlers_of(&frames, &mut g, cur);
+                // After the callee resumes it may return or throw.
                 let next = g.node();
                 g.edge(cur, next);
                 g.edge(next, exit);
+                handlers_of(&frames, &mut g, next);
                 after_point.push(next);
                 cur = g.node();
             }
@@ -270,12 +325,24 @@ pub fn live_after_points(
                 cur = g.node();
             }
             Operator::Call { .. } | Operator::CallIndirect { .. } | Operator::CallRef { .. } => {
-                handlers_of(&frames, &mut g, cur);
+                // A call may throw: the node ends here, so the handlers see
+                // the locals as they are at the call (later writes in the
+                // same straight-line code must not hide them).
+                let may_catch = handlers_of(&frames, &mut g, cur);
                 if points.get(next_point) == Some(&this) {
                     next_point += 1;
+                    // After the callee resumes it may return or throw: the
+                    // locals read on either path are live after the point.
+                    let point = g.node();
+                    g.edge(cur, point);
+                    handlers_of(&frames, &mut g, point);
+                    after_point.push(point);
+                    let next = g.node();
+                    g.edge(point, next);
+                    cur = next;
+                } else if may_catch {
                     let next = g.node();
                     g.edge(cur, next);
-                    after_point.push(next);
                     cur = next;
                 }
             }
@@ -314,14 +381,27 @@ pub fn live_after_points(
 }
 
 /// Adds the edge for an exception leaving `from` to the innermost enclosing
-/// handler in `frames`.
-fn handlers_of(frames: &[Frame], g: &mut Graph, from: usize) {
-    if let Some(FrameKind::Try { handlers }) = frames
-        .iter()
-        .rev()
-        .map(|f| &f.kind)
-        .find(|k| matches!(k, FrameKind::Try { .. }))
-    {
-        g.edge(from, *handlers);
+/// handlers in `frames`; returns whether there are any.
+fn handlers_of(frames: &[Frame], g: &mut Graph, from: usize) -> bool {
+    match innermost_handlers(frames) {
+        Some(h) => {
+            g.edge(from, h);
+            true
+        }
+        None => false,
     }
+}
+
+/// The node standing for the handlers that an exception thrown inside the
+/// innermost of `frames` reaches first: those of the innermost `try` whose
+/// body (not one of its legacy clauses) encloses it.
+fn innermost_handlers(frames: &[Frame]) -> Option<usize> {
+    frames.iter().rev().find_map(|f| match f.kind {
+        FrameKind::Try {
+            handlers,
+            in_handler: false,
+            ..
+        } => Some(handlers),
+        _ => None,
+    })
 }

@@ -1,13 +1,13 @@
 //! The pipeline from a read module to output bytes: checks, analysis, plans,
 //! rewritten bodies, assembly and validation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use wasmparser::{ExternalKind, ValType, Validator};
 
 use crate::analysis::analyse;
 use crate::emit::{assemble, Additions, Body, RUNTIME_EXPORTS};
-use crate::plan::{plan_function, wrapper_plan, FunctionPlan, PlanContext};
+use crate::plan::{is_non_null_ref, plan_function, wrapper_plan, FunctionPlan, PlanContext};
 use crate::read::ModuleInfo;
 use crate::rewrite::{
     emit_function, frame_functions, trampoline, val_type, EmitContext, Mode, RefTable, Remap,
@@ -221,7 +221,7 @@ pub fn run(
         p.constructs
             .values()
             .flat_map(|c| &c.handlers)
-            .any(|h| h.tag.is_none() && !h.items.is_empty())
+            .any(|h| h.tag.is_none() && h.recorder.is_none() && !h.items.is_empty())
     });
     if reenters_catch_all {
         cx.reenter_tag = Some(info.types.as_ref().tag_count());
@@ -275,13 +275,35 @@ pub fn run(
             .flatten()
             .map(|p| (p, remap.func(p.func_index)))
             .chain(wrappers.iter().map(|(p, _, out)| (p, *out)));
+        let reached = tail_reached(info, &plans, &wrapped, &ref_wrapped);
         for (plan, func) in owners {
             let f = plan.func_index;
             let id = tail.ids.len() as u32;
             tail.ids.insert(f, id);
+            if !reached.contains(&f) {
+                // Every frame names its owner, but a rewind only goes through
+                // a trampoline to a function that a tail call may reach.
+                continue;
+            }
             let ty = info.func_type(wrapped_or_self(&wrapped, info, f));
             let results = info.module_val_types(ty.results());
             let params = info.module_val_types(ty.params());
+            if let Some(&p) = params.iter().find(|&&p| is_non_null_ref(p)) {
+                let function = match f.checked_sub(info.num_funcs()) {
+                    Some(j) => format!("the wrapper of {}", info.func_label(wrapped[j as usize])),
+                    None => info.func_label(f),
+                };
+                return Err(Error::Unsupported {
+                    function,
+                    instruction: "return_call".into(),
+                    detail: format!(
+                        "the function may be reached by a tail call that suspends, and it takes \
+                         a non-nullable reference parameter ({}): a rewind re-enters it through \
+                         a trampoline that has no such value to pass",
+                        info.format_val_type(p)
+                    ),
+                });
+            }
             let target = TrampolineTarget { id, func, params };
             match by_results.iter_mut().find(|(r, _)| *r == results) {
                 Some((_, targets)) => targets.push(target),
@@ -300,6 +322,12 @@ pub fn run(
         }
         for &import in &ref_wrapped {
             cx.ref_wrappers.insert(import, tail.wrappers[&import]);
+        }
+        for results in &needed {
+            if !by_results.iter().any(|(r, _)| r == results) {
+                // No reachable target returns these: the trampoline only traps.
+                by_results.push((results.clone(), Vec::new()));
+            }
         }
         for (results, targets) in &by_results {
             if !needed.contains(results) {
@@ -577,6 +605,45 @@ fn check_runtime_imports(info: &ModuleInfo<'_>, ptr_type: ValType) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The functions (input indices; past the input's, the wrappers of
+/// `wrapped` in order) that a tail call that may suspend can reach, so that a
+/// rewind may find their frame on top when it enters the function that made
+/// the call: the targets of direct tail calls, the wrappers that tail calls
+/// inside a `try` go to, and when an indirect tail call may suspend, every
+/// instrumented function that may be in a table or a reference (with the
+/// wrappers that replace imports there).
+fn tail_reached(
+    info: &ModuleInfo<'_>,
+    plans: &[Option<FunctionPlan>],
+    wrapped: &[u32],
+    ref_wrapped: &[u32],
+) -> HashSet<u32> {
+    let wrapper_of = |import: u32| {
+        let j = wrapped.binary_search(&import).expect("a wrapped import");
+        info.num_funcs() + j as u32
+    };
+    let mut reached = HashSet::new();
+    for plan in plans.iter().flatten() {
+        reached.extend(plan.tail_targets.iter().copied());
+        reached.extend(
+            plan.tail_to_wrapper
+                .iter()
+                .map(|&(_, import)| wrapper_of(import)),
+        );
+    }
+    if plans.iter().flatten().any(|p| p.indirect_tail) {
+        let imports = info.func_imports.len() as u32;
+        reached.extend(info.referenced_funcs.iter().copied().filter(|&f| {
+            f >= imports
+                && plans
+                    .get((f - imports) as usize)
+                    .is_some_and(Option::is_some)
+        }));
+        reached.extend(ref_wrapped.iter().map(|&import| wrapper_of(import)));
+    }
+    reached
 }
 
 /// The input function whose type function `f` has: `f` itself, or for a

@@ -38,6 +38,12 @@ pub struct Item {
     /// For `call_indirect`: the local (saved in the frame) that holds the
     /// table index, so a rewind calls the same function again.
     pub callee: Option<u32>,
+    /// Inputs of non-nullable reference type that are not deferred, by
+    /// position among the moved inputs (`stack[len - inputs..len - deferred]`),
+    /// with the saved local that holds each: a rewind skips the code that
+    /// computed them, and a placeholder of such a type does not exist, so the
+    /// value itself is kept in the frame and passed again.
+    pub kept_inputs: Vec<(usize, u32)>,
 }
 
 /// A construct (block, loop, if) that contains suspension points.
@@ -76,6 +82,42 @@ pub struct Handler {
     /// For `catch $tag` with points: saved locals that hold the payload, so a
     /// rewind throws the same values again (a later `rethrow` passes them on).
     pub payload: Vec<u32>,
+    /// For a `catch_all` with points whose exception is rethrown: how the
+    /// caught exception is recorded so that a rewind can throw it again.
+    pub recorder: Option<Recorder>,
+}
+
+/// How a legacy `catch_all` handler that may suspend and then `rethrow`s gets
+/// its exception back after a rewind.
+///
+/// Legacy exception handling gives no reference to the exception a
+/// `catch_all` caught, so the try body is wrapped in an added `try` (the
+/// recorder) with a `catch $tag` clause for every tag the module defines or
+/// imports (except those the `try`'s own clauses catch first): each stores the
+/// payload in saved locals and the tag's number in `which`, then rethrows the
+/// same exception on to the handler. A rewind into the handler throws the
+/// recorded tag with the recorded payload at the start of the try body, so the
+/// handler is entered again and a later `rethrow` passes on an exception of
+/// the same tag and values. An exception of a tag the module cannot name
+/// (thrown by the host) leaves `which` at 0: suspending inside the handler
+/// then traps at the unwind, the one case that cannot be resumed.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    /// Saved local: 0 for an exception of an unknown tag, otherwise one more
+    /// than the index in `tags` of the recorded tag.
+    pub which: u32,
+    /// The tags recorded.
+    pub tags: Vec<RecordedTag>,
+}
+
+/// One tag a [`Recorder`] catches.
+#[derive(Debug, Clone, Default)]
+pub struct RecordedTag {
+    pub tag: u32,
+    /// The tag's payload types.
+    pub params: Vec<ValType>,
+    /// Saved locals that hold the payload (shared by type between tags).
+    pub locals: Vec<u32>,
 }
 
 impl Handler {
@@ -129,6 +171,13 @@ pub struct FunctionPlan {
     pub tail_to_wrapper: Vec<(usize, u32)>,
     /// The function makes an indirect tail call that may suspend.
     pub indirect_tail: bool,
+    /// Points inside legacy `catch_all` handlers with a [`Recorder`], as
+    /// (first point, last point, the recorder's `which` local): an unwind at
+    /// one of them traps if the handler holds an exception of unknown tag.
+    pub foreign_checks: Vec<(u32, u32, u32)>,
+    /// Defined functions that a direct tail call here may suspend in
+    /// (increasing): a rewind into this function may find one of them on top.
+    pub tail_targets: Vec<u32>,
 }
 
 impl FunctionPlan {
@@ -160,6 +209,7 @@ impl FunctionPlan {
                     let set = &mut live[k as usize];
                     set.extend(&item.stranded);
                     set.extend(item.callee);
+                    set.extend(item.kept_inputs.iter().map(|&(_, l)| l));
                 }
                 if let Some(c) = plan.constructs.get(&item.op) {
                     add_items(plan, &c.items, live);
@@ -168,6 +218,12 @@ impl FunctionPlan {
                         if let Some((lo, hi)) = h.points() {
                             for k in lo..=hi {
                                 live[k as usize].extend(&h.payload);
+                                if let Some(r) = &h.recorder {
+                                    live[k as usize].push(r.which);
+                                    for t in &r.tags {
+                                        live[k as usize].extend(&t.locals);
+                                    }
+                                }
                             }
                         }
                         add_items(plan, &h.items, live);
@@ -276,6 +332,11 @@ fn unwind_groups(plan: &FunctionPlan, exact: bool) -> Vec<UnwindGroup> {
     }
     close(first, n as u32 - 1, &mut member, &mut groups);
     groups
+}
+
+/// Whether `t` is a non-nullable reference type (which has no placeholder).
+pub fn is_non_null_ref(t: ValType) -> bool {
+    matches!(t, ValType::Ref(r) if !r.is_nullable())
 }
 
 /// `t`, made nullable if it is a reference type.
@@ -390,11 +451,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     }
     plan.input_locals = plan.local_types.len() as u32;
     let func_type = info.func_type(func_index).clone();
-    let unsupported = |op: &Operator<'_>, detail: &str| Error::Unsupported {
-        function: info.func_label(func_index),
-        instruction: op_name(op),
-        detail: detail.to_string(),
-    };
+    let num_params = func_type.params().len() as u32;
 
     let mut frames = vec![PFrame {
         op: 0,
@@ -485,6 +542,9 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 if live && cx.direct_call_suspends(*function_index) =>
             {
                 plan.tail_through = true;
+                if let Err(at) = plan.tail_targets.binary_search(function_index) {
+                    plan.tail_targets.insert(at, *function_index);
+                }
                 None
             }
             // If it may reach an import that suspends, the import is
@@ -507,14 +567,14 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             // of being moved through locals: on a rewind they are
             // placeholders anyway (the callee restores its own locals), so
             // reading dead locals there is harmless.
+            let stack = snapshot(&fv);
             let deferred = if matches!(op, Operator::Call { .. } | Operator::ReturnCall { .. }) {
-                pure_run.values().min(inputs)
+                pure_run.deferrable(&stack, inputs)
             } else {
                 0
             };
             plan.deferred_ops
                 .extend_from_slice(pure_run.ops_of_top(deferred));
-            let stack = snapshot(&fv);
             let level = frames.len();
             let stranded = added.stranded(level, &stack, inputs);
             // The table index or function reference selects the callee again
@@ -530,6 +590,14 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 f.lo.get_or_insert(k);
                 f.hi = k;
             }
+            // A function reference called by `call_ref` is kept in `callee`.
+            let kept_inputs = added.kept_inputs(
+                level,
+                &stack[..stack.len() - usize::from(callee.is_some())],
+                inputs - usize::from(callee.is_some()),
+                deferred,
+                stranded.len(),
+            );
             let top = frames.last_mut().expect("frame");
             let item = Item {
                 op: index,
@@ -541,6 +609,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 stranded,
                 results,
                 callee,
+                kept_inputs,
             };
             top.push_item(item, k);
         }
@@ -641,14 +710,14 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                         let merges_dispatch = matches!(frame.kind, Kind::Block | Kind::Loop)
                             && frame.params.is_empty();
                         let mut handlers = Vec::with_capacity(frame.handlers.len());
+                        let caught: Vec<u32> =
+                            frame.handlers.iter().filter_map(|h| h.tag).collect();
                         for h in frame.handlers {
-                            handlers.push(plan_handler(
-                                info,
-                                h,
-                                frames.len(),
-                                &mut added,
-                                &unsupported,
-                            )?);
+                            let h = plan_handler(info, h, frames.len(), &mut added, &caught);
+                            if let (Some(r), Some((lo, hi))) = (&h.recorder, h.points()) {
+                                plan.foreign_checks.push((lo, hi, r.which));
+                            }
+                            handlers.push(h);
                         }
                         plan.constructs.insert(
                             frame.op,
@@ -661,9 +730,16 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                                 handlers,
                             },
                         );
-                        let parent = frames.last_mut().expect("parent frame");
                         let deferred = usize::from(!frame.cond_ops.is_empty());
                         plan.deferred_ops.extend_from_slice(&frame.cond_ops);
+                        let kept_inputs = added.kept_inputs(
+                            frames.len(),
+                            &frame.stack,
+                            frame.inputs,
+                            deferred,
+                            stranded.len(),
+                        );
+                        let parent = frames.last_mut().expect("parent frame");
                         let item = Item {
                             op: frame.op,
                             lo,
@@ -674,6 +750,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                             stranded,
                             results: frame.results.clone(),
                             callee: None,
+                            kept_inputs,
                         };
                         parent.push_item(item, lo);
                     }
@@ -682,7 +759,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             _ => {}
         }
         match pure_inputs(&op) {
-            Some(inputs) if live => pure_run.push(index, inputs),
+            Some(inputs) if live => {
+                let reads_non_null_local = matches!(op, Operator::LocalGet { local_index }
+                    if local_index >= num_params
+                        && is_non_null_ref(plan.local_types[local_index as usize]));
+                pure_run.push(index, inputs, reads_non_null_local)
+            }
             _ => pure_run.clear(),
         }
         fv.op(offset, &op).map_err(internal)?;
@@ -714,7 +796,6 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
         .collect();
     // Reference locals are declared nullable in the output (see rewrite), and
     // saved through a table of their type.
-    let num_params = func_type.params().len() as u32;
     for (l, t) in plan.local_types.iter_mut().enumerate() {
         if (l as u32) < num_params && *t != nullable(*t) {
             plan.non_null_params.push(l as u32);
@@ -750,56 +831,68 @@ impl PFrame {
     }
 }
 
-/// Finishes a legacy handler of a `try` at nesting `level`: the payload of a
-/// `catch $tag` with points gets saved locals; a `catch_all` with points whose
-/// exception is rethrown is refused.
+/// Finishes a legacy handler of a `try` at nesting `level` whose clauses
+/// catch the tags `caught`: the payload of a `catch $tag` with points gets
+/// saved locals; a `catch_all` with points whose exception is rethrown gets a
+/// [`Recorder`].
 fn plan_handler(
     info: &ModuleInfo<'_>,
     h: PHandler,
     level: usize,
     added: &mut AddedLocals,
-    unsupported: &dyn Fn(&Operator<'_>, &str) -> Error,
-) -> Result<Handler, Error> {
+    caught: &[u32],
+) -> Handler {
     let mut out = Handler {
         tag: h.tag,
         items: h.items,
-        params: Vec::new(),
-        payload: Vec::new(),
+        ..Handler::default()
     };
     if out.items.is_empty() {
-        return Ok(out);
+        return out;
     }
+    // Keyed apart from the stranded locals (whose keys are small levels); the
+    // handlers of one `try` never run at the same time, so they share.
+    let key = usize::MAX - level;
+    let tag_params = |tag: u32| {
+        let ty = info.types.as_ref().tag_at(tag);
+        info.module_val_types(info.types[ty].unwrap_func().params())
+    };
+    let payload_locals = |params: &[ValType], added: &mut AddedLocals| {
+        let mut seen: HashMap<ValType, usize> = HashMap::new();
+        params
+            .iter()
+            .map(|&ty| {
+                let ty = nullable(ty);
+                let n = seen.entry(ty).or_default();
+                *n += 1;
+                added.local(key, ty, *n - 1)
+            })
+            .collect::<Vec<u32>>()
+    };
     match h.tag {
-        None if h.rethrown => Err(unsupported(
-            &Operator::Rethrow { relative_depth: 0 },
-            "a `catch_all` handler that may suspend and then rethrows its exception cannot be \
-             re-entered after a rewind: legacy exception handling gives no reference to the \
-             caught exception, so it could not be thrown again. Translate the module to the \
-             standard exception handling (`try_table` with `catch_all_ref`, for example with \
-             `wasm-opt --translate-to-exnref`), which this pass supports fully",
-        )),
-        None => Ok(out),
-        Some(tag) => {
-            let ty = info.types.as_ref().tag_at(tag);
-            out.params = info.module_val_types(info.types[ty].unwrap_func().params());
-            // Keyed apart from the stranded locals (whose keys are small
-            // levels); the handlers of one `try` never run at the same time,
-            // so they share.
-            let key = usize::MAX - level;
-            let mut seen: HashMap<ValType, usize> = HashMap::new();
-            out.payload = out
-                .params
-                .iter()
-                .map(|&ty| {
-                    let ty = nullable(ty);
-                    let n = seen.entry(ty).or_default();
-                    *n += 1;
-                    added.local(key, ty, *n - 1)
+        None if h.rethrown => {
+            let which = added.local(usize::MAX / 2 - level, ValType::I32, 0);
+            let tags = (0..info.types.as_ref().tag_count())
+                .filter(|t| !caught.contains(t))
+                .map(|tag| {
+                    let params = tag_params(tag);
+                    let locals = payload_locals(&params, added);
+                    RecordedTag {
+                        tag,
+                        params,
+                        locals,
+                    }
                 })
                 .collect();
-            Ok(out)
+            out.recorder = Some(Recorder { which, tags });
+        }
+        None => {}
+        Some(tag) => {
+            out.params = tag_params(tag);
+            out.payload = payload_locals(&out.params, added);
         }
     }
+    out
 }
 
 /// The plan and input body of the wrapper of import `import`: a function of
@@ -841,6 +934,7 @@ pub fn wrapper_plan(
             stranded: Vec::new(),
             results,
             callee: None,
+            kept_inputs: Vec::new(),
         }],
         points: vec![n],
         local_types,
@@ -884,6 +978,26 @@ impl AddedLocals {
             self.types.push((l, ty));
             l
         })
+    }
+
+    /// Saved locals for the moved inputs of non-nullable reference type of
+    /// an item at `level` (see [`Item::kept_inputs`]); `stranded` is how many
+    /// stranded locals the item has (the callee local takes the next ordinal).
+    fn kept_inputs(
+        &mut self,
+        level: usize,
+        stack: &[ValType],
+        inputs: usize,
+        deferred: usize,
+        stranded: usize,
+    ) -> Vec<(usize, u32)> {
+        let moved = &stack[stack.len() - inputs..stack.len() - deferred];
+        moved
+            .iter()
+            .enumerate()
+            .filter(|(_, &ty)| is_non_null_ref(ty))
+            .map(|(j, &ty)| (j, self.local(level, nullable(ty), stranded + 1 + j)))
+            .collect()
     }
 
     /// Locals for the values of `stack` below its last `inputs`, for an item
@@ -968,6 +1082,9 @@ pub fn op_name(op: &Operator<'_>) -> String {
 struct PureRun {
     /// Operator indices, in order.
     ops: Vec<usize>,
+    /// Per operator: it reads a declared local of non-nullable reference
+    /// type, which a rewind leaves null unless it is live (and restored).
+    reads_non_null_local: Vec<bool>,
     /// Per value left on the stack (top last): where in `ops` the expression
     /// that computes it starts.
     starts: Vec<usize>,
@@ -975,7 +1092,7 @@ struct PureRun {
 
 impl PureRun {
     /// Adds operator `index`, which pops `inputs` values and pushes one.
-    fn push(&mut self, index: usize, inputs: usize) {
+    fn push(&mut self, index: usize, inputs: usize, reads_non_null_local: bool) {
         if inputs > self.starts.len() {
             // It consumes values computed before the run: start afresh.
             self.clear();
@@ -992,12 +1109,41 @@ impl PureRun {
             start
         };
         self.ops.push(index);
+        self.reads_non_null_local.push(reads_non_null_local);
         self.starts.push(start);
     }
 
     fn clear(&mut self) {
         self.ops.clear();
+        self.reads_non_null_local.clear();
         self.starts.clear();
+    }
+
+    /// How many of the top `inputs` values of `stack` (the operand stack's
+    /// types) can be computed again after the dispatch: those the run
+    /// computed, up to the first (from the top) of non-nullable reference
+    /// type whose expression reads a declared non-nullable local. On a rewind
+    /// such a local is null unless restored, and the argument must be a real
+    /// reference: that input is moved through a saved local instead.
+    fn deferrable(&self, stack: &[ValType], inputs: usize) -> usize {
+        let n = self.values().min(inputs);
+        for j in 0..n {
+            let value = self.starts.len() - 1 - j;
+            let ty = stack[stack.len() - 1 - j];
+            let end = self
+                .starts
+                .get(value + 1)
+                .copied()
+                .unwrap_or(self.ops.len());
+            if is_non_null_ref(ty)
+                && self.reads_non_null_local[self.starts[value]..end]
+                    .iter()
+                    .any(|&r| r)
+            {
+                return j;
+            }
+        }
+        n
     }
 
     /// How many values on top of the stack the run computed.

@@ -74,6 +74,8 @@ pub struct ModuleInfo<'a> {
     pub exports: Vec<(&'a str, ExternalKind, u32)>,
     /// Function names from the name section.
     pub names: HashMap<u32, &'a str>,
+    /// Type names from the name section.
+    pub type_names: HashMap<u32, &'a str>,
     /// Bodies of defined functions, in order.
     pub bodies: Vec<FunctionBody<'a>>,
     /// Per defined function: the validator handle used to re-walk it.
@@ -104,6 +106,55 @@ impl<'a> ModuleInfo<'a> {
                 Some(i) => format!("import {}.{} (func {index})", i.module, i.name),
                 None => format!("func {index}"),
             },
+        }
+    }
+
+    /// A value type of the module as the text format writes it: `i32`,
+    /// `funcref`, `(ref $box)` (or `(ref 0)` without a type name),
+    /// `(ref null any)`.
+    pub fn format_val_type(&self, t: ValType) -> String {
+        let ValType::Ref(r) = self.module_val_type(t) else {
+            return t.to_string();
+        };
+        let heap = match r.heap_type() {
+            HeapType::Concrete(UnpackedIndex::Module(i)) => match self.type_names.get(&i) {
+                Some(name) => format!("${name}"),
+                None => i.to_string(),
+            },
+            HeapType::Abstract { shared, ty } => {
+                use wasmparser::AbstractHeapType as A;
+                let name = match ty {
+                    A::Func => "func",
+                    A::Extern => "extern",
+                    A::Any => "any",
+                    A::None => "none",
+                    A::NoExtern => "noextern",
+                    A::NoFunc => "nofunc",
+                    A::Eq => "eq",
+                    A::Struct => "struct",
+                    A::Array => "array",
+                    A::I31 => "i31",
+                    A::Exn => "exn",
+                    A::NoExn => "noexn",
+                    A::Cont => "cont",
+                    A::NoCont => "nocont",
+                };
+                if shared {
+                    format!("(shared {name})")
+                } else {
+                    name.to_string()
+                }
+            }
+            other => format!("{other:?}"),
+        };
+        if r.is_nullable() {
+            match heap.as_str() {
+                "func" | "extern" | "any" | "eq" | "i31" | "struct" | "array" | "exn" | "none"
+                | "nofunc" | "noextern" | "noexn" => format!("{heap}ref"),
+                _ => format!("(ref null {heap})"),
+            }
+        } else {
+            format!("(ref {heap})")
         }
     }
 
@@ -294,8 +345,10 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
         function: None,
     })?;
     let mut names = HashMap::new();
+    let mut type_names = HashMap::new();
     if let Some((offset, range)) = name_section {
-        read_names(&bytes[range], offset, &mut names);
+        read_names(&bytes[range.clone()], offset, &mut names);
+        read_type_names(&bytes[range], offset, &mut type_names);
     }
     let type_ids = {
         let t = types.as_ref();
@@ -318,6 +371,7 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
         memories,
         exports,
         names,
+        type_names,
         bodies,
         funcs,
         calls,
@@ -448,6 +502,17 @@ fn const_expr_refs(
         }
     }
     Ok(())
+}
+
+fn read_type_names<'a>(data: &'a [u8], offset: usize, names: &mut HashMap<u32, &'a str>) {
+    let reader = NameSectionReader::new(BinaryReader::new(data, offset as u64));
+    for subsection in reader.into_iter().flatten() {
+        if let Name::Type(map) = subsection {
+            for naming in map.into_iter().flatten() {
+                names.insert(naming.index, naming.name);
+            }
+        }
+    }
 }
 
 fn read_names<'a>(data: &'a [u8], offset: usize, names: &mut HashMap<u32, &'a str>) {

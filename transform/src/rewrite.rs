@@ -28,7 +28,7 @@ use wasm_encoder::reencode::{Error as ReencodeError, Reencode};
 use wasm_encoder::{BlockType, Encode, Instruction, MemArg, MemArgTarget};
 use wasmparser::{Operator, OperatorsReader, ValType};
 
-use crate::plan::{nullable, value_size, Construct, FunctionPlan, Handler, Item};
+use crate::plan::{nullable, value_size, Construct, FunctionPlan, Handler, Item, Recorder};
 use crate::Error;
 
 /// A leading item of a body that spans at least this many points is
@@ -144,12 +144,15 @@ pub enum Mode<'p> {
     Copy { asserts: bool },
 }
 
-struct EFrame {
+struct EFrame<'p> {
     out_pos: u32,
     construct: Option<(usize, bool)>, // (item op, is if) for interesting constructs
     after: Option<Item>,
     /// For a legacy `try`: how many of its handlers have started.
     handlers_seen: usize,
+    /// For a legacy `try` whose body is wrapped in a [`Recorder`]'s `try`:
+    /// that `try`'s output position while the body is open, and the recorder.
+    recorder: Option<(u32, &'p Recorder)>,
 }
 
 struct Emitter<'c, 'p> {
@@ -157,7 +160,7 @@ struct Emitter<'c, 'p> {
     plan: Option<&'p FunctionPlan>,
     sink: Vec<u8>,
     out_len: u32,
-    frames: Vec<EFrame>,
+    frames: Vec<EFrame<'p>>,
     /// Extra locals added in this pass (pool temps), beyond the plan's.
     extra_locals: Vec<ValType>,
     first_extra: u32,
@@ -542,13 +545,73 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 self.unspill(&h.payload, &h.params);
                 self.ins(Instruction::Throw(tag));
             }
-            None => {
-                let tag = self.cx.reenter_tag.ok_or_else(|| {
-                    Error::InvalidOutput("no re-entry tag for a `catch_all` handler".into())
-                })?;
-                self.ins(Instruction::Throw(tag));
-            }
+            None => match &h.recorder {
+                Some(r) => {
+                    // The recorded exception (`which` is never 0 here: an
+                    // unwind with an unknown exception traps).
+                    for (j, t) in r.tags.iter().enumerate() {
+                        self.ins(Instruction::LocalGet(r.which));
+                        self.ins(Instruction::I32Const(j as i32 + 1));
+                        self.ins(Instruction::I32Eq);
+                        self.open(Instruction::If(BlockType::Empty));
+                        self.unspill(&t.locals, &t.params);
+                        self.ins(Instruction::Throw(t.tag));
+                        self.close();
+                    }
+                    self.ins(Instruction::Unreachable);
+                }
+                None => {
+                    let tag = self.cx.reenter_tag.ok_or_else(|| {
+                        Error::InvalidOutput("no re-entry tag for a `catch_all` handler".into())
+                    })?;
+                    self.ins(Instruction::Throw(tag));
+                }
+            },
         }
+        Ok(())
+    }
+
+    /// After a legacy `try` opens (and its re-entry check): if its
+    /// `catch_all` handler has a [`Recorder`], opens the recorder's `try`
+    /// around the body, with the same block type.
+    fn open_recorder(
+        &mut self,
+        c: &'p Construct,
+        op: &Operator<'_>,
+        remap: &mut Remap,
+    ) -> Result<(), Error> {
+        let (Operator::Try { blockty }, Some(r)) =
+            (op, c.handlers.iter().find_map(|h| h.recorder.as_ref()))
+        else {
+            return Ok(());
+        };
+        let bt = remap
+            .block_type(*blockty)
+            .map_err(|e| Error::InvalidOutput(e.to_string()))?;
+        let pos = self.open(Instruction::Try(bt));
+        self.frames.last_mut().expect("try frame").recorder = Some((pos, r));
+        Ok(())
+    }
+
+    /// At the first handler of a legacy `try` with a [`Recorder`]: the
+    /// recorder's clauses (each keeps the payload and the tag's number, then
+    /// rethrows to the handlers) and its `end`.
+    fn close_recorder(&mut self) -> Result<(), Error> {
+        let Some((_, r)) = self.frames.last_mut().and_then(|f| f.recorder.take()) else {
+            return Ok(());
+        };
+        for (j, t) in r.tags.iter().enumerate() {
+            self.ins(Instruction::Catch(t.tag));
+            self.spill(&t.locals);
+            self.ins(Instruction::I32Const(j as i32 + 1));
+            self.ins(Instruction::LocalSet(r.which));
+            self.ins(Instruction::Rethrow(0));
+        }
+        self.ins(Instruction::CatchAll);
+        self.ins(Instruction::I32Const(0));
+        self.ins(Instruction::LocalSet(r.which));
+        self.ins(Instruction::Rethrow(0));
+        self.close();
         Ok(())
     }
 
@@ -637,6 +700,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
             // function that is called again when rewinding.
             *input_temps.last_mut().expect("table index input") = callee;
         }
+        for &(position, local) in &item.kept_inputs {
+            // A non-nullable reference: the value itself comes back on a
+            // rewind (see `Item::kept_inputs`).
+            input_temps[position] = local;
+        }
         self.spill(&input_temps);
         self.spill(&item.stranded);
         self.close();
@@ -678,9 +746,34 @@ impl<'c, 'p> Emitter<'c, 'p> {
             self.ins(Instruction::I32Const(1));
             self.ins(Instruction::I32Eq);
         }
-        self.ins(Instruction::BrIf(
+        let plan = self.plan.expect("instrumenting");
+        let whiches: Vec<u32> = plan
+            .foreign_checks
+            .iter()
+            .filter(|&&(lo, hi, _)| (lo..=hi).contains(&k))
+            .map(|&(_, _, which)| which)
+            .collect();
+        if whiches.is_empty() {
+            self.ins(Instruction::BrIf(
+                self.depth_to(self.unwind_targets[k as usize]),
+            ));
+            return;
+        }
+        // Inside `catch_all` handlers whose exception is rethrown: an unwind
+        // while one holds an exception of a tag the module cannot name (from
+        // the host) could not be resumed, so it traps (see `Recorder`).
+        self.open(Instruction::If(BlockType::Empty));
+        for which in whiches {
+            self.ins(Instruction::LocalGet(which));
+            self.ins(Instruction::I32Eqz);
+            self.open(Instruction::If(BlockType::Empty));
+            self.ins(Instruction::Unreachable);
+            self.close();
+        }
+        self.ins(Instruction::Br(
             self.depth_to(self.unwind_targets[k as usize]),
         ));
+        self.close();
     }
 
     fn run(
@@ -717,6 +810,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 construct: None,
                 after: None,
                 handlers_seen: 0,
+                recorder: None,
             });
             self.begin_body(&p.body_items, &[], 0, None);
         } else {
@@ -726,6 +820,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 construct: None,
                 after: None,
                 handlers_seen: 0,
+                recorder: None,
             });
             self.out_len = 1;
         }
@@ -774,8 +869,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
                                 construct: Some((this, is_if)),
                                 after: Some(item.clone()),
                                 handlers_seen: 0,
+                                recorder: None,
                             });
                             self.reenter_handlers(c)?;
+                            self.open_recorder(c, &op, &mut remap)?;
                             self.begin_body(&c.items, &c.params, this + 1, None);
                         }
                         _ => {
@@ -863,11 +960,13 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     construct: None,
                     after: None,
                     handlers_seen: 0,
+                    recorder: None,
                 });
             }
             Operator::Catch { .. } | Operator::CatchAll => {
                 // A legacy try's body state (or its previous handler's) ends here.
                 self.pop_body_for(self.frames.len());
+                self.close_recorder()?;
                 let ins = remap.instruction(op.clone()).map_err(conv)?;
                 self.ins(ins);
                 let frame = self.frames.last_mut().expect("try frame");
@@ -913,7 +1012,13 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 let frame = self.frames.pop().expect("try frame");
                 self.pop_body_for(self.frames.len() + 1);
                 self.out_len -= 1;
-                let d = self.map_depth(*relative_depth);
+                // Delegating to a `try` whose body is wrapped in a recorder
+                // goes to the recorder, which passes the exception on.
+                let target = &self.frames[self.frames.len() - 1 - *relative_depth as usize];
+                let d = match target.recorder {
+                    Some((pos, _)) => self.depth_to(pos),
+                    None => self.map_depth(*relative_depth),
+                };
                 self.ins(Instruction::Delegate(d));
                 if let Some(item) = &frame.after {
                     self.leave_item(item, &item.results);
