@@ -15,7 +15,9 @@
 //
 // Usage: node cpp.mjs BUILD_DIR [NAME...]
 //   NAME is a corpus/cpp/*.wasm file without .wasm (e.g. dtor_suspend-O2);
-//   default: all of them. If BUILD_DIR/NAME.instrument.log exists (run.sh
+//   default: all of them. CPP_ASYNC_IMPORTS=env.log (a comma list) answers
+//   only those imports with Promises, for modules instrumented with
+//   `--imports LIST` (run.sh's ASYNCIFY_CPP_IMPORTS sets both). If BUILD_DIR/NAME.instrument.log exists (run.sh
 //   writes the CLI's stderr there) its first line is shown when NAME.async.wasm
 //   is missing.
 import { readFile, readdir } from 'node:fs/promises';
@@ -39,6 +41,10 @@ const RUNTIME_AREA_END = 1024;
 const CALL_TIMEOUT_MS = 20000;
 const MAX_PROBLEMS = Number(process.env.CHECK_MAX_PROBLEMS ?? 5);
 const TRACE_CAP = 1024; // corpus/cpp/common.h
+// Which imports answer with a Promise in the instrumented run (null: all).
+const ASYNC_IMPORTS = process.env.CPP_ASYNC_IMPORTS
+  ? new Set(process.env.CPP_ASYNC_IMPORTS.split(',').map((s) => s.trim()).filter(Boolean))
+  : null;
 
 // The host's answer to env.wait: depends on the argument and on the number of
 // import calls before it, so a repeated or skipped call changes every later
@@ -149,7 +155,7 @@ function makeImports(module, asyncMode, log, stats) {
       const value = fn(...args);
       n++;
       log.push(`${shown}=${show(value)}`);
-      if (asyncMode) {
+      if (asyncMode && (!ASYNC_IMPORTS || ASYNC_IMPORTS.has(full))) {
         stats.promises++;
         return delayed(value, stats.promises);
       }

@@ -18,6 +18,8 @@
 #       (default: <repo>/target/js-interop/<tool>, never committed).
 #   ASYNCIFY_CPP_FLAGS="..."  extra `asyncify instrument` options for the C++
 #       programs (default: none, i.e. every import may suspend).
+#   ASYNCIFY_CPP_IMPORTS=LIST  instrument the C++ programs with --imports LIST
+#       and answer only those imports with Promises (default: all imports).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -122,6 +124,7 @@ for name in "${cpp_names[@]}"; do
     asyncify)
       # shellcheck disable=SC2086 # ASYNCIFY_CPP_FLAGS is a list of options
       if ! "$bin" instrument "$cpp_dir/$name.wasm" -o "$out/cpp/$name.async.wasm" \
+          ${ASYNCIFY_CPP_IMPORTS:+--imports "$ASYNCIFY_CPP_IMPORTS"} \
           ${ASYNCIFY_CPP_FLAGS:-} 2>"$out/cpp/$name.instrument.log"; then
         echo "run.sh: asyncify instrument failed on corpus/cpp/$name.wasm:" >&2
         head -n 3 "$out/cpp/$name.instrument.log" >&2
@@ -129,6 +132,7 @@ for name in "${cpp_names[@]}"; do
       ;;
     binaryen)
       "$wasm_opt" "$cpp_dir/$name.wasm" --enable-exception-handling --asyncify \
+        ${ASYNCIFY_CPP_IMPORTS:+"--pass-arg=asyncify-imports@$ASYNCIFY_CPP_IMPORTS"} \
         -o "$out/cpp/$name.async.wasm" 2>"$out/cpp/$name.instrument.log" ||
         echo "run.sh: wasm-opt --asyncify failed on corpus/cpp/$name.wasm" >&2
       ;;
@@ -145,10 +149,10 @@ if [ "${#cpp_names[@]}" -gt 0 ]; then
     # Binaryen's asyncify cannot unwind from inside a catch handler (it traps
     # or leaves the state wrong there), which is what these programs do; the
     # results are shown but do not fail the run.
-    node "$here/cpp.mjs" "$out/cpp" "${cpp_names[@]}" ||
+    CPP_ASYNC_IMPORTS="${ASYNCIFY_CPP_IMPORTS:-}" node "$here/cpp.mjs" "$out/cpp" "${cpp_names[@]}" ||
       echo "run.sh: C++ programs under Binaryen's asyncify: failures expected (not counted)"
   else
-    node "$here/cpp.mjs" "$out/cpp" "${cpp_names[@]}" || status=1
+    CPP_ASYNC_IMPORTS="${ASYNCIFY_CPP_IMPORTS:-}" node "$here/cpp.mjs" "$out/cpp" "${cpp_names[@]}" || status=1
   fi
 fi
 exit "$status"
