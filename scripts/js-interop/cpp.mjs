@@ -64,7 +64,7 @@ const programs = {
     ['run', 3, 0], ['run', 3, 2], ['run', 4, 4], ['run', 5, 1], // thrown at depth throw_at
     ['build', 0, 0], ['build', 1, 0], ['build', 0, 1], // second arg: second part fails
     ['cells', -1], ['cells', 0], ['cells', 3], ['cells', 5], // element fail_at fails
-    ['run', 2, 2],
+    ['run', 2, 2], ['run', 12, -1], ['run', 12, 6],
   ],
   catch_wait: [
     ['handle', 0], ['handle', 1], ['handle', 2], ['handle', 3], ['handle', 4], ['handle', 6],
@@ -78,20 +78,21 @@ const programs = {
     ['run', 0, -1], ['run', 3, -1], ['run', 4, 2], ['run', 5, 0], ['run', 2, 5],
     ['scopes', 0], ['scopes', 4],
     ['grow', 5, -1], ['grow', 6, 3], ['grow', 0, -1], ['grow', 3, 0],
+    ['run', 20, 17], ['grow', 40, -1], ['grow', 40, 33], ['scopes', 12],
   ],
   dtor_suspend: [
     ['run', 1], ['run', 2], ['run', 3], ['run', 6], ['run', 7], // x % 3 == 0 throws
     ['transact', 3, -1], ['transact', 3, 1], ['transact', 4, 0], ['transact', 0, -1],
     ['careful', 1], ['careful', 2], ['careful', 6], ['careful', 7], // x > 5 throws
     ['escape', 0], ['escape', 1], // escape(1) throws out of the module
-    ['run', 9],
+    ['run', 9], ['transact', 10, 8], ['careful', 30],
   ],
   handlers_mix: [
     ['dispatch', 0, 5], ['dispatch', 1, 3], ['dispatch', 1, 4], ['dispatch', 2, 5],
     ['dispatch', 2, 7], ['dispatch', 4, 9],
     ['loop', 0], ['loop', 7],
     ['stages', 3, 100000], ['stages', 3, 0], ['stages', 5, 500],
-    ['deferred', 5], ['deferred', 6], ['deferred', 7],
+    ['deferred', 5], ['deferred', 6], ['deferred', 7], ['loop', 30],
   ],
 };
 
