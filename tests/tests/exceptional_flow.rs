@@ -301,4 +301,10 @@ fn landing_pads_that_suspend_and_rethrow_instrument() {
         text.contains("catch 1") || text.contains("catch $jmp"),
         "{text}"
     );
+    // A suspension while the handler holds a host exception traps in a
+    // function whose name (in backtraces) says why.
+    assert!(
+        text.contains("cannot suspend inside a catch_all handler that rethrows a host exception"),
+        "{text}"
+    );
 }

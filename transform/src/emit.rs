@@ -54,6 +54,10 @@ pub struct Additions {
     /// Wrappers that replace imports in references, declared in an added
     /// declarative element segment so `ref.func` may name them.
     pub declared_wrappers: Vec<u32>,
+    /// Names for added functions (output index, increasing, after every
+    /// input function), written into the name section (one is added if the
+    /// input has none).
+    pub function_names: Vec<(u32, String)>,
 }
 
 /// Section order ranks (the binary format's required order).
@@ -135,6 +139,8 @@ pub fn assemble(
 
     // What is still to be written, by section id.
     let mut pending: Vec<u8> = vec![1, 3, 7, 10];
+    // Whether a name section was written (added function names need one).
+    let mut named = false;
     if add.import_globals {
         pending.push(2);
     }
@@ -538,18 +544,19 @@ pub fn assemble(
                     warnings.push(format!("dropped custom section `{name}`: the rewrite changes code offsets, so its debug information would be wrong"));
                     continue;
                 }
-                if name == "name" && shift {
+                if name == "name" && (shift || !add.function_names.is_empty()) {
                     let names = wasmparser::NameSectionReader::new(BinaryReader::new(
                         reader.data(),
                         reader.data_offset(),
                     ));
-                    let s = match remap.custom_name_section(names) {
+                    let s = match name_section(&mut remap, names, &add.function_names) {
                         Ok(n) => n,
                         Err(_) => {
                             warnings.push("dropped a malformed name section".into());
                             continue;
                         }
                     };
+                    named = true;
                     out.section(&s);
                     continue;
                 }
@@ -559,8 +566,65 @@ pub fn assemble(
         }
     }
     flush(&mut out, &mut pending, u8::MAX, &mut emit_fresh);
+    if !named && !add.function_names.is_empty() {
+        let mut names = wasm_encoder::NameSection::new();
+        let mut map = wasm_encoder::NameMap::new();
+        for (index, name) in &add.function_names {
+            map.append(*index, name);
+        }
+        names.functions(&map);
+        out.section(&names);
+    }
     let _ = (num_globals_out, Payload::End(0));
     Ok(out.finish())
+}
+
+/// The input's name section with indices remapped, and `extra` function
+/// names (whose indices come after every input function) appended.
+fn name_section(
+    remap: &mut Remap,
+    names: wasmparser::NameSectionReader<'_>,
+    extra: &[(u32, String)],
+) -> Result<wasm_encoder::NameSection, wasm_encoder::reencode::Error<std::convert::Infallible>> {
+    let mut out = wasm_encoder::NameSection::new();
+    let mut functions_seen = false;
+    let append_extra = |map: &mut wasm_encoder::NameMap| {
+        for (index, name) in extra {
+            map.append(*index, name);
+        }
+    };
+    for subsection in names {
+        match subsection? {
+            wasmparser::Name::Function(map) => {
+                functions_seen = true;
+                let mut out_map = wasm_encoder::NameMap::new();
+                for naming in map {
+                    let naming = naming?;
+                    out_map.append(remap.function_index(naming.index)?, naming.name);
+                }
+                append_extra(&mut out_map);
+                out.functions(&out_map);
+            }
+            other => {
+                if !functions_seen && matches!(other, wasmparser::Name::Local(_)) {
+                    // Function names come before local names.
+                    functions_seen = true;
+                    let mut out_map = wasm_encoder::NameMap::new();
+                    append_extra(&mut out_map);
+                    if !extra.is_empty() {
+                        out.functions(&out_map);
+                    }
+                }
+                remap.parse_custom_name_subsection(&mut out, other)?;
+            }
+        }
+    }
+    if !functions_seen && !extra.is_empty() {
+        let mut out_map = wasm_encoder::NameMap::new();
+        append_extra(&mut out_map);
+        out.functions(&out_map);
+    }
+    Ok(out)
 }
 
 fn invalid(e: wasmparser::BinaryReaderError) -> Error {

@@ -177,6 +177,7 @@ pub fn run(
         tail: None,
         reenter_tag: None,
         ref_wrappers: HashMap::new(),
+        foreign_exception_trap: None,
     };
     let plan_cx = PlanContext {
         info,
@@ -363,6 +364,20 @@ pub fn run(
     if !wrapper_functions.is_empty() {
         extra_functions.splice(2..2, wrapper_functions);
     }
+    // Last, the function an unwind calls when a legacy `catch_all` handler
+    // that rethrows holds a host exception (see `plan::Recorder`): it traps,
+    // and its name says why.
+    let mut function_names = Vec::new();
+    if plans.iter().flatten().any(|p| !p.foreign_checks.is_empty()) {
+        let index = runtime_base + 5 + extra_functions.len() as u32;
+        let mut f = wasm_encoder::Function::new([]);
+        f.instruction(&wasm_encoder::Instruction::Unreachable);
+        f.instruction(&wasm_encoder::Instruction::End);
+        // `[] -> []`, the second runtime type.
+        extra_functions.push((first_extra_type + 1, f));
+        cx.foreign_exception_trap = Some(index);
+        function_names.push((index, FOREIGN_EXCEPTION_TRAP_NAME.to_string()));
+    }
 
     let rewrite_one = |d: usize| -> Result<Body<'_>, Error> {
         let f = num_imports + d as u32;
@@ -398,6 +413,7 @@ pub fn run(
         extra_types,
         first_extra_type,
         extra_functions,
+        function_names,
         // `[] -> []`, the second runtime type.
         reenter_tag_type: cx.reenter_tag.map(|_| first_extra_type + 1),
         ref_remap: (!cx.ref_wrappers.is_empty()).then(|| {
@@ -606,6 +622,14 @@ fn check_runtime_imports(info: &ModuleInfo<'_>, ptr_type: ValType) -> Result<(),
     }
     Ok(())
 }
+
+/// The name (in the name section) of the function that traps when a
+/// suspension happens inside a legacy `catch_all` handler that rethrows and
+/// holds an exception of a tag the module cannot name (thrown by the host):
+/// wasm backtraces show it.
+pub const FOREIGN_EXCEPTION_TRAP_NAME: &str = "asyncify: cannot suspend inside a catch_all \
+     handler that rethrows a host exception (its tag is not the module's, so a rewind \
+     could not throw it again)";
 
 /// The functions (input indices; past the input's, the wrappers of
 /// `wrapped` in order) that a tail call that may suspend can reach, so that a

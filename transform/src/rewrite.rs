@@ -107,6 +107,10 @@ pub struct EmitContext {
     /// Imports replaced by their wrappers in `ref.func` (input index to
     /// output index), see [`crate::plan::wrapper_plan`].
     pub ref_wrappers: HashMap<u32, u32>,
+    /// The generated function that traps when an unwind finds a rethrowing
+    /// `catch_all` handler holding a host exception (see
+    /// [`crate::plan::Recorder`]); set when some handler needs it.
+    pub foreign_exception_trap: Option<u32>,
 }
 
 /// Support for tail calls that may suspend. Every frame then ends with the id
@@ -767,7 +771,10 @@ impl<'c, 'p> Emitter<'c, 'p> {
             self.ins(Instruction::LocalGet(which));
             self.ins(Instruction::I32Eqz);
             self.open(Instruction::If(BlockType::Empty));
-            self.ins(Instruction::Unreachable);
+            match self.cx.foreign_exception_trap {
+                Some(trap) => self.ins(Instruction::Call(trap)),
+                None => self.ins(Instruction::Unreachable),
+            }
             self.close();
         }
         self.ins(Instruction::Br(
