@@ -1,12 +1,16 @@
-//! Where saved frames live, and how that area grows.
+//! Where saved frames are written and read, and where they are kept while
+//! their call is suspended.
 //!
 //! Each instrumented instance has one *area* in the memory its asyncify code
-//! writes to. A call that suspends unwinds into a *region* that starts at the
-//! area's first free byte and may use everything up to the area's end; once
-//! the unwind is done the region shrinks to what was written and belongs to
-//! that call until it has rewound (or is cancelled). Several regions exist at
-//! once only when calls nest (an import calling back into the instance), and
-//! those finish in reverse order, so regions form a stack.
+//! writes to. A call that suspends unwinds into the area: the header at its
+//! start, frames from there up to its end. Once the unwind is done the
+//! linker copies the frames out to host memory, where the guest cannot reach
+//! them, and the area is free again; before the call rewinds, its frames are
+//! copied back and the header written afresh. So a suspended call's saved
+//! stack cannot be rewritten by the guest (by a nested call into the same
+//! instance, or another instance sharing the memory), and all calls of an
+//! instance share the one area: it needs room for the largest stack one call
+//! saves, not for all suspended calls at once.
 //!
 //! The area is placed, in this order of preference:
 //! - in the secondary memory the module exports as `asyncify_memory`
@@ -18,15 +22,20 @@
 //!   Rust, dlmalloc do); allocators that claim every page up to `memory.size`
 //!   (AssemblyScript's, Emscripten's `sbrk`) need one of the other placements.
 //!
-//! Every region's header tells the module where its region ends. When the
-//! stack does not fit, this project's transform writes nothing past that end
-//! but still advances `cur` by the size of every frame; Binaryen writes past
-//! the end (at the end of memory that is an out-of-bounds trap, not a
-//! corruption); older outputs trap before writing. In each case the linker
-//! fails that call with [`Error::BufferOverflow`] (it cannot be replayed: it
-//! had side effects) and raises the space later calls get: to what the module
-//! reported it needed when it did, and at least double, up to
-//! [`Linker::max_buffer_size`].
+//! The header tells the module where the area ends. When the stack does not
+//! fit, this project's transform writes nothing past that end but still
+//! advances `cur` by the size of every frame; Binaryen writes past the end
+//! (at the end of memory that is an out-of-bounds trap, not a corruption).
+//! Either way the linker fails that call with [`Error::BufferOverflow`] (it
+//! cannot be replayed: it had side effects) and raises the space later calls
+//! get: to what the module reported it needed when it did, and at least
+//! double, up to [`Linker::max_buffer_size`] and to what the memory can
+//! really give (the area grows at once, so the promise in the error is kept).
+//!
+//! Nothing read back from the guest is trusted: the `cur` of the header is
+//! checked against the area the linker handed out (never against the `end`
+//! the guest may have rewritten), all arithmetic on it is checked, and the
+//! header is written by the linker before every unwind and every rewind.
 //!
 //! [`Linker::fixed_buffer`]: crate::Linker::fixed_buffer
 //! [`Linker::max_buffer_size`]: crate::Linker::max_buffer_size
@@ -38,10 +47,11 @@ use wasmtime::{AsContext, AsContextMut, Memory};
 
 use crate::Error;
 
-/// Identifies one export call for the regions it holds.
+/// Identifies one export call for the saved stack it holds.
 pub(crate) type CallId = u64;
 
-/// The embedder's choices for the asyncify buffer, set on the [`Linker`](crate::Linker).
+/// The embedder's choices for the asyncify buffer (and the nesting limit,
+/// which travels with them), set on the [`Linker`](crate::Linker).
 #[derive(Clone, Debug)]
 pub(crate) struct BufferConfig {
     /// Free bytes a suspending call gets at least.
@@ -52,6 +62,8 @@ pub(crate) struct BufferConfig {
     pub fixed: Option<(u64, u64)>,
     /// The export naming the memory the module was instrumented to use.
     pub memory: Option<String>,
+    /// Most bytes of host stack that calls nested inside async imports use.
+    pub nesting_stack: u64,
 }
 
 impl Default for BufferConfig {
@@ -61,6 +73,7 @@ impl Default for BufferConfig {
             max: 64 << 20,
             fixed: None,
             memory: None,
+            nesting_stack: 1 << 20,
         }
     }
 }
@@ -81,24 +94,30 @@ pub(crate) enum Placement {
 /// [`Instance::buffer_usage`]: crate::Instance::buffer_usage
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BufferUsage {
-    /// Bytes of the area (0 until a call first suspends).
+    /// Bytes of the area in the guest's memory (0 until a call first
+    /// suspends).
     pub capacity: u64,
-    /// Bytes held by suspended calls.
+    /// Bytes of saved stacks held by suspended calls (kept in host memory,
+    /// out of the guest's reach).
     pub in_use: u64,
-    /// Suspended calls holding a region.
+    /// Suspended calls holding a saved stack.
     pub suspended: usize,
     /// Free bytes the next suspending call is promised at least.
     pub reserve: u64,
 }
 
-#[derive(Debug)]
-struct Region {
-    call: CallId,
-    start: u64,
-    end: u64,
+/// What the area is being used for right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Busy {
+    Unwind,
+    Rewind,
 }
 
-/// The area and its regions for one instance.
+/// Spare allocations kept for saved stacks, so that suspending does not
+/// allocate each time.
+const SPARES: usize = 4;
+
+/// The area and the saved stacks of one instance.
 #[derive(Debug)]
 pub(crate) struct Buffer {
     module: String,
@@ -106,9 +125,11 @@ pub(crate) struct Buffer {
     placement: Placement,
     mem64: bool,
     area: Option<Range<u64>>,
-    held: Vec<Region>,
-    /// The region being written by the unwind in progress.
-    unwinding: Option<Region>,
+    /// The frames of each suspended call, copied out of the guest's memory.
+    saved: Vec<(CallId, Vec<u8>)>,
+    /// The call unwinding into, or rewinding from, the area.
+    busy: Option<(CallId, Busy)>,
+    spare: Vec<Vec<u8>>,
     want: u64,
     max: u64,
 }
@@ -128,8 +149,9 @@ impl Buffer {
             placement,
             mem64,
             area: None,
-            held: Vec::new(),
-            unwinding: None,
+            saved: Vec::new(),
+            busy: None,
+            spare: Vec::new(),
             want: config.initial.max(64),
             max: config.max.max(config.initial),
         }
@@ -143,14 +165,6 @@ impl Buffer {
         }
     }
 
-    fn top(&self) -> u64 {
-        match (&self.held.last(), &self.area) {
-            (Some(r), _) => r.end,
-            (None, Some(a)) => a.start,
-            (None, None) => 0,
-        }
-    }
-
     fn no_memory(&self, reason: impl Into<String>) -> Error {
         Error::NoBufferMemory {
             module: self.module.clone(),
@@ -158,206 +172,336 @@ impl Buffer {
         }
     }
 
-    /// Starts a region for `call` at the first free byte, growing the area so
-    /// that at least the promised space is free when possible, and writes its
-    /// header. Returns the pointer to pass to `asyncify_start_unwind`.
-    pub fn reserve(&mut self, mut store: impl AsContextMut, call: CallId) -> Result<u64, Error> {
-        let memory = match &self.memory {
-            Ok(m) => *m,
-            Err(reason) => return Err(self.no_memory(reason.clone())),
-        };
+    fn protocol(&self, message: impl Into<String>) -> Error {
+        Error::Protocol {
+            module: self.module.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn memory(&self) -> Result<Memory, Error> {
+        match &self.memory {
+            Ok(m) => Ok(*m),
+            Err(reason) => Err(self.no_memory(reason.clone())),
+        }
+    }
+
+    /// Makes the area hold at least `free` bytes after the header when it
+    /// can (growing memory within its maximum), and returns it.
+    fn ensure_area(
+        &mut self,
+        memory: &Memory,
+        mut store: impl AsContextMut,
+        free: u64,
+    ) -> Result<Range<u64>, Error> {
         let hdr = self.header_size();
-        let need = self.want.max(2 * hdr);
+        let need = free.saturating_add(hdr);
         let size = memory.data_size(&store) as u64;
+        let area = self.place(memory, &mut store, need, size)?;
+        // A 32-bit header cannot say that the area ends at 4 GiB.
+        let limit = if self.mem64 {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        let area = area.start.min(limit)..area.end.min(limit);
+        self.area = Some(area.clone());
+        Ok(area)
+    }
+
+    fn place(
+        &mut self,
+        memory: &Memory,
+        mut store: impl AsContextMut,
+        need: u64,
+        size: u64,
+    ) -> Result<Range<u64>, Error> {
+        let hdr = self.header_size();
         match self.placement {
-            Placement::Fixed(offset, len) => {
-                if offset.checked_add(len).is_none_or(|end| end > size) {
+            Placement::Fixed(offset, len) => match offset.checked_add(len) {
+                Some(end) if end <= size => self.area = Some(offset..end),
+                _ => {
                     return Err(self.no_memory(format!(
-                        "the fixed buffer [{offset:#x}, +{len:#x}) is outside the memory ({size:#x} bytes)"
-                    )));
+                        "the fixed buffer [{offset:#x}, +{len:#x}) is outside the memory \
+                         ({size:#x} bytes)"
+                    )))
                 }
-                self.area = Some(offset..offset + len);
-            }
+            },
             Placement::WholeMemory => {
-                self.area = Some(0..size);
-                let top = self.top();
-                if size - top < need {
-                    // Only grows if the memory's maximum allows.
-                    grow(&memory, &mut store, top + need - size);
-                    self.area = Some(0..memory.data_size(&store) as u64);
+                if size < need {
+                    grow_towards(memory, &mut store, need - size);
                 }
+                self.area = Some(0..memory.data_size(&store) as u64);
             }
-            Placement::EndOfMemory => {
-                let top = self.top();
-                match self.area.clone() {
-                    Some(a) if a.end - top >= need => {}
-                    Some(a) if a.end == size => {
-                        if grow(&memory, &mut store, top + need - a.end) {
-                            self.area = Some(a.start..memory.data_size(&store) as u64);
-                        }
+            Placement::EndOfMemory => match self.area.clone() {
+                Some(a) if a.end <= size && a.end - a.start >= need => {}
+                Some(a) if a.end == size => {
+                    if grow_towards(memory, &mut store, need - (a.end - a.start)) {
+                        self.area = Some(a.start..memory.data_size(&store) as u64);
                     }
-                    // The guest grew its memory after the area: start a new
-                    // area at the new end (the old pages are left unused).
-                    Some(_) if self.held.is_empty() => {
-                        if grow(&memory, &mut store, need) {
-                            self.area = Some(size..memory.data_size(&store) as u64);
-                        }
-                    }
-                    Some(_) => {}
-                    None => {
-                        if !grow(&memory, &mut store, need) && !grow(&memory, &mut store, hdr) {
-                            return Err(self.no_memory(format!(
-                                "its memory cannot grow (it has {} pages, maximum {}); \
-                                 instrument it with `--secondary-memory`, or give the linker \
-                                 a `fixed_buffer`",
-                                size / memory.page_size(&store),
-                                memory
-                                    .ty(&store)
-                                    .maximum()
-                                    .map_or("none".to_string(), |m| m.to_string()),
-                            )));
-                        }
+                }
+                // The guest grew its memory after the area. Nothing is kept
+                // there between calls, so a larger area can start at the new
+                // end (the old pages stay unused).
+                Some(_) => {
+                    if grow(memory, &mut store, need) {
                         self.area = Some(size..memory.data_size(&store) as u64);
                     }
                 }
-            }
+                None => {
+                    if !grow_towards(memory, &mut store, need) && !grow(memory, &mut store, hdr) {
+                        return Err(self.no_memory(format!(
+                            "its memory cannot grow (it has {} pages, maximum {}); \
+                             instrument it with `--secondary-memory`, or give the linker \
+                             a `fixed_buffer`",
+                            size / memory.page_size(&store),
+                            memory
+                                .ty(&store)
+                                .maximum()
+                                .map_or("none".to_string(), |m| m.to_string()),
+                        )));
+                    }
+                    self.area = Some(size..memory.data_size(&store) as u64);
+                }
+            },
         }
-        let area = self.area.clone().unwrap_or(0..0);
-        let start = self.top().max(area.start);
-        if area.end < start + hdr {
+        Ok(self.area.clone().unwrap_or(0..0))
+    }
+
+    /// Prepares the area for `call`'s unwind, growing it so that at least
+    /// the promised space is free when possible, and writes the header.
+    /// Returns the pointer to pass to `asyncify_start_unwind`.
+    pub fn reserve(&mut self, mut store: impl AsContextMut, call: CallId) -> Result<u64, Error> {
+        if let Some((_, busy)) = self.busy {
+            return Err(self.protocol(format!(
+                "an import started an unwind while the instance was {}",
+                match busy {
+                    Busy::Unwind => "already unwinding",
+                    Busy::Rewind => "rewinding",
+                }
+            )));
+        }
+        let memory = self.memory()?;
+        let hdr = self.header_size();
+        let area = self.ensure_area(&memory, &mut store, self.want)?;
+        if area.end - area.start < hdr {
             return Err(Error::BufferOverflow {
                 size: 0,
                 grown_to: None,
             });
         }
-        self.write_header(&memory, &mut store, start, start + hdr, area.end)?;
-        self.unwinding = Some(Region {
-            call,
-            start,
-            end: area.end,
-        });
-        Ok(start)
+        self.write_header(&memory, &mut store, area.start, area.start + hdr, area.end)?;
+        self.busy = Some((call, Busy::Unwind));
+        Ok(area.start)
     }
 
-    /// Records the region written by `call`'s finished unwind. Fails (and
-    /// resets the header) if the module wrote past the region's end.
+    /// Copies the frames written by `call`'s finished unwind out of the
+    /// guest's memory. Fails (and resets the header) if the module wrote
+    /// past the area, or reports a `cur` outside it.
     pub fn finish_unwind(
         &mut self,
         mut store: impl AsContextMut,
         call: CallId,
     ) -> Result<(), Error> {
-        let Some(region) = self.unwinding.take_if(|r| r.call == call) else {
-            return Err(Error::Protocol {
-                module: self.module.clone(),
-                message: "the instance is unwinding, but none of its imports started it".into(),
-            });
-        };
-        let memory = self
-            .memory
-            .as_ref()
-            .map_err(|e| self.no_memory(e.clone()))?;
-        let (cur, end) = self.read_header(memory, &store, region.start)?;
-        if cur > end || cur < region.start + self.header_size() {
-            let size = region.end - region.start - self.header_size();
+        if self.busy != Some((call, Busy::Unwind)) {
+            return Err(
+                self.protocol("the instance is unwinding, but none of its imports started it")
+            );
+        }
+        self.busy = None;
+        let memory = self.memory()?;
+        let area = self.area.clone().unwrap_or(0..0);
+        let first = area.start + self.header_size();
+        // Only `cur` is read: the `end` in the header is the guest's to
+        // rewrite, the area's end is the linker's.
+        let cur = self.read_cur(&memory, &store, area.start)?;
+        if cur > area.end {
+            let size = area.end - first;
             // This project's transform (and Binaryen, which wrote it) leaves
             // `cur` advanced by the size of the whole stack.
-            let needed = cur.checked_sub(region.start + self.header_size());
-            self.reset_header(&mut store, region.start)?;
-            return Err(Error::BufferOverflow {
-                size,
-                grown_to: self.grow_want(size, needed, &store),
-            });
+            let needed = cur - first;
+            let grown_to = self.grow_want(&memory, &mut store, size, Some(needed));
+            self.reset(&mut store);
+            return Err(Error::BufferOverflow { size, grown_to });
         }
-        self.held.push(Region {
-            call,
-            start: region.start,
-            end: cur,
-        });
+        let frames = match usize_range(first, cur) {
+            Some(range) => memory.data(&store).get(range),
+            None => None,
+        };
+        let Some(frames) = frames else {
+            self.reset(&mut store);
+            return Err(self.protocol(format!(
+                "after unwinding, its buffer header says the saved stack ends at {cur:#x}, \
+                 before the area for frames starts ({first:#x})"
+            )));
+        };
+        let mut kept = self.spare.pop().unwrap_or_default();
+        kept.clear();
+        kept.extend_from_slice(frames);
+        self.saved.push((call, kept));
         Ok(())
     }
 
-    /// After a trap while unwinding: resets the region's header so that
+    /// After a trap while `call` was unwinding: resets the header so that
     /// `asyncify_stop_unwind` accepts it, and returns the overflow error to
-    /// report (the space available, and what later calls get).
-    pub fn abort_unwind(&mut self, mut store: impl AsContextMut) -> Result<Error, Error> {
-        let Some(region) = self.unwinding.take() else {
-            return Err(Error::Protocol {
-                module: self.module.clone(),
-                message: "the instance trapped while unwinding, but none of its imports started \
-                          the unwind"
-                    .into(),
-            });
-        };
-        self.reset_header(&mut store, region.start)?;
-        let size = region.end - region.start - self.header_size();
-        let grown_to = self.grow_want(size, None, &store);
-        Ok(Error::BufferOverflow { size, grown_to })
-    }
-
-    /// Resets the header of `call`'s region before a failed rewind is stopped.
-    pub fn abort_rewind(
+    /// report if the stack did not fit: `cur` past the area, or (Binaryen
+    /// writes past the end) `out_of_bounds`.
+    pub fn abort_unwind(
         &mut self,
         mut store: impl AsContextMut,
         call: CallId,
-    ) -> Result<(), Error> {
-        if let Some(start) = self.region_of(call) {
-            self.reset_header(&mut store, start)?;
+        out_of_bounds: bool,
+    ) -> Option<Error> {
+        if self.busy != Some((call, Busy::Unwind)) {
+            return None;
         }
-        Ok(())
+        self.busy = None;
+        let memory = self.memory().ok()?;
+        let area = self.area.clone()?;
+        let first = area.start + self.header_size();
+        let size = area.end - first;
+        let cur = self.read_cur(&memory, &store, area.start).ok();
+        let overflow = match cur {
+            Some(cur) if cur > area.end => {
+                Some(self.grow_want(&memory, &mut store, size, Some(cur - first)))
+            }
+            _ if out_of_bounds => Some(self.grow_want(&memory, &mut store, size, None)),
+            _ => None,
+        };
+        self.reset(&mut store);
+        overflow.map(|grown_to| Error::BufferOverflow { size, grown_to })
     }
 
-    /// The pointer of the region `call` holds, to pass to `asyncify_start_rewind`.
-    pub fn region_of(&self, call: CallId) -> Option<u64> {
-        self.held.iter().find(|r| r.call == call).map(|r| r.start)
+    /// Copies `call`'s saved frames back into the area and writes the
+    /// header; returns the pointer to pass to `asyncify_start_rewind`.
+    pub fn start_rewind(
+        &mut self,
+        mut store: impl AsContextMut,
+        call: CallId,
+    ) -> Result<u64, Error> {
+        if self.busy.is_some() {
+            return Err(self.protocol("a rewind was to start while the area was in use"));
+        }
+        let Some(index) = self.saved.iter().rposition(|(c, _)| *c == call) else {
+            return Err(self.protocol("a suspended call lost its saved stack"));
+        };
+        let memory = self.memory()?;
+        let len = self.saved[index].1.len() as u64;
+        let area = self.ensure_area(&memory, &mut store, len)?;
+        let first = area.start + self.header_size();
+        let (_, frames) = self.saved.remove(index);
+        let target = first
+            .checked_add(len)
+            .filter(|&end| end <= area.end)
+            .and_then(|end| usize_range(first, end));
+        let copied = target.and_then(|range| {
+            let slot = memory.data_mut(&mut store).get_mut(range)?;
+            slot.copy_from_slice(&frames);
+            Some(())
+        });
+        self.recycle(frames);
+        if copied.is_none() {
+            return Err(self.no_memory(format!(
+                "a suspended call's saved stack ({len} bytes) no longer fits its area \
+                 [{:#x}, {:#x})",
+                area.start, area.end
+            )));
+        }
+        self.write_header(&memory, &mut store, area.start, first + len, area.end)?;
+        self.busy = Some((call, Busy::Rewind));
+        Ok(area.start)
     }
 
-    /// Frees whatever `call` holds.
+    /// The rewind of `call` reached its import: the area is free again.
+    pub fn finish_rewind(&mut self, call: CallId) {
+        if self.busy == Some((call, Busy::Rewind)) {
+            self.busy = None;
+        }
+    }
+
+    /// Forgets whatever `call` holds.
     pub fn release(&mut self, call: CallId) {
-        self.held.retain(|r| r.call != call);
-        if self.unwinding.as_ref().is_some_and(|r| r.call == call) {
-            self.unwinding = None;
+        if let Some(index) = self.saved.iter().rposition(|(c, _)| *c == call) {
+            let (_, frames) = self.saved.remove(index);
+            self.recycle(frames);
         }
+        if self.busy.is_some_and(|(c, _)| c == call) {
+            self.busy = None;
+        }
+    }
+
+    /// After a failure: the area is free, and its header valid (so that the
+    /// stop functions, which check it, accept it).
+    pub fn reset(&mut self, store: impl AsContextMut) {
+        self.busy = None;
+        if let (Ok(memory), Some(area)) = (&self.memory, &self.area) {
+            let cur = area.start + self.header_size();
+            if cur <= area.end {
+                let _ = self.write_header(memory, store, area.start, cur, area.end);
+            }
+        }
+    }
+
+    /// A valid header (nothing saved) at the start of the area, creating
+    /// the area if there is none yet; its address, for the linker to point
+    /// the guest's data pointer at when the guest left it invalid.
+    pub fn valid_header(&mut self, mut store: impl AsContextMut) -> Option<u64> {
+        let memory = self.memory().ok()?;
+        let area = match self.area.clone() {
+            Some(area) => area,
+            None => self.ensure_area(&memory, &mut store, 0).ok()?,
+        };
+        self.busy = None;
+        let cur = area.start.checked_add(self.header_size())?;
+        if cur > area.end {
+            return None;
+        }
+        self.write_header(&memory, store, area.start, cur, area.end)
+            .ok()?;
+        Some(area.start)
     }
 
     pub fn usage(&self) -> BufferUsage {
         BufferUsage {
             capacity: self.area.as_ref().map_or(0, |a| a.end - a.start),
-            in_use: self.held.iter().map(|r| r.end - r.start).sum(),
-            suspended: self.held.len(),
+            in_use: self.saved.iter().map(|(_, f)| f.len() as u64).sum(),
+            suspended: self.saved.len(),
             reserve: self.want,
         }
     }
 
+    fn recycle(&mut self, frames: Vec<u8>) {
+        if self.spare.len() < SPARES {
+            self.spare.push(frames);
+        }
+    }
+
     /// Raises the promised space after an overflow of `size` bytes (the
-    /// stack `needed` more, if known); returns the new promise, or `None` if
-    /// the buffer cannot give more.
-    fn grow_want(&mut self, size: u64, needed: Option<u64>, store: impl AsContext) -> Option<u64> {
-        let growable = match (self.placement, &self.memory) {
-            (Placement::Fixed(..), _) => false,
-            (Placement::WholeMemory, Ok(m)) => {
-                let ty = m.ty(&store);
-                ty.maximum()
-                    .is_none_or(|max| max * m.page_size(&store) > m.data_size(&store) as u64)
-            }
-            _ => true,
-        };
+    /// stack `needed` more, if known), growing the area now so that the
+    /// promise holds; returns the new promise, or `None` if the buffer
+    /// cannot give more than `size`.
+    fn grow_want(
+        &mut self,
+        memory: &Memory,
+        mut store: impl AsContextMut,
+        size: u64,
+        needed: Option<u64>,
+    ) -> Option<u64> {
         let doubled = size.max(self.want).saturating_mul(2);
         let fits = needed.map_or(0, |n| n.saturating_add(n / 2));
         let next = doubled.max(fits).min(self.max);
-        if !growable || next <= size || needed.is_some_and(|n| n > next) {
+        if next <= size || needed.is_some_and(|n| n > next) {
             return None;
         }
-        self.want = next;
-        Some(next)
-    }
-
-    fn reset_header(&self, store: impl AsContextMut, start: u64) -> Result<(), Error> {
-        let memory = self
-            .memory
-            .as_ref()
-            .map_err(|e| self.no_memory(e.clone()))?;
-        let end = self.area.as_ref().map_or(start, |a| a.end);
-        self.write_header(memory, store, start, start + self.header_size(), end)
+        let area = self.ensure_area(memory, &mut store, next).ok()?;
+        let got = (area.end - area.start)
+            .saturating_sub(self.header_size())
+            .min(next);
+        if got <= size {
+            return None;
+        }
+        self.want = got;
+        Some(got)
     }
 
     fn write_header(
@@ -378,40 +522,30 @@ impl Buffer {
             bytes[4..8].copy_from_slice(&(end as u32).to_le_bytes());
             8
         };
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
         memory
-            .write(store, at as usize, &bytes[..n])
+            .write(store, at, &bytes[..n])
             .map_err(|_| self.no_memory(format!("the buffer header at {at:#x} is outside memory")))
     }
 
-    fn read_header(
-        &self,
-        memory: &Memory,
-        store: impl AsContext,
-        at: u64,
-    ) -> Result<(u64, u64), Error> {
-        let mut bytes = [0u8; 16];
-        let n = self.header_size() as usize;
-        memory
-            .read(store, at as usize, &mut bytes[..n])
-            .map_err(|_| {
-                self.no_memory(format!("the buffer header at {at:#x} is outside memory"))
-            })?;
-        Ok(if self.mem64 {
-            (
-                u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default()),
-                u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default()),
-            )
-        } else {
-            (
-                u64::from(u32::from_le_bytes(
-                    bytes[..4].try_into().unwrap_or_default(),
-                )),
-                u64::from(u32::from_le_bytes(
-                    bytes[4..8].try_into().unwrap_or_default(),
-                )),
-            )
-        })
+    /// The `cur` field of the header at `at`.
+    fn read_cur(&self, memory: &Memory, store: impl AsContext, at: u64) -> Result<u64, Error> {
+        let mut bytes = [0u8; 8];
+        let n = if self.mem64 { 8 } else { 4 };
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        memory.read(store, at, &mut bytes[..n]).map_err(|_| {
+            self.no_memory(format!("the buffer header at {at:#x} is outside memory"))
+        })?;
+        Ok(u64::from_le_bytes(bytes))
     }
+}
+
+/// `start..end` as indices into host memory, if `start <= end`.
+fn usize_range(start: u64, end: u64) -> Option<Range<usize>> {
+    if start > end {
+        return None;
+    }
+    Some(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
 }
 
 /// Grows `memory` by enough pages for `bytes` more; false if it cannot.
@@ -419,4 +553,22 @@ fn grow(memory: &Memory, mut store: impl AsContextMut, bytes: u64) -> bool {
     let page = memory.page_size(&store);
     let pages = bytes.div_ceil(page).max(1);
     memory.grow(&mut store, pages).is_ok()
+}
+
+/// Grows `memory` by enough pages for `bytes` more, or if its maximum does
+/// not allow that, by as many pages as it allows; false if it grew by none.
+fn grow_towards(memory: &Memory, mut store: impl AsContextMut, bytes: u64) -> bool {
+    if grow(memory, &mut store, bytes) {
+        return true;
+    }
+    let ty = memory.ty(&store);
+    let page = memory.page_size(&store);
+    let absolute = if ty.is_64() {
+        1 << 48
+    } else {
+        (1u64 << 32) / page
+    };
+    let max = ty.maximum().unwrap_or(absolute).min(absolute);
+    let left = max.saturating_sub(memory.size(&store));
+    left > 0 && memory.grow(&mut store, left).is_ok()
 }

@@ -22,17 +22,18 @@
 //! of [`Frame`]s, one per wasm call the driver is making; each async import
 //! checks that the innermost frame belongs to its own instance.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use wasmtime::{AsContextMut, Result, StoreContextMut, Trap, Val};
 
 use crate::access;
 use crate::buffer::CallId;
-use crate::runtime::{Runtime, NORMAL, REWINDING, UNWINDING};
+use crate::runtime::{self, Runtime, NORMAL, REWINDING, UNWINDING};
 use crate::Error;
 
 /// The future of an async import, its values type-erased.
@@ -49,8 +50,15 @@ struct Frame {
     waker: Option<Waker>,
     /// The import's values, while rewinding to it.
     resume: Option<Vec<Val>>,
-    /// Set by the import that started an unwind.
-    pending: Option<ImportFuture>,
+    /// Set by the import that started an unwind: its future and its name.
+    pending: Option<(ImportFuture, Arc<ImportName>)>,
+}
+
+/// The name of an async import, for messages.
+#[derive(Debug)]
+pub(crate) struct ImportName {
+    pub module: String,
+    pub name: String,
 }
 
 thread_local! {
@@ -118,6 +126,10 @@ pub(crate) enum Driven {
     },
     /// ...and is rewinding to this import: here are its values.
     Rewinding { call: CallId, values: Vec<Val> },
+    /// ...and is unwinding from import `first`, which started it: no import
+    /// may be called now (the code that called `first` was not instrumented
+    /// to unwind).
+    Unwinding { first: Arc<ImportName> },
     /// No driver calls into this instance right now.
     No,
 }
@@ -127,20 +139,27 @@ pub(crate) fn driven(runtime: &Runtime) -> Driven {
     FRAMES.with_borrow_mut(|frames| {
         let index = frames.len().wrapping_sub(1);
         match frames.last_mut() {
-            Some(frame) if frame.runtime == Some(runtime.id()) => match frame.resume.take() {
-                Some(values) => Driven::Rewinding {
-                    call: frame.call,
-                    values,
-                },
-                None => match frame.waker.take() {
+            Some(frame) if frame.runtime == Some(runtime.id()) => {
+                if let Some(values) = frame.resume.take() {
+                    return Driven::Rewinding {
+                        call: frame.call,
+                        values,
+                    };
+                }
+                if let Some((_, first)) = &frame.pending {
+                    return Driven::Unwinding {
+                        first: first.clone(),
+                    };
+                }
+                match frame.waker.take() {
                     Some(waker) => Driven::Normal {
                         call: frame.call,
                         waker,
                         frame: index,
                     },
                     None => Driven::No,
-                },
-            },
+                }
+            }
             _ => Driven::No,
         }
     })
@@ -157,10 +176,15 @@ pub(crate) fn give_back(frame: usize, waker: Waker) {
 
 /// Hands the pending future of the import that started unwinding to the
 /// driver, with the waker taken by [`driven`].
-pub(crate) fn set_pending(frame: usize, future: ImportFuture, waker: Waker) {
+pub(crate) fn set_pending(
+    frame: usize,
+    future: ImportFuture,
+    import: Arc<ImportName>,
+    waker: Waker,
+) {
     FRAMES.with_borrow_mut(|frames| {
         if let Some(frame) = frames.get_mut(frame) {
-            frame.pending = Some(future);
+            frame.pending = Some((future, import));
             frame.waker = Some(waker);
         }
     })
@@ -171,10 +195,53 @@ fn next_call_id() -> CallId {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+thread_local! {
+    /// Driver polls in progress on this thread, and the host stack address
+    /// where the outermost one started.
+    static NESTING: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// One driver poll in progress; keeps the nesting count.
+struct Nesting;
+
+impl Nesting {
+    /// Enters a poll, unless the polls in progress on this thread (calls
+    /// nested inside async imports) already use more than `limit` bytes of
+    /// the host stack. The stack is measured, not the number of levels, so
+    /// the limit holds whatever each level costs.
+    fn enter(limit: u64) -> Result<Nesting, Error> {
+        let marker = 0u8;
+        let here = std::hint::black_box(&marker) as *const u8 as usize;
+        let (depth, base) = NESTING.get();
+        let base = if depth == 0 { here } else { base };
+        let used = base.abs_diff(here) as u64;
+        if used > limit {
+            return Err(Error::TooDeep { used, limit });
+        }
+        NESTING.set((depth + 1, base));
+        Ok(Nesting)
+    }
+}
+
+impl Drop for Nesting {
+    fn drop(&mut self) {
+        let (depth, base) = NESTING.get();
+        NESTING.set((depth.saturating_sub(1), base));
+    }
+}
+
 enum Phase {
     Fresh,
     Suspended(ImportFuture),
     Done,
+}
+
+/// How a wasm call driven by [`CallCore::poll`] ended.
+enum Outcome<O> {
+    Finished(Result<O>),
+    Suspended(ImportFuture),
+    /// Failed, and the instance may not be in the normal state.
+    Failed(wasmtime::Error),
 }
 
 /// The state of one export call across polls.
@@ -215,12 +282,36 @@ impl<'r> CallCore<'r> {
             self.phase = Phase::Done;
             return Poll::Ready(invoke(store));
         };
+        if let Some(step) = runtime::protocol_step() {
+            self.finish(rt);
+            return Poll::Ready(Err(rt
+                .protocol(format!(
+                    "a call into it was made from inside `{step}`; the linker calls the runtime \
+                     functions to drive the protocol, and they must not call back into it"
+                ))
+                .into()));
+        }
+        let _nesting = match Nesting::enter(rt.nesting_stack) {
+            Ok(nesting) => nesting,
+            Err(e) => {
+                self.finish(rt);
+                return Poll::Ready(Err(e.into()));
+            }
+        };
         let resume = match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Fresh => {
                 // No state check here: the linker leaves every instance in
-                // the normal state between its calls, and the check after
-                // each call catches a guest that does otherwise.
-                rt.shared().active.push(self.id);
+                // the normal state between its calls (or marks it broken),
+                // and the check after each call catches a guest that does
+                // otherwise.
+                let mut shared = rt.shared();
+                if let Some(reason) = &shared.broken {
+                    let e = rt.unusable(reason);
+                    drop(shared);
+                    self.finish(rt);
+                    return Poll::Ready(Err(e.into()));
+                }
+                shared.active.push(self.id);
                 None
             }
             Phase::Suspended(mut future) => {
@@ -238,6 +329,7 @@ impl<'r> CallCore<'r> {
                         match self.start_rewind(rt, &mut store) {
                             Ok(()) => Some(values),
                             Err(e) => {
+                                self.recover(rt, &mut store);
                                 self.finish(rt);
                                 return Poll::Ready(Err(e));
                             }
@@ -272,65 +364,122 @@ impl<'r> CallCore<'r> {
             }
             None => (None, None),
         };
+        match self.outcome(rt, &mut store, out, resume.is_some(), pending) {
+            Outcome::Suspended(future) => {
+                self.phase = Phase::Suspended(future);
+                Poll::Pending
+            }
+            Outcome::Finished(result) => {
+                self.finish(rt);
+                Poll::Ready(result)
+            }
+            Outcome::Failed(e) => {
+                self.recover(rt, &mut store);
+                self.finish(rt);
+                Poll::Ready(Err(e))
+            }
+        }
+    }
 
+    /// Decides how the wasm call ended, from its result, what happened in
+    /// it, and the instance's state.
+    fn outcome<T: 'static, O>(
+        &mut self,
+        rt: &Runtime,
+        store: &mut StoreContextMut<'_, T>,
+        out: Result<O>,
+        resume_left: bool,
+        pending: Option<(ImportFuture, Arc<ImportName>)>,
+    ) -> Outcome<O> {
         // An import that returned a pending future started the unwind
         // itself, and every frame between it and the export is
         // instrumented, so the state is known without asking the instance.
-        let state = match (&out, &pending) {
-            (Ok(_), Some(_)) => Ok(UNWINDING),
-            _ => rt.state(&mut store),
-        };
-        let state = match state {
-            Ok(state) => state,
-            Err(e) => {
-                self.finish(rt);
-                return Poll::Ready(Err(e));
-            }
-        };
-        let result = match (out, state) {
-            (Ok(out), NORMAL) if resume.is_none() && pending.is_none() => Ok(out),
-            (Ok(_), NORMAL) => Err(rt
-                .protocol("a rewind ended without reaching the import that suspended")
-                .into()),
-            (Ok(_), UNWINDING) => match pending {
-                Some(future) => match self.suspend(rt, &mut store) {
-                    Ok(()) => {
-                        self.phase = Phase::Suspended(future);
-                        return Poll::Pending;
-                    }
-                    Err(e) => Err(e),
-                },
-                None => {
-                    let _ = rt.stop_unwind(&mut store);
-                    Err(rt
-                        .protocol(
-                            "the instance started unwinding by itself (asyncify.start_unwind); \
-                             this linker only drives unwinds that its async imports start",
-                        )
-                        .into())
-                }
-            },
-            (Err(trap), UNWINDING) => {
-                Err(self.abort_unwind(rt, &mut store, trap, pending.is_some()))
-            }
-            (out, REWINDING) => {
-                let e = match out {
-                    Err(e) => e,
-                    Ok(_) => rt
-                        .protocol("a rewind returned without reaching the import that suspended")
-                        .into(),
+        // (A guest that lies about it fails at the rewind.)
+        let pending = match (out.is_ok(), pending) {
+            (true, Some((future, _))) => {
+                return match self.suspend(rt, store) {
+                    Ok(()) => Outcome::Suspended(future),
+                    Err(e) => Outcome::Failed(e),
                 };
-                let _ = rt.shared().buffer.abort_rewind(&mut store, self.id);
-                let _ = rt.stop_rewind(&mut store);
-                Err(e)
             }
-            (Err(e), _) => Err(e),
-            (Ok(_), state) => Err(rt
-                .protocol(format!("unknown asyncify state {state}"))
-                .into()),
+            (_, pending) => pending,
         };
-        self.finish(rt);
-        Poll::Ready(result)
+        let state = match rt.state(&mut *store) {
+            Ok(state) => state,
+            Err(e) => return Outcome::Failed(out.err().unwrap_or(e)),
+        };
+        match (out, state) {
+            (Ok(out), NORMAL) if !resume_left => Outcome::Finished(Ok(out)),
+            (Ok(_), NORMAL) => Outcome::Failed(
+                rt.protocol("a rewind ended without reaching the import that suspended")
+                    .into(),
+            ),
+            (Err(e), NORMAL) => Outcome::Finished(Err(e)),
+            (Ok(_), UNWINDING) => Outcome::Failed(
+                rt.protocol(
+                    "the instance started unwinding by itself (asyncify.start_unwind); \
+                     this linker only drives unwinds that its async imports start",
+                )
+                .into(),
+            ),
+            (Err(trap), UNWINDING) => match pending {
+                Some((_, import)) => Outcome::Failed(self.unwind_failure(rt, store, trap, &import)),
+                None => Outcome::Failed(trap),
+            },
+            (Ok(_), REWINDING) if resume_left => Outcome::Failed(
+                rt.protocol("a rewind returned without reaching the import that suspended")
+                    .into(),
+            ),
+            (Ok(_), REWINDING) => Outcome::Failed(
+                rt.protocol(
+                    "the rewind reached the import, but the instance stayed in the rewinding \
+                     state (its `asyncify_stop_rewind` did not reset it)",
+                )
+                .into(),
+            ),
+            (Err(e), _) => Outcome::Failed(e),
+            (Ok(_), state) => Outcome::Failed(
+                rt.protocol(format!("unknown asyncify state {state}"))
+                    .into(),
+            ),
+        }
+    }
+
+    /// The export trapped while unwinding from `import`: the saved stack
+    /// did not fit, or the code that called the import was not instrumented
+    /// to unwind (asyncify asserts trap then), or some other trap.
+    fn unwind_failure<T: 'static>(
+        &mut self,
+        rt: &Runtime,
+        store: &mut StoreContextMut<'_, T>,
+        trap: wasmtime::Error,
+        import: &ImportName,
+    ) -> wasmtime::Error {
+        if trap.downcast_ref::<Error>().is_some() {
+            // The linker's own error, from an import: it says it all.
+            return trap;
+        }
+        let kind = trap.downcast_ref::<Trap>();
+        let out_of_bounds = matches!(kind, Some(Trap::MemoryOutOfBounds));
+        let overflow = rt
+            .shared()
+            .buffer
+            .abort_unwind(&mut *store, self.id, out_of_bounds);
+        match overflow {
+            Some(overflow) => overflow.into(),
+            None if matches!(kind, Some(Trap::UnreachableCodeReached)) => Error::CannotSuspend {
+                module: import.module.clone(),
+                name: import.name.clone(),
+                reason: "the module was not instrumented to let it wait: the code that called \
+                         it trapped while the instance unwound from it (asyncify asserts do \
+                         that when a call that was not expected to suspend changes the state); \
+                         instrument the module with this import among those that may suspend \
+                         (`asyncify instrument --imports`, Binaryen's `asyncify-imports`)"
+                    .into(),
+            }
+            .into(),
+            None => trap,
+        }
     }
 
     /// The import finished: checks that this call may resume, then rewinds.
@@ -340,52 +489,72 @@ impl<'r> CallCore<'r> {
         store: &mut StoreContextMut<'_, T>,
     ) -> Result<()> {
         let ptr = {
-            let shared = rt.shared();
+            let mut shared = rt.shared();
+            if let Some(reason) = &shared.broken {
+                return Err(rt.unusable(reason).into());
+            }
             if shared.active.last() != Some(&self.id) {
                 return Err(Error::ResumeOrder {
                     module: rt.module.clone(),
                 }
                 .into());
             }
-            shared
-                .buffer
-                .region_of(self.id)
-                .ok_or_else(|| rt.protocol("a suspended call lost its buffer region"))?
+            shared.buffer.start_rewind(&mut *store, self.id)?
         };
         rt.start_rewind(store, ptr)
     }
 
-    /// The export returned while unwinding: keep the region, stop unwinding.
+    /// The export returned while unwinding: keep the saved stack, stop
+    /// unwinding.
     fn suspend<T: 'static>(
         &mut self,
         rt: &Runtime,
         store: &mut StoreContextMut<'_, T>,
     ) -> Result<()> {
-        let recorded = rt.shared().buffer.finish_unwind(&mut *store, self.id);
-        let stopped = rt.stop_unwind(&mut *store);
-        recorded?;
-        stopped
+        rt.shared().buffer.finish_unwind(&mut *store, self.id)?;
+        rt.stop_unwind(&mut *store)
     }
 
-    /// The export trapped while unwinding: most likely the saved stack did
-    /// not fit. Put the instance back to normal and say so.
-    fn abort_unwind<T: 'static>(
-        &mut self,
-        rt: &Runtime,
-        store: &mut StoreContextMut<'_, T>,
-        trap: wasmtime::Error,
-        started_by_import: bool,
-    ) -> wasmtime::Error {
-        let overflow = rt.shared().buffer.abort_unwind(&mut *store);
-        let _ = rt.stop_unwind(&mut *store);
-        let looks_like_overflow = matches!(
-            trap.downcast_ref::<Trap>(),
-            Some(Trap::UnreachableCodeReached | Trap::MemoryOutOfBounds)
-        );
-        match overflow {
-            Ok(overflow) if started_by_import && looks_like_overflow => overflow.into(),
-            _ => trap,
+    /// After a failure in the middle of the protocol: puts the instance back
+    /// in the normal state, or if its runtime functions do not let the linker
+    /// do that, marks it unusable so that it never runs in a half state.
+    fn recover<T: 'static>(&mut self, rt: &Runtime, store: &mut StoreContextMut<'_, T>) {
+        rt.shared().buffer.reset(&mut *store);
+        let mut settle = || -> Result<i32> {
+            for _ in 0..3 {
+                match rt.state(&mut *store)? {
+                    UNWINDING => rt.stop_unwind(&mut *store)?,
+                    REWINDING => rt.stop_rewind(&mut *store)?,
+                    state => return Ok(state),
+                }
+            }
+            rt.state(&mut *store)
+        };
+        let mut settled = settle();
+        if !matches!(settled, Ok(NORMAL)) {
+            // The stop functions check the header at the guest's data
+            // pointer, which the guest may have left pointing anywhere:
+            // point it at a valid header (by starting an unwind there) and
+            // stop again.
+            let header = rt.shared().buffer.valid_header(&mut *store);
+            if let Some(ptr) = header {
+                let _ = rt.start_unwind(&mut *store, ptr);
+                let _ = rt.stop_unwind(&mut *store);
+                settled = rt.state(&mut *store);
+            }
         }
+        let reason = match settled {
+            Ok(NORMAL) => return,
+            Ok(state) => format!(
+                "after a failed call it stays in asyncify state {state} (0 is normal) whatever \
+                 the linker does to reset it"
+            ),
+            Err(e) => format!(
+                "its asyncify runtime trapped while the linker was putting it back in the \
+                 normal state after a failed call ({e})"
+            ),
+        };
+        rt.shared().broken.get_or_insert(reason);
     }
 
     fn finish(&mut self, rt: &Runtime) {

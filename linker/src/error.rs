@@ -58,12 +58,16 @@ pub enum Error {
     /// The stack saved by a suspending call did not fit in the asyncify buffer.
     /// The call fails (it cannot be replayed: it had side effects); the guest's
     /// memory outside the buffer is untouched and the instance stays usable.
+    /// `grown_to` is what later calls really get: the buffer has grown
+    /// already when it says so.
     #[error(
         "the call's saved stack did not fit in the asyncify buffer ({size} bytes free); {}",
         match .grown_to {
             Some(n) => format!("later calls get {n} bytes"),
-            None => "the buffer cannot grow (raise `Linker::max_buffer_size`, give the module \
-                     a larger `--secondary-memory`, or a larger `Linker::fixed_buffer`)".to_string(),
+            None => "the buffer cannot grow (its memory is at its maximum, or the buffer at \
+                     `Linker::max_buffer_size` or fixed; raise `Linker::max_buffer_size`, give \
+                     the module a larger memory maximum or `--secondary-memory`, or a larger \
+                     `Linker::fixed_buffer`)".to_string(),
         }
     )]
     BufferOverflow {
@@ -113,6 +117,35 @@ pub enum Error {
          linker polls the import's future, and not from inside another `with`"
     )]
     StoreUnavailable,
+
+    /// The instance could not be put back in the normal asyncify state after
+    /// a failure in the middle of the protocol (its runtime functions trap or
+    /// lie), so the linker refuses to run it: every later call, and every
+    /// suspended call's resumption, fails with this error.
+    #[error("instance `{module}` cannot be used any more: {reason}")]
+    Unusable {
+        /// Name of the instance's module.
+        module: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// Calls nested inside async imports (an import calling back into an
+    /// instance, whose import calls back again...) used more of the host
+    /// stack than the linker allows ([`Linker::max_nesting_stack`]); the
+    /// innermost call fails, before it runs or resumes.
+    ///
+    /// [`Linker::max_nesting_stack`]: crate::Linker::max_nesting_stack
+    #[error(
+        "calls nested inside async imports use {used} bytes of the host stack, more than the \
+         {limit} allowed (`Linker::max_nesting_stack`); the innermost call fails"
+    )]
+    TooDeep {
+        /// Bytes of the host stack in use by the nested calls.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
 
     /// The instance did not follow the asyncify protocol (for example it
     /// started unwinding by itself, or a rewind did not reach the import that

@@ -14,7 +14,7 @@ use wasmtime::{
 };
 
 use crate::access;
-use crate::driver::{self, CallCore, Driven, ImportFuture};
+use crate::driver::{self, CallCore, Driven, ImportFuture, ImportName};
 use crate::instance::{Func, Instance, TypedFunc};
 use crate::Error;
 
@@ -220,8 +220,10 @@ pub(crate) fn async_import<T: 'static>(
         zeros: ty.results().map(|t| Val::default_for_ty(&t)).collect(),
         host,
         slot,
-        module: module.to_string(),
-        name: name.to_string(),
+        names: Arc::new(ImportName {
+            module: module.to_string(),
+            name: name.to_string(),
+        }),
     };
     let params: Vec<ValType> = ty.params().collect();
     let results: Vec<ValType> = ty.results().collect();
@@ -364,13 +366,12 @@ struct AsyncImport<T> {
     /// The results returned while unwinding (`None`: a result type has no
     /// default, a non-nullable reference).
     zeros: Option<Vec<Val>>,
-    module: String,
-    name: String,
+    names: Arc<ImportName>,
 }
 
 impl<T: 'static> AsyncImport<T> {
     fn serve(&self, mut caller: Caller<'_, T>, mut values: impl ImportValues) -> Result<()> {
-        let (module, name) = (&self.module, &self.name);
+        let (module, name) = (&self.names.module, &self.names.name);
         let write = |values: &mut dyn ImportValues, results: &[Val]| {
             values
                 .write(results)
@@ -378,6 +379,19 @@ impl<T: 'static> AsyncImport<T> {
         };
         let instance = self.slot.get();
         let runtime = instance.and_then(|i| i.runtime.as_ref());
+        if let Some(step) = crate::runtime::protocol_step() {
+            // A runtime function called this import (re-exported it, or
+            // calls it): serving it would re-enter the protocol, and each
+            // unwind would start another.
+            return Err(Error::Protocol {
+                module: runtime.map_or_else(|| "<instantiating>".into(), |rt| rt.module.clone()),
+                message: format!(
+                    "its `{step}` called the import `{module}::{name}`; the linker calls the \
+                     runtime functions to drive the protocol, and they must not call imports"
+                ),
+            }
+            .into());
+        }
         let driven = match runtime {
             Some(rt) => driver::driven(rt),
             None => Driven::No,
@@ -395,9 +409,20 @@ impl<T: 'static> AsyncImport<T> {
                 Some(rt),
             ) => {
                 rt.stop_rewind(&mut caller)?;
-                rt.shared().buffer.release(call);
+                rt.shared().buffer.finish_rewind(call);
                 write(&mut values, &ready)
             }
+            (Driven::Unwinding { first }, Some(_)) => Err(Error::CannotSuspend {
+                module: first.module.clone(),
+                name: first.name.clone(),
+                reason: format!(
+                    "the module was not instrumented to let it wait: it is not among the \
+                     imports that may suspend (`asyncify instrument --imports`, Binaryen's \
+                     `asyncify-imports`), so the code that called it went on running while the \
+                     instance was unwinding, and called `{module}::{name}`"
+                ),
+            }
+            .into()),
             (Driven::Normal { call, waker, frame }, Some(rt)) => {
                 let mut future = (self.host.call)(caller_handle(), values.params());
                 let mut store = caller.as_context_mut();
@@ -417,9 +442,19 @@ impl<T: 'static> AsyncImport<T> {
                                  which it cannot return while unwinding"
                             ));
                         };
-                        driver::set_pending(frame, future, waker);
+                        driver::set_pending(frame, future, self.names.clone(), waker);
                         let ptr = rt.shared().buffer.reserve(&mut caller, call)?;
-                        rt.start_unwind(&mut caller, ptr)?;
+                        if let Err(e) = rt.start_unwind(&mut caller, ptr) {
+                            if e.downcast_ref::<Error>().is_some() {
+                                return Err(e);
+                            }
+                            return Err(rt
+                                .protocol(format!(
+                                    "its `asyncify_start_unwind` failed, with a valid header \
+                                     at {ptr:#x}: {e}"
+                                ))
+                                .into());
+                        }
                         write(&mut values, zeros)
                     }
                 }

@@ -90,16 +90,72 @@
 //!
 //! # The buffer
 //!
-//! Saved stacks live in a buffer the linker manages without the guest's
-//! allocator: the module's `asyncify_memory` if it exports one
-//! (`asyncify instrument --secondary-memory`), else a fixed range the
-//! embedder names ([`Linker::fixed_buffer`]), else pages the linker grows at
-//! the end of the module's memory the first time a call suspends. A stack
-//! that does not fit fails its call with [`Error::BufferOverflow`] (the call
-//! cannot be replayed, it had side effects), the guest's memory outside the
-//! buffer is untouched, and later calls get more space: at least double, and
-//! as much as the module reported it needed (this project's transform does),
-//! up to [`Linker::max_buffer_size`].
+//! Saved stacks are written and read in a buffer area the linker manages
+//! without the guest's allocator: the module's `asyncify_memory` if it
+//! exports one (`asyncify instrument --secondary-memory`), else a fixed range
+//! the embedder names ([`Linker::fixed_buffer`]), else pages the linker grows
+//! at the end of the module's memory the first time a call suspends. Between
+//! the unwind and the rewind a suspended call's stack is kept in host memory,
+//! so all calls of an instance share one area, as large as the largest stack
+//! one call saves. A stack that does not fit fails its call with
+//! [`Error::BufferOverflow`] (the call cannot be replayed, it had side
+//! effects), the guest's memory outside the area is untouched, and later
+//! calls get more space: at least double, and as much as the module reported
+//! it needed (this project's transform does), up to
+//! [`Linker::max_buffer_size`] and what the memory's maximum allows. The
+//! error says what they get, or that the buffer cannot grow.
+//!
+//! # Trust model
+//!
+//! The guest is not trusted: the linker is meant to run modules the embedder
+//! did not write. What follows holds for any module, including one that
+//! fakes the `asyncify_*` exports, rewrites the buffer header, or traps or
+//! lies at any step of the protocol.
+//!
+//! **What a guest cannot do.**
+//! - Crash or abort the host: no value it returns or writes is used without
+//!   a check (states, the header's `cur`, pointers and sizes are validated,
+//!   all arithmetic on them is checked), and nothing it does makes the linker
+//!   panic. It cannot make the host overflow its stack: the runtime
+//!   functions the linker calls to drive the protocol may not call imports
+//!   (such a call fails with [`Error::Protocol`], so re-exporting an async
+//!   import as `asyncify_start_unwind` does not recurse), and calls nested
+//!   inside async imports stop at [`Linker::max_nesting_stack`] with
+//!   [`Error::TooDeep`].
+//! - Touch host memory, or guest memory the linker does not own: the linker
+//!   only writes the buffer header and the saved frames it copies back, at
+//!   the area it chose, never at an address the guest gave.
+//! - Change another call's saved stack: a suspended call's frames are out of
+//!   the guest's reach until the call rewinds, so a nested call (or another
+//!   instance sharing the memory) cannot forge them.
+//! - Swap the import results of two calls: each call keeps its own.
+//! - Leave an instance in a half state: after any failure in the middle of
+//!   the protocol the linker puts the instance back in the normal state; if
+//!   the guest's runtime functions do not let it, the instance is marked
+//!   unusable and every later call fails with [`Error::Unusable`], rather
+//!   than run with a stale unwind or rewind.
+//! - Make the linker's bookkeeping wrong: [`Instance::buffer_usage`] counts
+//!   only what the linker itself keeps.
+//!
+//! **What a guest can do**, to itself and to what it shares:
+//! - Fail its own calls (traps, protocol errors), or compute wrong results
+//!   for itself by lying in its own runtime functions (a module that fakes
+//!   the protocol can return anything, as any module can).
+//! - Affect other calls through the state they share by design: calls on one
+//!   instance share its memory, tables and globals (a nested call can change
+//!   data a suspended call will read, as in any re-entrant program), and
+//!   instances that import each other's items share those.
+//! - Use resources within the limits the embedder sets: memory (through
+//!   wasmtime's limits; the buffer grows to at most
+//!   [`Linker::max_buffer_size`]), host memory for saved stacks (the size of
+//!   what it saved, per suspended call), CPU time (an endless loop: use
+//!   wasmtime's epoch interruption or fuel), and the host stack up to
+//!   [`Linker::max_nesting_stack`] plus wasmtime's `max_wasm_stack`.
+//! - Make an instance unusable, as above; other instances are not affected.
+//!
+//! Host code (async imports, the embedder) is trusted: an import that
+//! panics unwinds through the linker (the instance stays usable), and an
+//! import can reach the guest's memory through [`AsyncCaller`].
 //!
 //! # Limits
 //!

@@ -194,6 +194,31 @@ impl<T: 'static> Linker<T> {
         self
     }
 
+    /// The most host stack (in bytes) that calls nested inside async imports
+    /// may use on one thread, for instances created from now on. Default
+    /// 1 MiB.
+    ///
+    /// An async import can call back into an instance
+    /// ([`AsyncCaller::call_async`]), whose import can call back again, and
+    /// so on: each level that waits keeps its future inside the one above,
+    /// and polling the innermost goes through all of them on the host
+    /// stack. The linker measures the stack in use when it starts or
+    /// resumes a call, and fails that call with [`Error::TooDeep`] past this
+    /// limit, instead of letting a guest overflow the host's stack. Keep it
+    /// well below the stack of the threads that poll the calls (2 MiB for
+    /// Rust's spawned threads, 8 MiB for the main thread on Linux), leaving
+    /// room for wasm (wasmtime's `max_wasm_stack`, 512 KiB by default).
+    ///
+    /// ```
+    /// # let engine = wasmtime::Engine::default();
+    /// let mut linker = asyncify_linker::Linker::<()>::new(&engine);
+    /// linker.max_nesting_stack(256 * 1024);
+    /// ```
+    pub fn max_nesting_stack(&mut self, bytes: u64) -> &mut Self {
+        self.buffer.nesting_stack = bytes;
+        self
+    }
+
     /// Puts the asyncify buffer of instances created from now on at
     /// `[offset, offset + len)` of their memory, which the embedder knows the
     /// guest leaves alone (the JS runtime uses 1000 bytes at 16, below the

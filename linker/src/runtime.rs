@@ -1,6 +1,7 @@
 //! The asyncify side of one instrumented instance: its five runtime exports,
 //! its buffer, and the calls in flight on it.
 
+use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard};
 
 use wasmtime::{AsContextMut, Extern, Instance, Memory, Module, Result, TypedFunc, ValType};
@@ -80,6 +81,9 @@ pub(crate) struct Shared {
     /// Calls started on this instance and not finished, oldest first.
     pub active: Vec<CallId>,
     pub buffer: Buffer,
+    /// Why the instance may not run any more (it could not be put back in
+    /// the normal state after a failure).
+    pub broken: Option<String>,
 }
 
 /// The asyncify runtime of one instrumented instance.
@@ -91,7 +95,33 @@ pub(crate) struct Runtime {
     stop_rewind: TypedFunc<(), ()>,
     start_unwind: PtrFunc,
     start_rewind: PtrFunc,
+    /// Most bytes of host stack that calls nested inside async imports use.
+    pub nesting_stack: u64,
     shared: Mutex<Shared>,
+}
+
+thread_local! {
+    /// The runtime function the linker is calling on this thread, if any.
+    static PROTOCOL_STEP: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// The runtime function (`asyncify_start_unwind`...) the linker is calling
+/// right now on this thread, if any. An import called from inside one must
+/// fail: the driver would re-enter its own protocol.
+pub(crate) fn protocol_step() -> Option<&'static str> {
+    PROTOCOL_STEP.get()
+}
+
+/// Runs `f` (one call of the runtime function `step`) marked as such.
+fn in_step<R>(step: &'static str, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<&'static str>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PROTOCOL_STEP.set(self.0);
+        }
+    }
+    let _restore = Restore(PROTOCOL_STEP.replace(Some(step)));
+    f()
 }
 
 impl std::fmt::Debug for Runtime {
@@ -135,10 +165,12 @@ impl Runtime {
             stop_rewind: instance.get_typed_func(&mut store, "asyncify_stop_rewind")?,
             start_unwind,
             start_rewind,
+            nesting_stack: config.nesting_stack,
             module: name,
             shared: Mutex::new(Shared {
                 active: Vec::new(),
                 buffer,
+                broken: None,
             }),
         })
     }
@@ -155,23 +187,34 @@ impl Runtime {
     }
 
     pub fn state(&self, store: impl AsContextMut) -> Result<i32> {
-        self.get_state.call(store, ())
+        in_step("asyncify_get_state", || self.get_state.call(store, ()))
     }
 
     pub fn start_unwind(&self, store: impl AsContextMut, ptr: u64) -> Result<()> {
-        self.start_unwind.call(store, ptr)
+        in_step("asyncify_start_unwind", || {
+            self.start_unwind.call(store, ptr)
+        })
     }
 
     pub fn stop_unwind(&self, store: impl AsContextMut) -> Result<()> {
-        self.stop_unwind.call(store, ())
+        in_step("asyncify_stop_unwind", || self.stop_unwind.call(store, ()))
     }
 
     pub fn start_rewind(&self, store: impl AsContextMut, ptr: u64) -> Result<()> {
-        self.start_rewind.call(store, ptr)
+        in_step("asyncify_start_rewind", || {
+            self.start_rewind.call(store, ptr)
+        })
     }
 
     pub fn stop_rewind(&self, store: impl AsContextMut) -> Result<()> {
-        self.stop_rewind.call(store, ())
+        in_step("asyncify_stop_rewind", || self.stop_rewind.call(store, ()))
+    }
+
+    pub fn unusable(&self, reason: &str) -> Error {
+        Error::Unusable {
+            module: self.module.clone(),
+            reason: reason.to_string(),
+        }
     }
 
     pub fn protocol(&self, message: impl Into<String>) -> Error {
