@@ -896,9 +896,10 @@ mod cases {
 }
 
 /// The fuzz harness on generated inputs with stable Rust:
-/// `ASYNCIFY_FUZZ_INPUTS=N ASYNCIFY_FUZZ_SEED=S cargo test -p asyncify-linker
-/// --test hostile -- --ignored fuzz_harness_long --nocapture` (in a child
-/// process, so an abort is reported with the input that caused it).
+/// `ASYNCIFY_FUZZ_INPUTS=N ASYNCIFY_FUZZ_SEED=S [ASYNCIFY_FUZZ_SECONDS=T]
+/// cargo test -p asyncify-linker --test hostile -- --ignored
+/// fuzz_harness_long --nocapture` (`ASYNCIFY_FUZZ_VERBOSE=1` prints each
+/// input before running it, to find one that aborts the process).
 #[test]
 #[ignore]
 fn fuzz_harness_long() {
@@ -910,9 +911,17 @@ fn fuzz_harness_long() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    let seconds: Option<f64> = std::env::var("ASYNCIFY_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let start = std::time::Instant::now();
     let mut rng = linker_driver::SplitMix(seed);
+    let mut n_run = 0;
     for i in 0..n {
+        if seconds.is_some_and(|s| start.elapsed().as_secs_f64() > s) {
+            break;
+        }
+        n_run += 1;
         let len = (rng.next() % 1024) as usize;
         let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         if std::env::var_os("ASYNCIFY_FUZZ_VERBOSE").is_some() {
@@ -921,7 +930,7 @@ fn fuzz_harness_long() {
         linker_driver::run(&data);
     }
     println!(
-        "fuzz_harness_long: {n} inputs from seed {seed} in {:.1} s, no findings",
+        "fuzz_harness_long: {n_run} inputs from seed {seed} in {:.1} s, no findings",
         start.elapsed().as_secs_f64()
     );
 }
