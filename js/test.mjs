@@ -261,6 +261,24 @@ await test('run time: instrument then Asyncify.instantiate', async () => {
   return `${calls} suspensions`;
 });
 
+// The browser entry: nothing loads before init(); init() takes the bytes (a
+// page would let it fetch asyncify.wasm, or pass a URL or a Response).
+await test('browser entry: init(bytes) then instrument', async () => {
+  const web = await import(pathToFileURL(path.join(here, 'pkg/asyncify.mjs')).href);
+  let error;
+  try {
+    web.instrument('(module)');
+  } catch (e) {
+    error = e;
+  }
+  check(/call `await init\(\)`/.test(error?.message), `before init: ${error}`);
+  await web.init(readFileSync(path.join(here, 'pkg/asyncify.wasm')));
+  const demoWasm = readFileSync(path.join(repo, 'corpus/demo.wasm'));
+  check(Buffer.from(web.instrument(demoWasm)).equals(Buffer.from(pkg.instrument(demoWasm))), 'outputs differ');
+  await web.init(new WebAssembly.Module(readFileSync(path.join(here, 'pkg/asyncify.wasm'))));
+  check(web.inspect(demoWasm).functions > 0, 'inspect after init(Module)');
+});
+
 // ---- errors ---------------------------------------------------------------
 
 /** The package and the CLI fail alike on `input` (a file written to `work`). */
