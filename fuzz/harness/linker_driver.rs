@@ -244,13 +244,17 @@ pub fn run(data: &[u8]) {
     };
     let mut linker = Linker::<()>::new(engine);
     match c.below(6) {
+        // (`buffer_size(u64::MAX)` grows memory to 4 GiB and makes each
+        // suspension copy what the guest claims it saved: correct, but too
+        // slow for a fuzzer; `absurd_buffer_settings` in the hostile suite
+        // covers it.)
         0 => {
-            linker.buffer_size(c.pick(&[0, 8, 64, 4096, u64::MAX]));
+            linker.buffer_size(c.pick(&[0, 8, 64, 4096, 1 << 20]));
         }
         1 => {
             linker
                 .buffer_size(64)
-                .max_buffer_size(c.pick(&[0, 128, 1 << 20, u64::MAX]));
+                .max_buffer_size(c.pick(&[0, 128, 1 << 16, 1 << 20]));
         }
         2 => {
             let offset = c.pick(&[0, 16, 1024, 65528, u64::MAX]);

@@ -335,6 +335,19 @@ impl Buffer {
                  before the area for frames starts ({first:#x})"
             )));
         };
+        // The suspended calls of an instance keep at most
+        // `Linker::max_buffer_size` bytes in host memory, all together (as
+        // they did when they shared the area), so nesting cannot multiply it.
+        let held: u64 = self.saved.iter().map(|(_, f)| f.len() as u64).sum();
+        let len = frames.len() as u64;
+        if held.saturating_add(len) > self.max {
+            let size = self.max.saturating_sub(held);
+            self.reset(&mut store);
+            return Err(Error::BufferOverflow {
+                size,
+                grown_to: None,
+            });
+        }
         let mut kept = self.spare.pop().unwrap_or_default();
         kept.clear();
         kept.extend_from_slice(frames);

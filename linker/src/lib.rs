@@ -147,8 +147,9 @@
 //!   instances that import each other's items share those.
 //! - Use resources within the limits the embedder sets: memory (through
 //!   wasmtime's limits; the buffer grows to at most
-//!   [`Linker::max_buffer_size`]), host memory for saved stacks (the size of
-//!   what it saved, per suspended call), CPU time (an endless loop: use
+//!   [`Linker::max_buffer_size`]), host memory for saved stacks (at most
+//!   [`Linker::max_buffer_size`] per instance, all its suspended calls
+//!   together), CPU time (an endless loop: use
 //!   wasmtime's epoch interruption or fuel), and the host stack up to
 //!   [`Linker::max_nesting_stack`] plus wasmtime's `max_wasm_stack`.
 //! - Make an instance unusable, as above; other instances are not affected.

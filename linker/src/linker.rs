@@ -188,7 +188,8 @@ impl<T: 'static> Linker<T> {
     }
 
     /// The most free space a suspending call can get after the buffer grew
-    /// because of overflows. Default 64 MiB.
+    /// because of overflows, and the most bytes the suspended calls of one
+    /// instance keep saved (in host memory) all together. Default 64 MiB.
     pub fn max_buffer_size(&mut self, bytes: u64) -> &mut Self {
         self.buffer.max = bytes;
         self

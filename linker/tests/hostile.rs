@@ -90,6 +90,7 @@ hostile_cases!(
     runtime_export_reexporting_an_async_import,
     runtime_export_calling_an_async_import,
     deep_reentrance_fails_cleanly,
+    nested_saved_stacks_share_one_budget,
     lying_header_after_the_unwind,
     absurd_buffer_settings,
     memory_at_its_maximum_says_it_cannot_grow,
@@ -555,6 +556,65 @@ mod cases {
             assert_eq!((usage.suspended, usage.in_use), (0, 0));
             assert_eq!(block_on(level.call_async(&mut store, 100)).unwrap(), 101);
         }
+    }
+
+    /// Item 5's limit: saved stacks live in host memory, and the suspended
+    /// calls of one instance keep at most `max_buffer_size` there together,
+    /// however deep they nest.
+    pub fn nested_saved_stacks_share_one_budget() {
+        // Each level recurses 250 deep (about 17 KB saved), then calls back
+        // in through `env.down`.
+        let wat = DEEP
+            .replace("MAX", "")
+            .replace("(import \"env\" \"get\"", "(import \"env\" \"down\"")
+            .replace(
+                "(call $get (i32.const 7))",
+                "(call $get (global.get $level))",
+            )
+            .replace(
+                "(func $deep (export \"deep\")",
+                r#"(global $level (mut i32) (i32.const 0))
+                (func (export "level") (param i32) (result i32)
+                    (global.set $level (local.get 0))
+                    (call $deep (i32.const 250)))
+                (func $deep"#,
+            );
+        let engine = Engine::default();
+        let module = common::instrumented(&engine, &wat);
+        let mut linker = Linker::new(&engine);
+        linker.buffer_size(65536).max_buffer_size(65536);
+        linker
+            .func_wrap_async(
+                "env",
+                "down",
+                |caller: AsyncCaller<()>, n: i32| async move {
+                    yield_now().await;
+                    if n == 0 {
+                        return Ok(70);
+                    }
+                    let level = caller.get_func("level").unwrap();
+                    let out = caller.call_async(&level, vec![Val::I32(n - 1)]).await?;
+                    Ok(out[0].unwrap_i32())
+                },
+            )
+            .unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let level = instance
+            .get_typed_func::<i32, i32>(&mut store, "level")
+            .unwrap();
+        assert_eq!(block_on(level.call_async(&mut store, 2)).unwrap(), 70);
+        let err = block_on(level.call_async(&mut store, 10)).unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<Error>(),
+                Some(Error::BufferOverflow { grown_to: None, .. })
+            ),
+            "{err:?}"
+        );
+        let usage = instance.buffer_usage().unwrap();
+        assert_eq!((usage.suspended, usage.in_use), (0, 0));
+        assert_eq!(block_on(level.call_async(&mut store, 2)).unwrap(), 70);
     }
 
     /// Item 4: after the unwind, the guest rewrites the header with lies.
