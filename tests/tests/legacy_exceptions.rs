@@ -43,6 +43,8 @@
 #[allow(dead_code)]
 #[path = "properties/generate.rs"]
 mod generate;
+#[path = "properties/shapes.rs"]
+mod shapes;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -60,7 +62,8 @@ use wasm_encoder::{
 };
 use wasmparser::{FuncType, Operator, Parser, Payload, TypeRef, ValType};
 
-use crate::generate::{generate_for_v8, section_rank, skip_kind};
+use crate::generate::{generate_for_v8, section_rank, skip_kind, with_entry_calls};
+use crate::shapes::{Flavor, Kinds};
 
 /// Cases when `PROPTEST_CASES` is not set: sized for well under a minute on
 /// two cores in the dev profile.
@@ -925,6 +928,24 @@ fn prepare(id: usize, seed: u64, dir: &Path) -> Prepare {
             ))
         }
     };
+    // Hand-shaped legacy `try`s beside the rewritten code (see `shapes`):
+    // locals read only in handlers, throws from below suspension points.
+    let shapes_seed = next_seed(seed ^ 0x5348_4150_4553);
+    // V8 11.3 runs no GC without a flag: exception shapes only.
+    let kinds = Kinds::from_env(Kinds { eh: true, gc: false });
+    let (original, shapes, calls) = match shapes::splice(&original, shapes_seed, Flavor::Legacy, kinds)
+    {
+        Ok(s) => {
+            let calls = with_entry_calls(case.calls.clone(), &s.entries, shapes_seed);
+            (s.wasm, s.description, calls)
+        }
+        Err(e) => {
+            return Prepare::Failed(format!(
+                "seed {seed}: adding the shapes failed: {e}\n{}",
+                print_wasm(&original)
+            ))
+        }
+    };
     let shape = match shape(&original) {
         Ok(s) => s,
         Err(e) => return Prepare::Failed(format!("seed {seed}: scanning: {e}")),
@@ -961,8 +982,7 @@ fn prepare(id: usize, seed: u64, dir: &Path) -> Prepare {
         })
         .collect();
     let tags: Vec<String> = plan.tags.iter().map(|t| json_types(t)).collect();
-    let calls: Vec<String> = case
-        .calls
+    let json_calls: Vec<String> = calls
         .iter()
         .map(|(export, args)| {
             let args: Vec<String> = args.iter().map(json_val).collect();
@@ -978,19 +998,19 @@ fn prepare(id: usize, seed: u64, dir: &Path) -> Prepare {
         "{{\"id\":{id},\"imports\":[{}],\"tags\":[{}],\"calls\":[{}],\"pattern\":{}}}",
         imports.join(","),
         tags.join(","),
-        calls.join(","),
+        json_calls.join(","),
         json_str(&pattern)
     );
-    let shown_calls: Vec<String> = case
-        .calls
+    let shown_calls: Vec<String> = calls
         .iter()
         .map(|(e, a)| format!("{e}{a:?}"))
         .collect();
     let description = format!(
-        "seed {seed} (LEGACY_EH_SEED={seed} PROPTEST_CASES=1)\nfeatures [{} {}] ({} tables)\n\
+        "seed {seed} (LEGACY_EH_SEED={seed} PROPTEST_CASES=1)\nfeatures [{} {} {}] ({} tables)\n\
          calls {}\npattern {pattern}",
         case.features,
         plan.describe(),
+        shapes,
         info.tables,
         shown_calls.join(" "),
     );

@@ -33,6 +33,8 @@ use std::convert::Infallible;
 
 use arbitrary::Unstructured;
 use asyncify_tests::{Val, V128};
+
+use crate::shapes::{self, Flavor, Kinds};
 use wasm_encoder::reencode::{self, Error as ReencodeError, Reencode};
 use wasm_encoder::{
     CodeSection, ConstExpr, ElementSection, Elements, EntityType, ExportKind, ExportSection,
@@ -40,7 +42,7 @@ use wasm_encoder::{
     TableSection, TableType, TypeSection,
 };
 use wasmparser::{
-    ElementItems, Operator, Parser, Payload, TypeRef, ValType, ValidPayload, Validator,
+    CompositeInnerType, ElementItems, Operator, Parser, Payload, TypeRef, ValType, ValidPayload, Validator,
     WasmFeatures,
 };
 
@@ -160,9 +162,20 @@ fn build(
     if one_in > 0 {
         features += &format!(" injected-calls(1/{one_in})");
     }
-    let wasm = finish(&smith, buffer_memory, fuel, injections)?;
+    let mut wasm = finish(&smith, buffer_memory, fuel, injections)?;
     let shape = Shape::of(&wasm)?;
-    let calls = draw_calls(&mut u, &shape).map_err(|e| e.to_string())?;
+    let mut calls = draw_calls(&mut u, &shape).map_err(|e| e.to_string())?;
+    if beyond_binaryen {
+        // Hand-shaped code beside wasm-smith's (see `shapes`), drawn from the
+        // injection seed so that the bytes wasm-smith reads stay the same.
+        let shapes_seed = splitmix(seed ^ 0x5348_4150_4553);
+        let kinds = Kinds::from_env(Kinds { eh: true, gc: true });
+        let spliced = shapes::splice(&wasm, shapes_seed, Flavor::TryTable, kinds)?;
+        wasm = spliced.wasm;
+        features += " ";
+        features += &spliced.description;
+        calls = with_entry_calls(calls, &spliced.entries, shapes_seed);
+    }
     let mut pattern: Vec<bool> = (0..u.int_in_range(1..=6).unwrap_or(1))
         .map(|_| u.arbitrary().unwrap_or(true))
         .collect();
@@ -804,8 +817,14 @@ impl Shape {
         for payload in Parser::new(0).parse_all(wasm) {
             match payload.map_err(|e| e.to_string())? {
                 Payload::TypeSection(s) => {
-                    for ty in s.into_iter_err_on_gc_types() {
-                        types.push(ty.map_err(|e| e.to_string())?.params().to_vec());
+                    // Struct and array types (GC) take a type index too.
+                    for group in s {
+                        for ty in group.map_err(|e| e.to_string())?.into_types() {
+                            types.push(match &ty.composite_type.inner {
+                                CompositeInnerType::Func(f) => f.params().to_vec(),
+                                _ => Vec::new(),
+                            });
+                        }
                     }
                 }
                 Payload::ImportSection(s) => {
@@ -830,6 +849,27 @@ impl Shape {
         }
         Ok(Shape { imports, callable })
     }
+}
+
+/// `calls` with calls of the spliced `entries` (each once or twice, with a
+/// small `i32`) inserted between them, drawn from `seed`.
+pub fn with_entry_calls(
+    mut calls: Vec<(String, Vec<Val>)>,
+    entries: &[String],
+    seed: u64,
+) -> Vec<(String, Vec<Val>)> {
+    let mut rng = splitmix(seed ^ 0x6361_6c6c_73);
+    for entry in entries {
+        for _ in 0..1 + rng % 2 {
+            rng = splitmix(rng);
+            // Between a `refuel` + call pair, never inside one.
+            let at = 2 * ((rng >> 8) as usize % (calls.len() / 2 + 1));
+            rng = splitmix(rng);
+            let arg = Val::I32((rng % 13) as i32);
+            calls.insert(at.min(calls.len()), (entry.clone(), vec![arg]));
+        }
+    }
+    calls
 }
 
 /// Whether the driver can pass an argument of type `ty` (numbers, and null

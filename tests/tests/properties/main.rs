@@ -52,6 +52,7 @@
 mod bytes;
 mod generate;
 mod regressions;
+mod shapes;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
