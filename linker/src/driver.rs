@@ -7,16 +7,24 @@
 //!           import called ─► its future polled once with this poll's waker
 //!                              ready:   return the value, no unwind
 //!                              pending: keep the future, start_unwind, return zeros
-//!         export returned: state 1 ─► stop_unwind ─► Poll::Pending
+//!         export returned: state 1 ─► copy the frames out, stop_unwind ─► Poll::Pending
 //! poll ─► poll the kept import future ─► pending: Poll::Pending
-//!                                    └► ready: start_rewind, call the export again
-//!                                        (same arguments); the import, rewinding,
-//!                                        calls stop_rewind and returns the value
+//!                                    └► ready: copy the frames back, start_rewind,
+//!                                        call the export again (same arguments); the
+//!                                        import, rewinding, calls stop_rewind and
+//!                                        returns the value
 //! ```
 //!
-//! Between two polls the instance is always in the normal state and its stack
-//! lives only in the call's buffer region, so dropping a suspended call just
-//! frees its region: the instance keeps working.
+//! Between two polls the instance is always in the normal state and a
+//! suspended call's stack lives only in host memory, so dropping a suspended
+//! call just frees it: the instance keeps working. When anything fails in the
+//! middle of the protocol, [`CallCore::recover`] puts the instance back in the
+//! normal state, or marks it unusable.
+//!
+//! Nothing the guest returns is trusted: the state after each call is
+//! checked, runtime functions may not call imports (checked in the imports,
+//! through [`runtime::protocol_step`]), and calls nested inside imports are
+//! bounded by the host stack they use ([`Nesting`]).
 //!
 //! The host functions learn which call drives them from a thread-local stack
 //! of [`Frame`]s, one per wasm call the driver is making; each async import
