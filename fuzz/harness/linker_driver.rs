@@ -29,9 +29,12 @@ use std::task::{Context, Poll, Waker};
 use asyncify_linker::{yield_now, AsyncCaller, Error, Linker};
 use wasmtime::{Config, Engine, Module, Store, Val};
 
-/// A small deterministic generator for the stable-Rust runs.
+/// A small deterministic generator for the stable-Rust runs (unused by the
+/// libFuzzer target).
+#[allow(dead_code)]
 pub struct SplitMix(pub u64);
 
+#[allow(dead_code)]
 impl SplitMix {
     /// The next 64 random bits.
     #[allow(clippy::should_implement_trait)]
