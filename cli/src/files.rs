@@ -1,5 +1,7 @@
 //! Reading the input module and writing the output, where `-` means standard
-//! input or output. An output file is replaced whole or not at all.
+//! input or output. A regular output file is replaced whole or not at all;
+//! a symbolic link is written through to its target; a device or a FIFO is
+//! written directly.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -34,8 +36,12 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
 }
 
-/// Writes `bytes` to standard output for `-`; otherwise replaces the file at
-/// `path`, so that a failure leaves the old file (or no file) in place.
+/// Writes `bytes` to standard output for `-`. Otherwise a regular file (or
+/// a path that does not exist yet) is replaced whole, so that a failure
+/// leaves the old file (or no file) in place; a symbolic link is written
+/// through, replacing its target and keeping the link; and anything else (a
+/// device such as `/dev/null`, a FIFO) is opened and written directly, never
+/// replaced by a regular file.
 pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if is_stdio(path) {
         let mut stdout = std::io::stdout().lock();
@@ -44,7 +50,62 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             .and_then(|()| stdout.flush())
             .context("cannot write to standard output");
     }
-    replace_file(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
+    write_file(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let target = follow_links(path)?;
+    let result = write_target(&target, bytes);
+    if target == path {
+        result
+    } else {
+        result.with_context(|| format!("it links to `{}`", target.display()))
+    }
+}
+
+fn write_target(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    match fs::metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => replace_file(target, bytes),
+        Err(e) => Err(e.into()),
+        Ok(m) if m.is_file() => replace_file(target, bytes),
+        Ok(m) if m.is_dir() => anyhow::bail!("`{}` is a directory", target.display()),
+        // A device or a FIFO: renaming over it would replace it (a FIFO's
+        // reader would get nothing). No truncation: a device has nothing to
+        // truncate, and a FIFO only holds what its reader has not read yet.
+        Ok(_) => OpenOptions::new()
+            .write(true)
+            .open(target)
+            .and_then(|mut file| file.write_all(bytes).and_then(|()| file.flush()))
+            .map_err(Into::into),
+    }
+}
+
+/// The path that `path` names once symbolic links are followed (the last
+/// component only; a link's target may not exist yet, in which case it is
+/// created). Directories on the way are left to the operating system.
+fn follow_links(path: &Path) -> anyhow::Result<PathBuf> {
+    // As many links as Linux follows before giving up with ELOOP.
+    const MAX_LINKS: usize = 40;
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = fs::read_link(&current).with_context(|| {
+                    format!("cannot read symbolic link `{}`", current.display())
+                })?;
+                // A relative target is relative to the link's directory.
+                current = match current.parent() {
+                    Some(dir) if link.is_relative() => dir.join(link),
+                    _ => link,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    anyhow::bail!(
+        "more than {MAX_LINKS} symbolic links to follow from `{}` (a loop?)",
+        path.display()
+    )
 }
 
 /// Writes a temporary file next to `path` and renames it over `path`: rename

@@ -10,7 +10,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::files;
-use crate::instrument::InstrumentFlags;
+use crate::instrument::{catch_panic, InstrumentFlags};
 
 /// Arguments of `asyncify inspect`.
 #[derive(Debug, Args)]
@@ -103,8 +103,13 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let options = args.flags.to_options()?;
     let input = files::read_input(&args.input)?;
     let what = || format!("cannot inspect {}", files::describe(&args.input));
-    let Interface { imports, exports } = interface(&input).with_context(what)?;
-    let output = asyncify_transform::instrument(&input, &options).with_context(what)?;
+    let (interface, output) = catch_panic(|| {
+        let interface = interface(&input)?;
+        asyncify_transform::instrument(&input, &options).map(|output| (interface, output))
+    })
+    .and_then(|r| r.map_err(Into::into))
+    .with_context(what)?;
+    let Interface { imports, exports } = interface;
     let report = build_report(&output, imports, exports, &args)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::Context;
 use asyncify_transform::{parse_list, Options, Output};
@@ -182,11 +183,13 @@ pub fn run(args: InstrumentArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
 
     let mut progress = ProgressLine::new();
-    let result =
-        asyncify_transform::instrument_with_progress(&input, &options, &mut |p| progress.update(p));
+    let result = catch_panic(|| {
+        asyncify_transform::instrument_with_progress(&input, &options, &mut |p| progress.update(p))
+    });
     progress.finish();
-    let output =
-        result.with_context(|| format!("cannot instrument {}", files::describe(&input_path)))?;
+    let output = result
+        .and_then(|r| r.map_err(Into::into))
+        .with_context(|| format!("cannot instrument {}", files::describe(&input_path)))?;
 
     for warning in &output.warnings {
         eprintln!("warning: {warning}");
@@ -224,4 +227,72 @@ pub fn print_reasons(output: &Output) {
     let plural = if count == 1 { "" } else { "s" };
     let _ = writeln!(stderr, "instrumented {count} function{plural}");
     let _ = stderr.flush();
+}
+
+/// Runs `f`, turning a panic into an error: a bug in the transform or in a
+/// library it uses (a parser meeting an input shape it does not expect) must
+/// still end the command with one paragraph and exit code 1, before any
+/// output is written, not with a backtrace and exit code 101.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> anyhow::Result<T> {
+    // The first panic's message and place; later ones (other threads
+    // stopping) add nothing.
+    static MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if let Ok(mut message) = MESSAGE.lock() {
+            message.get_or_insert(format!("{text}{at}"));
+        }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    result.map_err(|_| {
+        let message = MESSAGE
+            .lock()
+            .ok()
+            .and_then(|mut m| m.take())
+            .unwrap_or_else(|| "no message".to_string());
+        anyhow::anyhow!(
+            "internal error: the transform panicked ({message}); please report this with \
+             the input module"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::catch_panic;
+
+    #[test]
+    fn a_panic_becomes_an_error() {
+        assert_eq!(catch_panic(|| 7).unwrap(), 7);
+        let error = catch_panic(|| -> u32 { panic!("index out of bounds:\nthe len is 0") })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "internal error: the transform panicked (index out of bounds: the len is 0 at "
+            ),
+            "{error}"
+        );
+        assert!(
+            error.ends_with("please report this with the input module"),
+            "{error}"
+        );
+        // The panic hook is put back: a second panic is caught the same way.
+        assert!(catch_panic(|| -> u32 { panic!("again") })
+            .unwrap_err()
+            .to_string()
+            .contains("(again at "));
+    }
 }

@@ -44,6 +44,14 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The input is a WebAssembly component; the transform works on the
+    /// core modules inside one.
+    #[error("the input is a WebAssembly component, not a core module; the transform works on core modules only. Instrument the core module inside it instead: extract it (for example with `wasm-tools component unbundle`, or from the output of `wasm-tools print`), instrument it, and build the component from the instrumented module; or instrument the core module before making it a component (`wasm-tools component new`)")]
+    Component,
+    /// The instrumented module would exceed a limit that WebAssembly engines
+    /// enforce (locals or code size of a function, functions, globals, ...).
+    #[error("{0}")]
+    Limit(String),
     /// The rewritten module failed validation: a bug in this crate.
     #[error("internal error: the instrumented module does not validate ({0}); please report this with the input module")]
     InvalidOutput(String),

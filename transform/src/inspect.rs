@@ -29,13 +29,8 @@ pub struct Interface {
 
 /// Reads the interface of `input` (binary or text), validating it.
 pub fn interface(input: &[u8]) -> Result<Interface, Error> {
-    let binary;
-    let bytes = if input.starts_with(b"\0asm") {
-        input
-    } else {
-        binary = wat::parse_bytes(input).map_err(|e| Error::InvalidText(e.to_string()))?;
-        &binary[..]
-    };
+    let bytes = crate::binary_input(input)?;
+    let bytes = &bytes[..];
     let types = Validator::new_with_features(features())
         .validate_all(bytes)
         .map_err(|e| Error::InvalidInput {

@@ -18,6 +18,7 @@ mod analysis;
 mod emit;
 mod error;
 pub mod inspect;
+mod limits;
 mod liveness;
 mod options;
 mod pipeline;
@@ -26,7 +27,7 @@ mod read;
 mod rewrite;
 
 pub use error::Error;
-pub use options::{glob_match, parse_list, Options};
+pub use options::{glob_match, parse_list, Options, MAX_SECONDARY_MEMORY_PAGES};
 
 /// The result of [`instrument`]: the new module and what was done to it.
 #[derive(Debug, Clone)]
@@ -165,16 +166,71 @@ pub fn instrument_with_progress(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Output, Error> {
     options.validate()?;
-    let binary;
-    let bytes = if input.starts_with(b"\0asm") {
-        input
-    } else {
-        binary = wat::parse_bytes(input)
-            .map_err(|e| Error::InvalidText(one_paragraph(&e.to_string())))?;
-        &binary[..]
-    };
-    let info = read::read(bytes)?;
+    let bytes = binary_input(input)?;
+    let info = read::read(&bytes)?;
     pipeline::run(&info, options, progress)
+}
+
+/// The binary form of `input`: the bytes themselves, or the text converted.
+/// A component (binary or text) is refused with [`Error::Component`].
+pub(crate) fn binary_input(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+    if input.starts_with(b"\0asm") {
+        if read::is_component(input) {
+            return Err(Error::Component);
+        }
+        return Ok(input.into());
+    }
+    if starts_component_text(input) {
+        return Err(Error::Component);
+    }
+    let binary =
+        wat::parse_bytes(input).map_err(|e| Error::InvalidText(one_paragraph(&e.to_string())))?;
+    if read::is_component(&binary) {
+        return Err(Error::Component);
+    }
+    Ok(binary)
+}
+
+/// Whether WebAssembly text starts with `(component`, after white space and
+/// comments (so that a component is named as such even when it does not parse).
+fn starts_component_text(text: &[u8]) -> bool {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.starts_with(b";;") {
+            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            rest = &rest[end..];
+        } else if rest.starts_with(b"(;") {
+            // Block comments nest.
+            let mut depth = 0usize;
+            let mut i = 0;
+            while i < rest.len() {
+                if rest[i..].starts_with(b"(;") {
+                    depth += 1;
+                    i += 2;
+                } else if rest[i..].starts_with(b";)") {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            rest = &rest[i..];
+        } else {
+            break;
+        }
+    }
+    let Some(after) = rest.strip_prefix(b"(") else {
+        return false;
+    };
+    let after = after.trim_ascii_start();
+    after.starts_with(b"component")
+        && after
+            .get(b"component".len())
+            .is_none_or(|b| b.is_ascii_whitespace() || matches!(b, b'(' | b')' | b'$' | b';'))
 }
 
 /// Folds a multi-line message (wat errors carry a source snippet) into one

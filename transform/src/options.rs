@@ -188,7 +188,8 @@ impl Options {
     /// # Errors
     ///
     /// [`Error::Options`] when the only list is combined with the add list or
-    /// the remove list, or when the secondary memory has 0 pages.
+    /// the remove list, or when the secondary memory has 0 pages or more than
+    /// [`MAX_SECONDARY_MEMORY_PAGES`].
     ///
     /// ```
     /// use asyncify_transform::Options;
@@ -214,9 +215,22 @@ impl Options {
                 "the secondary memory must have at least 1 page (64 KiB)".into(),
             ));
         }
+        if let Some(pages) = self
+            .secondary_memory
+            .filter(|&p| p > MAX_SECONDARY_MEMORY_PAGES)
+        {
+            return Err(Error::Options(format!(
+                "the secondary memory can have at most {MAX_SECONDARY_MEMORY_PAGES} pages \
+                 (4 GiB), not {pages}: it is a 32-bit memory, as in Binaryen, because the \
+                 asyncify ABI passes buffer addresses as i32"
+            )));
+        }
         Ok(())
     }
 }
+
+/// The most 64 KiB pages a 32-bit memory can have (4 GiB).
+pub const MAX_SECONDARY_MEMORY_PAGES: u64 = 65_536;
 
 /// The value of a `KEY@VALUE` pass argument whose value cannot be empty.
 fn non_empty_value<'a>(
@@ -782,6 +796,11 @@ mod tests {
         assert!(with_pages(None).validate().is_ok());
         assert!(with_pages(Some(1)).validate().is_ok());
         options_error(with_pages(Some(0)).validate());
+        assert!(with_pages(Some(65_536)).validate().is_ok());
+        for pages in [65_537, 1 << 32, u64::MAX] {
+            let message = options_error(with_pages(Some(pages)).validate());
+            assert!(message.contains("at most 65536 pages"), "{message}");
+        }
         options_error(
             apply(&["asyncify-secondary-memory-size@0"])
                 .unwrap()

@@ -444,7 +444,10 @@ pub fn run(
     let wasm = assemble(info, &cx, &add, bodies, &mut warnings)?;
     let mut validator = Validator::new_with_features(crate::read::features());
     validator.validate_all(&wasm).map_err(|e| {
-        Error::InvalidOutput(format!("{} at offset {:#x}", e.message(), e.offset()))
+        // Over a limit engines enforce (the input was close to it), or a bug.
+        crate::limits::explain(info, &wasm).unwrap_or_else(|| {
+            Error::InvalidOutput(format!("{} at offset {:#x}", e.message(), e.offset()))
+        })
     })?;
 
     let tail_ids = cx.tail.is_some();

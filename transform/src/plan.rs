@@ -203,36 +203,64 @@ impl FunctionPlan {
     /// after it, and the added locals that hold its stack values, callees
     /// and handler payloads), not counting references; may repeat a local.
     pub fn needed_per_point(&self) -> Vec<Vec<u32>> {
-        fn add_items(plan: &FunctionPlan, items: &[Item], live: &mut [Vec<u32>]) {
-            for item in items {
+        /// Work left on the walk: the rest of a list of items, or a handler
+        /// whose payload comes before its items.
+        enum Work<'p> {
+            Items(std::slice::Iter<'p, Item>),
+            Handler(&'p Handler),
+        }
+        let mut live = self.point_live.clone();
+        // Depth first with an explicit stack, in the order of the input:
+        // constructs nest as deep as the input does (a million nested blocks
+        // is a valid body), far deeper than the call stack allows.
+        let mut stack = vec![Work::Items(self.body_items.iter())];
+        while let Some(work) = stack.last_mut() {
+            let item = match work {
+                Work::Items(items) => match items.next() {
+                    Some(item) => item,
+                    None => {
+                        stack.pop();
+                        continue;
+                    }
+                },
+                Work::Handler(h) => {
+                    let h: &Handler = h;
+                    stack.pop();
+                    let adds = !h.payload.is_empty() || h.recorder.is_some();
+                    if let Some((lo, hi)) = h.points().filter(|_| adds) {
+                        for k in lo..=hi {
+                            live[k as usize].extend(&h.payload);
+                            if let Some(r) = &h.recorder {
+                                live[k as usize].push(r.which);
+                                for t in &r.tags {
+                                    live[k as usize].extend(&t.locals);
+                                }
+                            }
+                        }
+                    }
+                    stack.push(Work::Items(h.items.iter()));
+                    continue;
+                }
+            };
+            // Skipped when there is nothing to add, so that a deep nest of
+            // constructs around many points costs no points x depth.
+            let adds = !item.stranded.is_empty() || item.callee.is_some();
+            let adds = adds || !item.kept_inputs.is_empty();
+            if adds {
                 for k in item.lo..=item.hi {
                     let set = &mut live[k as usize];
                     set.extend(&item.stranded);
                     set.extend(item.callee);
                     set.extend(item.kept_inputs.iter().map(|&(_, l)| l));
                 }
-                if let Some(c) = plan.constructs.get(&item.op) {
-                    add_items(plan, &c.items, live);
-                    add_items(plan, &c.else_items, live);
-                    for h in &c.handlers {
-                        if let Some((lo, hi)) = h.points() {
-                            for k in lo..=hi {
-                                live[k as usize].extend(&h.payload);
-                                if let Some(r) = &h.recorder {
-                                    live[k as usize].push(r.which);
-                                    for t in &r.tags {
-                                        live[k as usize].extend(&t.locals);
-                                    }
-                                }
-                            }
-                        }
-                        add_items(plan, &h.items, live);
-                    }
-                }
+            }
+            if let Some(c) = self.constructs.get(&item.op) {
+                // Pushed in reverse: the `then` items run first.
+                stack.extend(c.handlers.iter().rev().map(Work::Handler));
+                stack.push(Work::Items(c.else_items.iter()));
+                stack.push(Work::Items(c.items.iter()));
             }
         }
-        let mut live = self.point_live.clone();
-        add_items(self, &self.body_items, &mut live);
         live
     }
 
@@ -275,10 +303,26 @@ pub struct UnwindGroup {
 /// of one point may exceed it).
 pub const UNWIND_GROUP_BUDGET: usize = 4096;
 
+/// Upper bound of the locals written by all the [`UnwindGroup`]s of one
+/// function together, about 10 bytes of code each. Past it the groups give
+/// way to one group for all points: a function whose points each save tens
+/// of thousands of locals would otherwise go over the size engines allow for
+/// one function body (7,654,321 bytes), which matters more than compile time.
+pub const UNWIND_WRITE_BUDGET: usize = 300_000;
+
 /// Splits the points of `plan` into [`UnwindGroup`]s, greedily in order;
 /// with `exact`, only points that write the same locals share a group.
 fn unwind_groups(plan: &FunctionPlan, exact: bool) -> Vec<UnwindGroup> {
-    let budget = UNWIND_GROUP_BUDGET;
+    let groups = unwind_groups_within(plan, exact, UNWIND_GROUP_BUDGET);
+    let written: usize = groups.iter().map(|g| g.saved.len()).sum();
+    if exact || written <= UNWIND_WRITE_BUDGET {
+        return groups;
+    }
+    unwind_groups_within(plan, exact, usize::MAX)
+}
+
+/// [`unwind_groups`] with `budget` for points x written locals per group.
+fn unwind_groups_within(plan: &FunctionPlan, exact: bool, budget: usize) -> Vec<UnwindGroup> {
     let n = plan.points.len();
     if n == 0 {
         return Vec::new();
@@ -318,7 +362,8 @@ fn unwind_groups(plan: &FunctionPlan, exact: bool) -> Vec<UnwindGroup> {
         let new = at_k.iter().filter(|&&l| !member[l as usize]).count();
         let points = k - first as usize + 1;
         let differs = exact && *at_k != live[first as usize];
-        if k > first as usize && (differs || points * (count + new + refs.len()) > budget) {
+        let cost = points.saturating_mul(count + new + refs.len());
+        if k > first as usize && (differs || cost > budget) {
             close(first, k as u32 - 1, &mut member, &mut groups);
             first = k as u32;
             count = 0;

@@ -217,8 +217,18 @@ pub fn features() -> WasmFeatures {
     WasmFeatures::all()
 }
 
+/// Whether `bytes` has the header of a component: the magic number, then a
+/// version and a layer field, layer 1 for components (0 for core modules).
+pub fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [1, 0]
+}
+
 /// Parses and validates `bytes`, scanning every function body for calls.
 pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
+    if is_component(bytes) {
+        // The parser would go on into the component's sections.
+        return Err(Error::Component);
+    }
     let mut validator = Validator::new_with_features(features());
     let mut sections = Vec::new();
     let mut func_imports = Vec::new();
