@@ -308,6 +308,8 @@ pub const UNWIND_GROUP_BUDGET: usize = 4096;
 /// way to one group for all points: a function whose points each save tens
 /// of thousands of locals would otherwise go over the size engines allow for
 /// one function body (7,654,321 bytes), which matters more than compile time.
+/// (With `--exact-saves`, points still share only when they write the same
+/// locals.)
 pub const UNWIND_WRITE_BUDGET: usize = 300_000;
 
 /// Splits the points of `plan` into [`UnwindGroup`]s, greedily in order;
@@ -315,9 +317,10 @@ pub const UNWIND_WRITE_BUDGET: usize = 300_000;
 fn unwind_groups(plan: &FunctionPlan, exact: bool) -> Vec<UnwindGroup> {
     let groups = unwind_groups_within(plan, exact, UNWIND_GROUP_BUDGET);
     let written: usize = groups.iter().map(|g| g.saved.len()).sum();
-    if exact || written <= UNWIND_WRITE_BUDGET {
+    if written <= UNWIND_WRITE_BUDGET {
         return groups;
     }
+    // With `exact`, still only points that write the same locals share.
     unwind_groups_within(plan, exact, usize::MAX)
 }
 

@@ -226,6 +226,13 @@ fn large_frames_at_many_points_stay_within_the_body_size_limit() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.instrumented[0].points, 50);
     assert_eq!(out.instrumented[0].saved_locals, 49_990);
+    // The points save the same locals, so exact saves share one block too.
+    let exact = Options {
+        exact_saves: true,
+        ..Options::default()
+    };
+    let out = instrument(&live_locals(49_990, 0x7e, 50), &exact).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.instrumented[0].saved_per_point, vec![49_990; 50]);
 }
 
 #[test]
