@@ -50,9 +50,6 @@ enum FrameKind {
         outer: Option<usize>,
         /// A `catch_all` (or `catch_all_ref`) clause catches every exception.
         catches_all: bool,
-        /// Inside a legacy `catch`/`catch_all` clause: exceptions thrown there
-        /// go to the enclosing `try`, not to this one.
-        in_handler: bool,
     },
 }
 
@@ -62,6 +59,9 @@ struct Frame {
     target: usize,
     /// The node after `end`.
     end: usize,
+    /// The handlers an exception thrown directly inside this frame reaches
+    /// first (kept per frame so finding them costs nothing at any depth).
+    catcher: Option<usize>,
 }
 
 struct Graph {
@@ -104,6 +104,7 @@ pub fn live_after_points(
         kind: FrameKind::Block,
         target: func_end,
         end: func_end,
+        catcher: None,
     }];
     let mut cur = entry;
     let mut after_point: Vec<usize> = Vec::with_capacity(points.len());
@@ -130,6 +131,7 @@ pub fn live_after_points(
                     kind: FrameKind::Block,
                     target: end,
                     end,
+                    catcher: innermost_handlers(&frames),
                 });
             }
             Operator::Loop { .. } => {
@@ -141,6 +143,7 @@ pub fn live_after_points(
                     kind: FrameKind::Loop,
                     target: header,
                     end,
+                    catcher: innermost_handlers(&frames),
                 });
             }
             Operator::If { .. } => {
@@ -154,6 +157,7 @@ pub fn live_after_points(
                     },
                     target: end,
                     end,
+                    catcher: innermost_handlers(&frames),
                 });
                 cur = then;
             }
@@ -177,10 +181,10 @@ pub fn live_after_points(
                         handlers,
                         outer: innermost_handlers(&frames),
                         catches_all: false,
-                        in_handler: false,
                     },
                     target: end,
                     end,
+                    catcher: Some(handlers),
                 });
             }
             Operator::Catch { .. } | Operator::CatchAll => {
@@ -189,11 +193,11 @@ pub fn live_after_points(
                 if let FrameKind::Try {
                     handlers,
                     catches_all,
-                    in_handler,
-                    ..
+                    outer,
                 } = &mut frame.kind
                 {
-                    *in_handler = true;
+                    // Exceptions thrown in a clause go to the enclosing `try`.
+                    frame.catcher = *outer;
                     *catches_all |= matches!(op, Operator::CatchAll);
                     let handlers = *handlers;
                     g.edge(cur, end);
@@ -231,10 +235,10 @@ pub fn live_after_points(
                         handlers: catches,
                         outer: None,
                         catches_all,
-                        in_handler: false,
                     },
                     target: end,
                     end,
+                    catcher: Some(catches),
                 });
             }
             Operator::End | Operator::Delegate { .. } => {
@@ -396,14 +400,7 @@ fn handlers_of(frames: &[Frame], g: &mut Graph, from: usize) -> bool {
 /// innermost of `frames` reaches first: those of the innermost `try` whose
 /// body (not one of its legacy clauses) encloses it.
 fn innermost_handlers(frames: &[Frame]) -> Option<usize> {
-    frames.iter().rev().find_map(|f| match f.kind {
-        FrameKind::Try {
-            handlers,
-            in_handler: false,
-            ..
-        } => Some(handlers),
-        _ => None,
-    })
+    frames.last().and_then(|f| f.catcher)
 }
 
 #[cfg(test)]
