@@ -932,20 +932,23 @@ fn prepare(id: usize, seed: u64, dir: &Path) -> Prepare {
     // locals read only in handlers, throws from below suspension points.
     let shapes_seed = next_seed(seed ^ 0x5348_4150_4553);
     // V8 11.3 runs no GC without a flag: exception shapes only.
-    let kinds = Kinds::from_env(Kinds { eh: true, gc: false });
-    let (original, shapes, calls) = match shapes::splice(&original, shapes_seed, Flavor::Legacy, kinds)
-    {
-        Ok(s) => {
-            let calls = with_entry_calls(case.calls.clone(), &s.entries, shapes_seed);
-            (s.wasm, s.description, calls)
-        }
-        Err(e) => {
-            return Prepare::Failed(format!(
-                "seed {seed}: adding the shapes failed: {e}\n{}",
-                print_wasm(&original)
-            ))
-        }
-    };
+    let kinds = Kinds::from_env(Kinds {
+        eh: true,
+        gc: false,
+    });
+    let (original, shapes, calls) =
+        match shapes::splice(&original, shapes_seed, Flavor::Legacy, kinds) {
+            Ok(s) => {
+                let calls = with_entry_calls(case.calls.clone(), &s.entries, shapes_seed);
+                (s.wasm, s.description, calls)
+            }
+            Err(e) => {
+                return Prepare::Failed(format!(
+                    "seed {seed}: adding the shapes failed: {e}\n{}",
+                    print_wasm(&original)
+                ))
+            }
+        };
     let shape = match shape(&original) {
         Ok(s) => s,
         Err(e) => return Prepare::Failed(format!("seed {seed}: scanning: {e}")),
@@ -1001,10 +1004,7 @@ fn prepare(id: usize, seed: u64, dir: &Path) -> Prepare {
         json_calls.join(","),
         json_str(&pattern)
     );
-    let shown_calls: Vec<String> = calls
-        .iter()
-        .map(|(e, a)| format!("{e}{a:?}"))
-        .collect();
+    let shown_calls: Vec<String> = calls.iter().map(|(e, a)| format!("{e}{a:?}")).collect();
     let description = format!(
         "seed {seed} (LEGACY_EH_SEED={seed} PROPTEST_CASES=1)\nfeatures [{} {} {}] ({} tables)\n\
          calls {}\npattern {pattern}",

@@ -42,8 +42,8 @@ use wasm_encoder::{
     TableSection, TableType, TypeSection,
 };
 use wasmparser::{
-    CompositeInnerType, ElementItems, Operator, Parser, Payload, TypeRef, ValType, ValidPayload, Validator,
-    WasmFeatures,
+    CompositeInnerType, ElementItems, Operator, Parser, Payload, TypeRef, ValType, ValidPayload,
+    Validator, WasmFeatures,
 };
 
 /// The imports a module may take (each with probability 1/2, as wasm-smith

@@ -260,11 +260,12 @@ impl Gen {
 
     /// `i32` expression: the reads of `pres` combined, on top of `base`.
     fn reads(pres: &[Pre], keep: impl Fn(Mode) -> bool, base: String) -> String {
-        pres.iter()
-            .filter(|p| keep(p.mode))
-            .fold(base, |acc, p| {
-                format!("(i32.add (i32.mul {acc} (i32.const 7)) {})", Self::read(p.name))
-            })
+        pres.iter().filter(|p| keep(p.mode)).fold(base, |acc, p| {
+            format!(
+                "(i32.add (i32.mul {acc} (i32.const 7)) {})",
+                Self::read(p.name)
+            )
+        })
     }
 
     fn box_arg(&mut self) -> String {
@@ -360,9 +361,7 @@ impl Gen {
         } else {
             String::new()
         };
-        let handler = |base: &str| {
-            Self::reads(&pres, |m| m != Mode::AfterTry, base.to_string())
-        };
+        let handler = |base: &str| Self::reads(&pres, |m| m != Mode::AfterTry, base.to_string());
         let value = match self.flavor {
             Flavor::TryTable => {
                 let (j, he, ha, hr) = (
@@ -457,12 +456,18 @@ impl Gen {
             _ => "(i32.and (local.get $x) (i32.const 1))".to_string(),
         };
         let cond = if self.rng.ratio(1, 3) {
-            format!("(i32.lt_u (local.get $v) (i32.const {}))", 20 + self.rng.below(60))
+            format!(
+                "(i32.lt_u (local.get $v) (i32.const {}))",
+                20 + self.rng.below(60)
+            )
         } else {
             cond_x.clone()
         };
         let throw = if self.rng.ratio(1, 2) {
-            format!("(throw $s_e (i32.add (local.get $v) (i32.const {})))", self.rng.k())
+            format!(
+                "(throw $s_e (i32.add (local.get $v) (i32.const {})))",
+                self.rng.k()
+            )
         } else {
             "(throw $s_f)".to_string()
         };
@@ -496,7 +501,11 @@ impl Gen {
                 )
             }
         };
-        let param = if box_param { " (param $b (ref $s_box))" } else { "" };
+        let param = if box_param {
+            " (param $b (ref $s_box))"
+        } else {
+            ""
+        };
         self.fields.push(format!(
             "(func {name} (param $x i32){param} (result i32) (local $v i32) (local $w i32)\n  {body}\n  (i32.add (local.get $v) (i32.const {c})))"
         ));
@@ -607,7 +616,9 @@ impl Gen {
             RefKind::Arr => match self.rng.below(3) {
                 0 if in_entry => "(ref.as_non_null (local.get $ar))".into(),
                 1 => format!("(array.new $s_arr (i32.const {k}) (i32.const 2))"),
-                _ => format!("(array.new_fixed $s_arr 3 (i32.const {k}) (i32.const 1) (i32.const 2))"),
+                _ => format!(
+                    "(array.new_fixed $s_arr 3 (i32.const {k}) (i32.const 1) (i32.const 2))"
+                ),
             },
             RefKind::Fn => {
                 let j = self.rng.below(self.fn_targets.len() as u64) as usize;
@@ -881,9 +892,11 @@ pub fn splice(wasm: &[u8], seed: u64, flavor: Flavor, kinds: Kinds) -> Result<Sp
     g.fields.push("(tag $s_e (param i32))".into());
     g.fields.push("(tag $s_f)".into());
     if gc {
-        g.fields.push("(type $s_box (struct (field (mut i32))))".into());
+        g.fields
+            .push("(type $s_box (struct (field (mut i32))))".into());
         g.fields.push("(type $s_arr (array (mut i32)))".into());
-        g.fields.push("(type $s_fn (func (param i32) (result i32)))".into());
+        g.fields
+            .push("(type $s_fn (func (param i32) (result i32)))".into());
         g.fields
             .push("(type $s_pair (struct (field (ref $s_box)) (field (mut i64))))".into());
     }
@@ -912,7 +925,9 @@ pub fn splice(wasm: &[u8], seed: u64, flavor: Flavor, kinds: Kinds) -> Result<Sp
         g.fields.push(format!("(elem declare func {targets})"));
     }
     let text = wasmprinter::print_bytes(wasm).map_err(|e| format!("printing: {e}"))?;
-    let end = text.rfind(')').ok_or("printed module without a closing parenthesis")?;
+    let end = text
+        .rfind(')')
+        .ok_or("printed module without a closing parenthesis")?;
     let mut spliced = String::with_capacity(text.len() + 16 * 1024);
     spliced += &text[..end];
     for field in &g.fields {
