@@ -858,7 +858,7 @@ pub fn with_entry_calls(
     entries: &[String],
     seed: u64,
 ) -> Vec<(String, Vec<Val>)> {
-    let mut rng = splitmix(seed ^ 0x6361_6c6c_73);
+    let mut rng = splitmix(seed ^ 0x0063_616c_6c73);
     for entry in entries {
         for _ in 0..1 + rng % 2 {
             rng = splitmix(rng);
