@@ -316,6 +316,7 @@ await failsAlike('non-nullable reference result', `(module
 await failsAlike('no memory for the buffer', '(module (import "env" "f" (func $f)) (func (export "g") (call $f)))',
   {}, [], 'Options');
 await failsAlike('secondary memory of 0 pages', demo, { secondaryMemory: 0 }, ['--secondary-memory=0'], 'Options');
+await failsAlike('secondary memory over 65,536 pages', demo, { secondaryMemory: 65537 }, ['--secondary-memory=65537'], 'Options');
 await failsAlike('only list with add list', demo, { onlyList: ['a'], addList: 'b' },
   ['--only-list', 'a', '--add-list', 'b'], 'Options');
 await failsAlike('unknown pass argument', demo, { passArgs: 'asyncify-sleep' }, ['--pass-arg', 'asyncify-sleep'], 'Options');

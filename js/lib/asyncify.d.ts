@@ -131,7 +131,8 @@ export class AsyncifyError extends Error {
   name: 'AsyncifyError';
   /**
    * `InvalidInput`, `InvalidText`, `AlreadyInstrumented`, `Unsupported`,
-   * `RuntimeImportType`, `Options`, `ListFile`, `InvalidOutput`, `Why`, or
+   * `RuntimeImportType`, `Options`, `ListFile`, `Limit` (an engine limit the output
+   * would exceed), `InvalidOutput`, `Why`, or
    * `Internal` when the transform trapped.
    */
   kind: string;

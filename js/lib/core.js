@@ -19,7 +19,7 @@ const decoder = new TextDecoder();
  * An error of the transform: `message` is the one-paragraph message the
  * `asyncify` command line prints, `kind` the Rust `Error` variant
  * (`InvalidInput`, `InvalidText`, `AlreadyInstrumented`, `Unsupported`,
- * `RuntimeImportType`, `Options`, `ListFile`, `InvalidOutput`), `Why` for an
+ * `RuntimeImportType`, `Options`, `ListFile`, `Limit`, `InvalidOutput`), `Why` for an
  * unknown `why` name, or `Internal` when the transform trapped.
  */
 class AsyncifyError extends Error {

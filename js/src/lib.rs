@@ -38,8 +38,8 @@ pub use options::{Call, CallOptions};
 /// A failure, as the JavaScript glue turns it into an `AsyncifyError`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
-    /// The [`Error`] variant (`InvalidInput`, `Options`, ...), or `Why` for a
-    /// `why` name that names no function.
+    /// The [`Error`] variant (`InvalidInput`, `Options`, `Limit`, ...), or
+    /// `Why` for a `why` name that names no function.
     pub kind: &'static str,
     /// The one-paragraph message, as the command line prints it after
     /// `cannot instrument FILE: `.
@@ -56,6 +56,7 @@ impl From<Error> for Failure {
             Error::RuntimeImportType(_) => "RuntimeImportType",
             Error::Options(_) => "Options",
             Error::ListFile { .. } => "ListFile",
+            Error::Limit(_) => "Limit",
             Error::InvalidOutput(_) => "InvalidOutput",
             // The enum may grow; the message still says what happened.
             #[allow(unreachable_patterns)]
