@@ -79,29 +79,7 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(600);
 /// handler with suspension points (the driver counts these calls).
 const HANDLER_MARK: i32 = 0x4841_0000;
 
-/// splitmix64.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// True with probability `a / b`.
-    fn ratio(&mut self, a: u64, b: u64) -> bool {
-        self.below(b) < a
-    }
-}
+use shapes::Rng;
 
 /// The next case seed after `seed`.
 fn next_seed(seed: u64) -> u64 {

@@ -70,11 +70,13 @@ pub struct Spliced {
     pub description: String,
 }
 
-/// splitmix64.
-struct Rng(u64);
+/// splitmix64 (also the legacy-exception test's generator).
+#[derive(Clone)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -82,11 +84,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn ratio(&mut self, a: u64, b: u64) -> bool {
+    /// True with probability `a / b`.
+    pub fn ratio(&mut self, a: u64, b: u64) -> bool {
         self.below(b) < a
     }
 
