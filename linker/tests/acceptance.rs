@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asyncify_linker::{AsyncCaller, Instance, Linker};
-use common::{binaryen, instrumented, instrumented_with, plain, tokio_rt, yield_now};
+use asyncify_linker::{AsyncCaller, Instance, Linker, TypedFunc};
+use common::{binaryen, instrumented, instrumented_with, plain, poll_once, tokio_rt, yield_now};
 use futures::executor::block_on;
 use wasmtime::{Engine, Extern, Func, Memory, MemoryType, Store, WasmBacktrace};
 
@@ -173,8 +173,10 @@ fn an_async_import_that_sleeps() {
 fn an_async_import_that_sleeps_in_a_binaryen_module_with_the_js_runtime_buffer() {
     // As wasm-linker-js runs it: Binaryen's output, and the buffer where the
     // JS runtime puts it (1000 bytes at address 16).
+    const TEST: &str =
+        "an_async_import_that_sleeps_in_a_binaryen_module_with_the_js_runtime_buffer";
     let engine = Engine::default();
-    let Some(module) = binaryen(&engine, "acceptance_sleep_binaryen", USING_ADD, &[]) else {
+    let Some(module) = binaryen(&engine, TEST, USING_ADD, &[]) else {
         return;
     };
     let mut store = Store::new(&engine, ());
@@ -185,7 +187,14 @@ fn an_async_import_that_sleeps_in_a_binaryen_module_with_the_js_runtime_buffer()
     let add = instance
         .get_typed_func::<(i32, i32), i32>(&mut store, "add")
         .unwrap();
-    let out = tokio_rt().block_on(add.call_async(&mut store, (1, 2)));
+    let out = tokio_rt().block_on(async {
+        let mut call = std::pin::pin!(add.call_async(&mut store, (1, 2)));
+        assert!(
+            poll_once(call.as_mut()).is_pending(),
+            "the call never waited"
+        );
+        call.await
+    });
     assert_eq!(out.unwrap(), 42);
 }
 
@@ -287,46 +296,67 @@ const TIMED: &str = r#"(module
         (i32.gt_u (call $get_time) (local.get $start)))
     (export "run2" (func $run)))"#;
 
-fn timed_linker(engine: &Engine, fail_sleeps: i32) -> Linker<()> {
+/// A linker with `env.get_time` and an async `env.sleep(ms)`; the first
+/// `fail_sleeps` sleeps fail. Time is a clock that only a completed sleep
+/// moves forward (by its `ms`), so "time went forward" means the guest
+/// really waited for the sleep, and the tests never read the real time.
+/// The clock is returned beside the linker.
+fn timed_linker(engine: &Engine, fail_sleeps: i32) -> (Linker<()>, Arc<AtomicI32>) {
     let clock = Arc::new(AtomicI32::new(0));
     let failures_left = Arc::new(AtomicI32::new(fail_sleeps));
     let mut linker = Linker::new(engine);
+    let now = clock.clone();
     linker
-        .func_wrap("env", "get_time", move || {
-            clock.fetch_add(1, Ordering::Relaxed)
-        })
+        .func_wrap("env", "get_time", move || now.load(Ordering::SeqCst))
         .unwrap();
+    let advance = clock.clone();
     linker
         .func_wrap_async("env", "sleep", move |_: AsyncCaller<()>, ms: i32| {
             let fail = failures_left.fetch_sub(1, Ordering::Relaxed) > 0;
+            let advance = advance.clone();
             async move {
                 if fail {
                     wasmtime::bail!("Expected error");
                 }
                 tokio::time::sleep(Duration::from_millis(ms as u64 / 10)).await;
+                advance.fetch_add(ms, Ordering::SeqCst);
                 Ok(())
             }
         })
         .unwrap();
-    linker
+    (linker, clock)
+}
+
+/// Calls `func` (`run` or `run2` of [`TIMED`]) on a tokio runtime, checking
+/// that the call was pending after its first poll (the guest unwound while
+/// `sleep` waited) before it completed.
+fn call_sleeping(store: &mut Store<()>, func: &TypedFunc<(), i32>) -> i32 {
+    tokio_rt().block_on(async {
+        let mut call = std::pin::pin!(func.call_async(&mut *store, ()));
+        assert!(
+            poll_once(call.as_mut()).is_pending(),
+            "the call completed without waiting for `sleep`"
+        );
+        call.await.unwrap()
+    })
 }
 
 #[test]
 fn js_runtime_exported_memory() {
     let engine = Engine::default();
     let mut store = Store::new(&engine, ());
-    let instance = timed_linker(&engine, 0)
+    let (linker, clock) = timed_linker(&engine, 0);
+    let instance = linker
         .instantiate(&mut store, &instrumented(&engine, TIMED))
         .unwrap();
-    let run = instance
-        .get_typed_func::<(), i32>(&mut store, "run")
-        .unwrap();
-    assert_eq!(
-        tokio_rt().block_on(run.call_async(&mut store, ())).unwrap(),
-        1
-    );
-    let run2 = instance.get_func(&mut store, "run2").unwrap();
-    assert!(run2.ty(&store).matches(&run.func().ty(&store)));
+    for (name, time) in [("run", 100), ("run2", 200)] {
+        let func = instance
+            .get_typed_func::<(), i32>(&mut store, name)
+            .unwrap();
+        assert_eq!(call_sleeping(&mut store, &func), 1, "{name}");
+        assert_eq!(clock.load(Ordering::SeqCst), time, "{name}");
+    }
+    assert_eq!(instance.buffer_usage().unwrap().suspended, 0);
 }
 
 #[test]
@@ -343,7 +373,7 @@ fn js_runtime_imported_memory() {
     let engine = Engine::default();
     let mut store = Store::new(&engine, ());
     let memory = Memory::new(&mut store, MemoryType::new(16, None)).unwrap();
-    let mut linker = timed_linker(&engine, 0);
+    let (mut linker, clock) = timed_linker(&engine, 0);
     linker.define(&store, "env", "memory", memory).unwrap();
     let instance = linker
         .instantiate(&mut store, &instrumented(&engine, wat))
@@ -351,10 +381,8 @@ fn js_runtime_imported_memory() {
     let run = instance
         .get_typed_func::<(), i32>(&mut store, "run")
         .unwrap();
-    assert_eq!(
-        tokio_rt().block_on(run.call_async(&mut store, ())).unwrap(),
-        1
-    );
+    assert_eq!(call_sleeping(&mut store, &run), 1);
+    assert_eq!(clock.load(Ordering::SeqCst), 100);
     // The buffer went into the imported memory, after its 16 pages.
     assert!(memory.size(&store) > 16);
 }
@@ -405,7 +433,8 @@ fn js_runtime_reentrance() {
 fn js_runtime_error_handling_twice_then_usable() {
     let engine = Engine::default();
     let mut store = Store::new(&engine, ());
-    let instance = timed_linker(&engine, 2)
+    let (linker, clock) = timed_linker(&engine, 2);
+    let instance = linker
         .instantiate(&mut store, &instrumented(&engine, TIMED))
         .unwrap();
     let run = instance
@@ -421,7 +450,10 @@ fn js_runtime_error_handling_twice_then_usable() {
             "{trace}"
         );
     }
-    assert_eq!(rt.block_on(run.call_async(&mut store, ())).unwrap(), 1);
+    // The failed sleeps did not move the clock; the next one waits and does.
+    assert_eq!(clock.load(Ordering::SeqCst), 0);
+    assert_eq!(call_sleeping(&mut store, &run), 1);
+    assert_eq!(clock.load(Ordering::SeqCst), 100);
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! Binaryen's `wasm-opt --asyncify` as a second instrumenter: it validates the
 //! driver and the tests against the reference implementation. Optional: when
-//! `wasm-opt` is not on `PATH`, [`available`] is false and callers skip.
+//! `wasm-opt` is not on `PATH`, [`available`] is false and callers skip,
+//! unless [`REQUIRE_TOOLS_ENV`] is set (CI sets it), which makes the skip a
+//! failure: see [`skip`].
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,12 +31,42 @@ pub fn available() -> bool {
     version().is_some()
 }
 
-/// Prints the standard notice and returns true when `wasm-opt` is missing.
+/// The environment variable that turns a missing tool or corpus into a test
+/// failure. `.ci/run` installs everything the suites need and sets it, so in
+/// CI a suite can never pass by skipping.
+pub const REQUIRE_TOOLS_ENV: &str = "ASYNCIFY_REQUIRE_TOOLS";
+
+/// Whether [`REQUIRE_TOOLS_ENV`] is set to anything but empty or `0`.
+pub fn tools_required() -> bool {
+    std::env::var(REQUIRE_TOOLS_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The one way a test gives up because something it needs (`missing`) is not
+/// there: with [`REQUIRE_TOOLS_ENV`] set it panics, failing the test; else it
+/// writes `SKIPPED <test>: <missing>` to the process's standard error
+/// directly, past the test harness's capture, so a plain `cargo test` shows
+/// every skip beside the test names instead of an `ok` that hides it.
+pub fn skip(test: &str, missing: &str) {
+    if tools_required() {
+        panic!(
+            "{test}: {missing}, and {REQUIRE_TOOLS_ENV} is set: a suite must not pass by \
+             skipping (.ci/run installs the tools and fetches the corpus; unset \
+             {REQUIRE_TOOLS_ENV} to allow skips locally)"
+        );
+    }
+    // `eprintln!` would be captured and shown only for a failing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {missing} (set {REQUIRE_TOOLS_ENV}=1 to make this a failure)"
+    );
+}
+
+/// True (after [`skip`]) when `wasm-opt` is missing: the caller returns.
 pub fn skip_if_unavailable(test: &str) -> bool {
     if available() {
         return false;
     }
-    eprintln!("NOTICE: {test} skipped: `wasm-opt` (Binaryen) is not on PATH");
+    skip(test, "`wasm-opt` (Binaryen) is not on PATH");
     true
 }
 

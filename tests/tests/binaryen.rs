@@ -1,14 +1,15 @@
 //! The driver against Binaryen's `wasm-opt --asyncify`, the reference: if
 //! these pass, the driver speaks the ABI as existing runtimes expect, and it
-//! notices a module that gets suspension wrong. Every test is skipped (with a
-//! notice) when `wasm-opt` is not on PATH.
+//! notices a module that gets suspension wrong. Without `wasm-opt` on PATH
+//! every test is skipped with a `SKIPPED` line on standard error, or fails
+//! when `ASYNCIFY_REQUIRE_TOOLS` is set (as `.ci/run` sets it).
 //!
 //! To run the whole suite against Binaryen instead of this project's
 //! transform: `ASYNCIFY_TESTS_INSTRUMENTER=binaryen cargo test -p asyncify-tests`
 //! (tests of things Binaryen cannot do print a notice and pass).
 
 use asyncify_tests::{
-    binaryen, run, BufferSpec, Check, Instrumenter, Options, RunConfig, Schedule, Val,
+    binaryen, run, BufferSpec, CallOutcome, Check, Instrumenter, Options, RunConfig, Schedule, Val,
 };
 
 fn i32s(values: &[i32]) -> Vec<Val> {
@@ -65,9 +66,7 @@ fn binaryen_output_matches_the_original() {
         return;
     }
     let report = binaryen_check(PROGRAM).calls(&program_calls()).run();
-    assert!(report.skipped.is_none(), "{:?}", report.skipped);
-    let (_, always) = &report.runs[1];
-    assert!(always.unwinds() > 20, "{}", always.unwinds());
+    assert_ran_and_suspended(&report, 20);
 }
 
 #[test]
@@ -79,15 +78,48 @@ fn binaryen_imports_list() {
         imports: vec!["env.tick".into(), "env.tick64".into()],
         ..Options::default()
     };
-    binaryen_check(PROGRAM)
+    let report = binaryen_check(PROGRAM)
         .options(&options)
         .calls(&program_calls())
         .run();
+    assert_ran_and_suspended(&report, 20);
+    // Under Always each call of a listed import unwinds once, and `env.quiet`
+    // (not listed) never does.
+    let listed = report
+        .original
+        .imports
+        .iter()
+        .filter(|c| c.name != "quiet")
+        .count();
+    assert_eq!(always_run(&report).unwinds(), listed as u64);
+}
+
+/// Fails unless the check ran (Binaryen did not refuse the module or ignore
+/// an option) and the `Always` run unwound more than `unwinds` times: a
+/// check that ran nothing, or never suspended, proves nothing.
+fn assert_ran_and_suspended(report: &asyncify_tests::Report, unwinds: u64) {
+    assert!(report.skipped.is_none(), "{:?}", report.skipped);
+    let always = always_run(report);
+    assert!(
+        always.unwinds() > unwinds,
+        "{} unwinds under Always, expected more than {unwinds}",
+        always.unwinds()
+    );
+}
+
+/// The run under `Schedule::Always`.
+fn always_run(report: &asyncify_tests::Report) -> &asyncify_tests::Outcome {
+    report
+        .runs
+        .iter()
+        .find(|(s, _)| *s == Schedule::Always)
+        .map(|(_, o)| o)
+        .expect("no run under Schedule::Always")
 }
 
 #[test]
 fn driver_notices_a_suspension_the_module_was_not_built_for() {
-    if binaryen::skip_if_unavailable("driver_notices_a_suspension") {
+    if binaryen::skip_if_unavailable("driver_notices_a_suspension_the_module_was_not_built_for") {
         return;
     }
     // Binaryen is told only env.tick suspends; the driver suspends env.quiet
@@ -140,7 +172,12 @@ fn binaryen_guest_drives_itself() {
         .options(&options)
         .calls(&[("run", i32s(&[4]))])
         .run();
-    assert!(report.runs.iter().all(|(_, o)| o.unwinds() == 4));
+    // `all` holds on an empty list: the check must have run something.
+    assert!(report.skipped.is_none(), "{:?}", report.skipped);
+    assert!(!report.runs.is_empty());
+    for (schedule, outcome) in &report.runs {
+        assert_eq!(outcome.unwinds(), 4, "under {schedule:?}");
+    }
 }
 
 #[test]
@@ -154,10 +191,11 @@ fn binaryen_imported_globals() {
         import_globals: true,
         ..Options::default()
     };
-    binaryen_check(PROGRAM)
+    let report = binaryen_check(PROGRAM)
         .options(&options)
         .calls(&program_calls())
         .run();
+    assert_ran_and_suspended(&report, 20);
 }
 
 #[test]
@@ -175,7 +213,22 @@ fn binaryen_asserts_trap() {
         .unwrap();
     let config = RunConfig::instrumented(Schedule::Always).may_suspend(|_, n| n == "quiet");
     let outcome = run(&wasm, &config, &[("loop", i32s(&[2]))]);
-    assert!(outcome.calls[0].trapped(), "{:?}", outcome.calls[0].result);
+    // The assertion Binaryen adds after a call the module was not built to
+    // suspend at: `unreachable` in the caller, not an overflow or a driver
+    // error.
+    let call = &outcome.calls[0];
+    assert_eq!(trap_code(call), Some("UnreachableCodeReached"), "{call:?}");
+}
+
+/// The wasm trap code of a call that trapped.
+fn trap_code(call: &CallOutcome) -> Option<&str> {
+    call.result.as_ref().err().and_then(|f| f.trap.as_deref())
+}
+
+/// Whether the call trapped as the ABI reports a full buffer: `unreachable`
+/// (in `asyncify_stop_unwind`, which checks `cur > end`).
+fn overflow_trap(call: &CallOutcome) -> bool {
+    trap_code(call) == Some("UnreachableCodeReached")
 }
 
 #[test]
@@ -192,5 +245,15 @@ fn binaryen_overflow_traps() {
         size: Some(32),
     });
     let outcome = run(&wasm, &config, &[("fib", i32s(&[12]))]);
-    assert!(outcome.calls[0].trapped(), "{:?}", outcome.calls[0].result);
+    assert!(overflow_trap(&outcome.calls[0]), "{:?}", outcome.calls[0]);
+    // With room for the stack, the same call completes.
+    let calls = [("fib", i32s(&[12]))];
+    let outcome = run(&wasm, &RunConfig::instrumented(Schedule::Always), &calls);
+    let original = run(
+        &asyncify_tests::wasm(PROGRAM),
+        &RunConfig::original(),
+        &calls,
+    );
+    assert_eq!(outcome.results(0), original.results(0));
+    assert!(outcome.unwinds() > 0);
 }

@@ -1,15 +1,24 @@
 //! Every module of the real-world corpus instruments with default options and
 //! the output validates; the module Binaryen already instrumented is refused.
-//! Skipped, with a notice, when the corpus folder is missing.
+//!
+//! The modules are read from `corpus/real/` in the repository (where
+//! `scripts/fetch-corpus.sh` puts them, ignored by git), else from the team's
+//! `../shared/corpus/` beside the repository. A module in neither is skipped
+//! with a `SKIPPED` line, or fails the test when `ASYNCIFY_REQUIRE_TOOLS` is
+//! set (`.ci/run` fetches the corpus and sets it).
 
 use std::path::{Path, PathBuf};
 
-use asyncify_tests::{interface, Error, Options};
+use asyncify_tests::{binaryen, interface, Error, Options};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
+/// The folders searched, in order: the fetched copy, then the team's.
+const FOLDERS: &[&str] = &[
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/real"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"),
+];
 
 /// The modules this file knows; `every_corpus_module_is_covered` fails when
-/// the folder gains one that has no test here.
+/// a folder gains one that has no test here.
 const KNOWN: &[&str] = &[
     "esbuild.wasm",
     "quickjs.binaryen-asyncify.wasm",
@@ -21,17 +30,27 @@ const KNOWN: &[&str] = &[
     "yosys.wasm",
 ];
 
-fn corpus_file(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(CORPUS);
-    if !dir.is_dir() {
-        eprintln!("NOTICE: corpus test skipped: {} is missing", dir.display());
-        return None;
+/// The first of [`FOLDERS`] that has `name`, or `None` after
+/// [`binaryen::skip`] (which fails the test when tools are required).
+fn corpus_file(test: &str, name: &str) -> Option<PathBuf> {
+    let found = FOLDERS
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.is_file());
+    if found.is_none() {
+        binaryen::skip(
+            test,
+            &format!(
+                "the corpus module {name} is in none of {} (scripts/fetch-corpus.sh fetches it)",
+                FOLDERS.join(", ")
+            ),
+        );
     }
-    Some(dir.join(name))
+    found
 }
 
-fn instruments_and_validates(name: &str) {
-    let Some(path) = corpus_file(name) else {
+fn instruments_and_validates(test: &str, name: &str) {
+    let Some(path) = corpus_file(test, name) else {
         return;
     };
     let input = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -46,7 +65,7 @@ macro_rules! corpus_tests {
     ($($test:ident => $file:literal,)*) => {$(
         #[test]
         fn $test() {
-            instruments_and_validates($file);
+            instruments_and_validates(stringify!($test), $file);
         }
     )*};
 }
@@ -64,7 +83,10 @@ corpus_tests! {
 
 #[test]
 fn quickjs_binaryen_asyncify_is_refused() {
-    let Some(path) = corpus_file("quickjs.binaryen-asyncify.wasm") else {
+    let Some(path) = corpus_file(
+        "quickjs_binaryen_asyncify_is_refused",
+        "quickjs.binaryen-asyncify.wasm",
+    ) else {
         return;
     };
     let input = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -77,18 +99,26 @@ fn quickjs_binaryen_asyncify_is_refused() {
 
 #[test]
 fn every_corpus_module_is_covered() {
-    let Some(dir) = corpus_file("") else {
-        return;
-    };
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    for entry in entries {
-        let name = entry.map(|e| e.file_name()).unwrap_or_default();
-        let name = name.to_string_lossy();
-        if name.ends_with(".wasm") {
-            assert!(
-                KNOWN.contains(&name.as_ref()),
-                "corpus module {name} has no test in tests/tests/corpus.rs"
-            );
+    let mut seen = 0;
+    for dir in FOLDERS.iter().map(Path::new).filter(|d| d.is_dir()) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let name = entry.map(|e| e.file_name()).unwrap_or_default();
+            let name = name.to_string_lossy();
+            if name.ends_with(".wasm") {
+                assert!(
+                    KNOWN.contains(&name.as_ref()),
+                    "corpus module {name} in {} has no test in tests/tests/corpus.rs",
+                    dir.display()
+                );
+                seen += 1;
+            }
         }
+    }
+    if seen == 0 {
+        binaryen::skip(
+            "every_corpus_module_is_covered",
+            &format!("no corpus module in {}", FOLDERS.join(", ")),
+        );
     }
 }

@@ -69,12 +69,35 @@ pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut Context::from_waker(std::task::Waker::noop()))
 }
 
+/// The environment variable that makes a missing `wasm-opt` fail the tests
+/// that need it instead of skipping them (`.ci/run` sets it); the same one
+/// `asyncify_tests::binaryen` reads.
+pub const REQUIRE_TOOLS_ENV: &str = "ASYNCIFY_REQUIRE_TOOLS";
+
+/// Gives up on `test` because `missing` is not there: panics when
+/// [`REQUIRE_TOOLS_ENV`] is set (anything but empty or `0`), else writes
+/// `SKIPPED` to the process's standard error past the harness's capture, so
+/// a plain `cargo test` shows the skip.
+pub fn skip(test: &str, missing: &str) {
+    use std::io::Write;
+    if std::env::var(REQUIRE_TOOLS_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!(
+            "{test}: {missing}, and {REQUIRE_TOOLS_ENV} is set: a suite must not pass by \
+             skipping (.ci/run installs the tools; unset {REQUIRE_TOOLS_ENV} to allow skips)"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {missing} (set {REQUIRE_TOOLS_ENV}=1 to make this a failure)"
+    );
+}
+
 /// Instruments `wat` with Binaryen's `wasm-opt --asyncify` (plus `extra`
-/// arguments), or returns `None` with a notice when `wasm-opt` is missing.
+/// arguments), or returns `None` after [`skip`] when `wasm-opt` is missing.
 pub fn binaryen(engine: &Engine, test: &str, wat: &str, extra: &[&str]) -> Option<Module> {
     use std::process::Command;
     if Command::new("wasm-opt").arg("--version").output().is_err() {
-        eprintln!("NOTICE: {test} skipped: `wasm-opt` (Binaryen) is not on PATH");
+        skip(test, "`wasm-opt` (Binaryen) is not on PATH");
         return None;
     }
     let dir = std::env::temp_dir();
