@@ -74,7 +74,7 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
     for (i, import) in info.func_imports.iter().enumerate() {
         let suspends = match import.runtime {
             // get_state only reads the state.
-            Some(r) => r != 4,
+            Some(r) => r.sets_state().is_some(),
             None if options.ignore_imports => false,
             None if options.imports.is_empty() => true,
             None => import_patterns.matches(Some(&format!("{}.{}", import.module, import.name))),

@@ -9,18 +9,40 @@ use wasm_encoder::{
 };
 use wasmparser::{BinaryReader, Payload};
 
+use asyncify_abi::{globals, header, AbiType, RuntimeFunction, Signature, State};
+
 use crate::read::ModuleInfo;
 use crate::rewrite::{EmitContext, Remap};
 use crate::Error;
 
-/// The names of the five exported runtime functions, in [`crate::read::RUNTIME_IMPORTS`] order.
-pub const RUNTIME_EXPORTS: [&str; 5] = [
-    "asyncify_start_unwind",
-    "asyncify_stop_unwind",
-    "asyncify_start_rewind",
-    "asyncify_stop_rewind",
-    "asyncify_get_state",
-];
+/// The distinct signatures of the runtime functions, in the order of their
+/// first use in [`RuntimeFunction::ALL`]: the first types the output appends
+/// (`[ptr] -> []`, `[] -> []`, `[] -> [i32]`).
+pub fn runtime_signatures() -> Vec<Signature> {
+    let mut signatures: Vec<Signature> = Vec::new();
+    for f in RuntimeFunction::ALL {
+        if !signatures.contains(&f.signature()) {
+            signatures.push(f.signature());
+        }
+    }
+    signatures
+}
+
+/// The position of `signature` among [`runtime_signatures`].
+pub fn runtime_signature_position(signature: Signature) -> u32 {
+    runtime_signatures()
+        .iter()
+        .position(|s| *s == signature)
+        .map_or(0, |p| p as u32)
+}
+
+/// The encoder's type for an ABI type, with pointers `i32` or `i64`.
+pub fn abi_val_type(t: AbiType, memory64: bool) -> wasm_encoder::ValType {
+    match t {
+        AbiType::Pointer if memory64 => wasm_encoder::ValType::I64,
+        AbiType::Pointer | AbiType::I32 => wasm_encoder::ValType::I32,
+    }
+}
 
 /// A function body for the code section.
 pub enum Body<'a> {
@@ -84,9 +106,7 @@ fn rank(id: u8) -> u8 {
 /// vector section whose contents are `raw` (count followed by items).
 fn splice(raw: &[u8], n_extra: u32, extra: &[u8]) -> Result<Vec<u8>, Error> {
     let mut reader = BinaryReader::new(raw, 0);
-    let count = reader
-        .read_var_u32()
-        .map_err(|e| Error::InvalidOutput(e.to_string()))?;
+    let count = reader.read_var_u32()?;
     let rest = &raw[reader.original_position() as usize..];
     let mut out = Vec::with_capacity(raw.len() + extra.len() + 5);
     (count + n_extra).encode(&mut out);
@@ -119,9 +139,6 @@ pub fn assemble(
     let mut out = wasm_encoder::Module::new();
     let mut remap: Remap = cx.remap.clone();
     let shift = !remap.is_identity();
-    let conv = |e: wasm_encoder::reencode::Error<std::convert::Infallible>| {
-        Error::InvalidOutput(e.to_string())
-    };
     let ptr_val = if cx.memory64 {
         wasm_encoder::ValType::I64
     } else {
@@ -195,8 +212,8 @@ pub fn assemble(
     let mut global_imports = ImportSection::new();
     if add.import_globals {
         global_imports.import(
-            "env",
-            "__asyncify_state",
+            globals::IMPORT_MODULE,
+            globals::STATE,
             EntityType::Global(GlobalType {
                 val_type: wasm_encoder::ValType::I32,
                 mutable: true,
@@ -204,8 +221,8 @@ pub fn assemble(
             }),
         );
         global_imports.import(
-            "env",
-            "__asyncify_data",
+            globals::IMPORT_MODULE,
+            globals::DATA,
             EntityType::Global(GlobalType {
                 val_type: ptr_val,
                 mutable: true,
@@ -250,14 +267,13 @@ pub fn assemble(
     let n_global_items = global_items.len();
 
     let mut func_items = wasm_encoder::FunctionSection::new();
-    let t_ptr = add.first_extra_type;
-    for ty in [t_ptr, t_ptr + 1, t_ptr, t_ptr + 1, t_ptr + 2] {
-        func_items.function(ty);
+    for f in RuntimeFunction::ALL {
+        func_items.function(add.first_extra_type + runtime_signature_position(f.signature()));
     }
     for (ty, _) in &add.extra_functions {
         func_items.function(*ty);
     }
-    let n_funcs = 5 + add.extra_functions.len() as u32;
+    let n_funcs = RuntimeFunction::ALL.len() as u32 + add.extra_functions.len() as u32;
 
     let mut memory_items = wasm_encoder::MemorySection::new();
     if let Some(pages) = add.secondary_memory {
@@ -271,17 +287,21 @@ pub fn assemble(
     }
 
     let mut export_items = wasm_encoder::ExportSection::new();
-    for (i, name) in RUNTIME_EXPORTS.iter().enumerate() {
-        export_items.export(name, ExportKind::Func, runtime_base + i as u32);
+    for (i, f) in RuntimeFunction::ALL.into_iter().enumerate() {
+        export_items.export(f.export_name(), ExportKind::Func, runtime_base + i as u32);
     }
     if add.export_globals {
-        export_items.export("__asyncify_state", ExportKind::Global, cx.state_global);
-        export_items.export("__asyncify_data", ExportKind::Global, cx.data_global);
+        export_items.export(globals::STATE, ExportKind::Global, cx.state_global);
+        export_items.export(globals::DATA, ExportKind::Global, cx.data_global);
     }
     if add.secondary_memory.is_some() {
-        export_items.export("asyncify_memory", ExportKind::Memory, memory_count);
+        export_items.export(
+            asyncify_abi::SECONDARY_MEMORY_EXPORT,
+            ExportKind::Memory,
+            memory_count,
+        );
     }
-    let n_exports = RUNTIME_EXPORTS.len() as u32
+    let n_exports = RuntimeFunction::ALL.len() as u32
         + if add.export_globals { 2 } else { 0 }
         + u32::from(add.secondary_memory.is_some());
 
@@ -373,25 +393,24 @@ pub fn assemble(
                 let reader = wasmparser::ImportSectionReader::new(BinaryReader::new(
                     raw,
                     section.range.start as u64,
-                ))
-                .map_err(invalid)?;
+                ))?;
                 for group in reader {
-                    for import in group.map_err(invalid)? {
-                        let (_, import) = import.map_err(invalid)?;
-                        if import.module == "asyncify"
+                    for import in group? {
+                        let (_, import) = import?;
+                        if import.module == asyncify_abi::RUNTIME_IMPORT_MODULE
                             && matches!(import.ty, wasmparser::TypeRef::Func(_))
-                            && crate::read::RUNTIME_IMPORTS.contains(&import.name)
+                            && RuntimeFunction::from_import_name(import.name).is_some()
                         {
                             continue;
                         }
-                        let ty = remap.entity_type(import.ty).map_err(conv)?;
+                        let ty = remap.entity_type(import.ty)?;
                         imports.import(import.module, import.name, ty);
                     }
                 }
                 if add.import_globals {
                     imports.import(
-                        "env",
-                        "__asyncify_state",
+                        globals::IMPORT_MODULE,
+                        globals::STATE,
                         EntityType::Global(GlobalType {
                             val_type: wasm_encoder::ValType::I32,
                             mutable: true,
@@ -399,8 +418,8 @@ pub fn assemble(
                         }),
                     );
                     imports.import(
-                        "env",
-                        "__asyncify_data",
+                        globals::IMPORT_MODULE,
+                        globals::DATA,
                         EntityType::Global(GlobalType {
                             val_type: ptr_val,
                             mutable: true,
@@ -426,11 +445,8 @@ pub fn assemble(
                     let reader = wasmparser::GlobalSectionReader::new(BinaryReader::new(
                         raw,
                         section.range.start as u64,
-                    ))
-                    .map_err(invalid)?;
-                    ref_remap
-                        .parse_global_section(&mut s, reader)
-                        .map_err(conv)?;
+                    ))?;
+                    ref_remap.parse_global_section(&mut s, reader)?;
                     section_contents(&s)
                 } else {
                     raw.to_vec()
@@ -449,9 +465,8 @@ pub fn assemble(
                 let reader = wasmparser::ExportSectionReader::new(BinaryReader::new(
                     raw,
                     section.range.start as u64,
-                ))
-                .map_err(invalid)?;
-                remap.parse_export_section(&mut s, reader).map_err(conv)?;
+                ))?;
+                remap.parse_export_section(&mut s, reader)?;
                 let base = section_contents(&s);
                 copy(
                     &mut out,
@@ -460,7 +475,7 @@ pub fn assemble(
             }
             8 if shift => {
                 let mut r = BinaryReader::new(raw, 0);
-                let f = r.read_var_u32().map_err(invalid)?;
+                let f = r.read_var_u32()?;
                 out.section(&wasm_encoder::StartSection {
                     function_index: remap.func(f),
                 });
@@ -468,16 +483,13 @@ pub fn assemble(
             4 => {
                 let base = if shift || refs_change {
                     let mut s = wasm_encoder::TableSection::new();
-                    ref_remap
-                        .parse_table_section(
-                            &mut s,
-                            wasmparser::TableSectionReader::new(BinaryReader::new(
-                                raw,
-                                section.range.start as u64,
-                            ))
-                            .map_err(invalid)?,
-                        )
-                        .map_err(conv)?;
+                    ref_remap.parse_table_section(
+                        &mut s,
+                        wasmparser::TableSectionReader::new(BinaryReader::new(
+                            raw,
+                            section.range.start as u64,
+                        ))?,
+                    )?;
                     section_contents(&s)
                 } else {
                     raw.to_vec()
@@ -492,16 +504,13 @@ pub fn assemble(
                 match id {
                     9 => {
                         let mut s = wasm_encoder::ElementSection::new();
-                        ref_remap
-                            .parse_element_section(
-                                &mut s,
-                                wasmparser::ElementSectionReader::new(BinaryReader::new(
-                                    raw,
-                                    section.range.start as u64,
-                                ))
-                                .map_err(invalid)?,
-                            )
-                            .map_err(conv)?;
+                        ref_remap.parse_element_section(
+                            &mut s,
+                            wasmparser::ElementSectionReader::new(BinaryReader::new(
+                                raw,
+                                section.range.start as u64,
+                            ))?,
+                        )?;
                         if !add.declared_wrappers.is_empty() {
                             s.declared(wasm_encoder::Elements::Functions(
                                 std::borrow::Cow::Borrowed(&add.declared_wrappers),
@@ -511,16 +520,13 @@ pub fn assemble(
                     }
                     11 => {
                         let mut s = wasm_encoder::DataSection::new();
-                        remap
-                            .parse_data_section(
-                                &mut s,
-                                wasmparser::DataSectionReader::new(BinaryReader::new(
-                                    raw,
-                                    section.range.start as u64,
-                                ))
-                                .map_err(invalid)?,
-                            )
-                            .map_err(conv)?;
+                        remap.parse_data_section(
+                            &mut s,
+                            wasmparser::DataSectionReader::new(BinaryReader::new(
+                                raw,
+                                section.range.start as u64,
+                            ))?,
+                        )?;
                         data = section_contents(&s);
                     }
                     _ => {}
@@ -534,8 +540,7 @@ pub fn assemble(
                 let reader = wasmparser::CustomSectionReader::new(BinaryReader::new(
                     raw,
                     section.range.start as u64,
-                ))
-                .map_err(invalid)?;
+                ))?;
                 let name = reader.name();
                 if name.starts_with(".debug_")
                     || name == "sourceMappingURL"
@@ -627,10 +632,6 @@ fn name_section(
     Ok(out)
 }
 
-fn invalid(e: wasmparser::BinaryReaderError) -> Error {
-    Error::InvalidOutput(e.to_string())
-}
-
 /// The contents (count and items) of an encoded section, without id and size.
 fn section_contents<S: Section>(s: &S) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -640,9 +641,9 @@ fn section_contents<S: Section>(s: &S) -> Vec<u8> {
     bytes[reader.original_position() as usize..].to_vec()
 }
 
-/// The five runtime functions, in [`RUNTIME_EXPORTS`] order.
+/// The bodies of the runtime functions, in [`RuntimeFunction::ALL`] order.
 fn runtime_functions(cx: &EmitContext) -> Vec<Function> {
-    let end_field = if cx.memory64 { 8 } else { 4 };
+    let end_field = header::end_offset(cx.memory64);
     let load = |offset: u64| {
         let m = MemArg {
             offset,
@@ -659,7 +660,7 @@ fn runtime_functions(cx: &EmitContext) -> Vec<Function> {
     // Traps when cur > end.
     let check = |f: &mut Function| {
         f.instruction(&Instruction::GlobalGet(cx.data_global));
-        f.instruction(&load(0));
+        f.instruction(&load(header::CUR_OFFSET));
         f.instruction(&Instruction::GlobalGet(cx.data_global));
         f.instruction(&load(end_field));
         f.instruction(&if cx.memory64 {
@@ -671,25 +672,29 @@ fn runtime_functions(cx: &EmitContext) -> Vec<Function> {
         f.instruction(&Instruction::Unreachable);
         f.instruction(&Instruction::End);
     };
-    let set_state = |f: &mut Function, s: i32| {
-        f.instruction(&Instruction::I32Const(s));
+    let set_state = |f: &mut Function, s: State| {
+        f.instruction(&Instruction::I32Const(s.value()));
         f.instruction(&Instruction::GlobalSet(cx.state_global));
     };
-    let mut out = Vec::new();
-    for (state, takes_ptr) in [(1, true), (0, false), (2, true), (0, false)] {
-        let mut f = Function::new([]);
-        set_state(&mut f, state);
-        if takes_ptr {
-            f.instruction(&Instruction::LocalGet(0));
-            f.instruction(&Instruction::GlobalSet(cx.data_global));
-        }
-        check(&mut f);
-        f.instruction(&Instruction::End);
-        out.push(f);
-    }
-    let mut f = Function::new([]);
-    f.instruction(&Instruction::GlobalGet(cx.state_global));
-    f.instruction(&Instruction::End);
-    out.push(f);
-    out
+    RuntimeFunction::ALL
+        .into_iter()
+        .map(|runtime| {
+            let mut f = Function::new([]);
+            match runtime.sets_state() {
+                Some(state) => {
+                    set_state(&mut f, state);
+                    if runtime.takes_pointer() {
+                        f.instruction(&Instruction::LocalGet(0));
+                        f.instruction(&Instruction::GlobalSet(cx.data_global));
+                    }
+                    check(&mut f);
+                }
+                None => {
+                    f.instruction(&Instruction::GlobalGet(cx.state_global));
+                }
+            }
+            f.instruction(&Instruction::End);
+            f
+        })
+        .collect()
 }

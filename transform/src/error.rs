@@ -2,7 +2,10 @@
 
 /// Everything that can stop the transform. Each message is one paragraph that
 /// says what is wrong and where.
+///
+/// The enum may grow: match it with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The input is not a valid module (binary or text).
     #[error("the input is not a valid WebAssembly module: {message} (at byte offset {offset:#x}{})", function.as_ref().map(|f| format!(", in function {f}")).unwrap_or_default())]
@@ -33,6 +36,14 @@ pub enum Error {
     /// The module imports an `asyncify.*` runtime function with the wrong type.
     #[error("cannot instrument: {0}")]
     RuntimeImportType(String),
+    /// The input is a relocatable object file (it has a `linking` or
+    /// `reloc.*` section), the output of a compiler before the linker: its
+    /// indices are not final, so the linked module is the one to instrument.
+    #[error("the input is a relocatable object file (it has a `{section}` section); instrument the linked module instead")]
+    Relocatable {
+        /// The custom section that shows it.
+        section: String,
+    },
     /// The options are inconsistent or refer to something missing.
     #[error("invalid options: {0}")]
     Options(String),
@@ -55,4 +66,30 @@ pub enum Error {
     /// The rewritten module failed validation: a bug in this crate.
     #[error("internal error: the instrumented module does not validate ({0}); please report this with the input module")]
     InvalidOutput(String),
+    /// A step of the transform failed where it cannot on a valid input (the
+    /// input was validated first): a bug in this crate.
+    #[error("internal error: {0}; please report this with the input module")]
+    Internal(String),
+}
+
+/// Reading the input again after [`crate::instrument`] validated it: a
+/// parse error there is the transform's own fault.
+impl From<wasmparser::BinaryReaderError> for Error {
+    fn from(e: wasmparser::BinaryReaderError) -> Error {
+        Error::Internal(format!(
+            "reading the validated input failed: {} (at byte offset {:#x})",
+            e.message(),
+            e.offset()
+        ))
+    }
+}
+
+/// Re-encoding a part of the validated input (with indices changed).
+impl From<wasm_encoder::reencode::Error<std::convert::Infallible>> for Error {
+    fn from(e: wasm_encoder::reencode::Error<std::convert::Infallible>) -> Error {
+        match e {
+            wasm_encoder::reencode::Error::ParseError(e) => e.into(),
+            other => Error::Internal(format!("re-encoding the validated input failed: {other}")),
+        }
+    }
 }

@@ -42,12 +42,11 @@ pub fn interface(input: &[u8]) -> Result<Interface, Error> {
     let func = |id: wasmparser::types::CoreTypeId| format_func(types[id].unwrap_func());
     let mut out = Interface::default();
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| Error::InvalidOutput(e.to_string()))? {
+        match payload? {
             Payload::ImportSection(reader) => {
                 for group in reader {
-                    for import in group.map_err(|e| Error::InvalidOutput(e.to_string()))? {
-                        let (_, import) =
-                            import.map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                    for import in group? {
+                        let (_, import) = import?;
                         let ty = match import.ty {
                             TypeRef::Func(t) | TypeRef::FuncExact(t) => {
                                 func(types.core_type_at_in_module(t))
@@ -72,7 +71,7 @@ pub fn interface(input: &[u8]) -> Result<Interface, Error> {
             }
             Payload::ExportSection(reader) => {
                 for export in reader {
-                    let e = export.map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                    let e = export?;
                     let ty = match e.kind {
                         ExternalKind::Func | ExternalKind::FuncExact => {
                             func(types.core_function_at(e.index))

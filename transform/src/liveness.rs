@@ -91,7 +91,6 @@ pub fn live_after_points(
     locals: usize,
     points: &[usize],
 ) -> Result<Vec<Vec<u32>>, Error> {
-    let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
     let mut g = Graph {
         nodes: Vec::new(),
         locals,
@@ -109,10 +108,10 @@ pub fn live_after_points(
     let mut cur = entry;
     let mut after_point: Vec<usize> = Vec::with_capacity(points.len());
     let mut next_point = 0;
-    let mut ops = body.get_operators_reader().map_err(internal)?;
+    let mut ops = body.get_operators_reader()?;
     let mut index = 0usize;
     while !ops.eof() {
-        let op = ops.read().map_err(internal)?;
+        let op = ops.read()?;
         let this = index;
         index += 1;
         match &op {
@@ -294,7 +293,7 @@ pub fn live_after_points(
             }
             Operator::BrTable { targets } => {
                 for t in targets.targets() {
-                    let t = t.map_err(internal)?;
+                    let t = t?;
                     let t = frames[frames.len() - 1 - t as usize].target;
                     g.edge(cur, t);
                 }

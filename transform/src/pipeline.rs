@@ -6,7 +6,11 @@ use std::collections::{HashMap, HashSet};
 use wasmparser::{ExternalKind, ValType, Validator};
 
 use crate::analysis::analyse;
-use crate::emit::{assemble, Additions, Body, RUNTIME_EXPORTS};
+use asyncify_abi::{globals, RuntimeFunction, Signature, SECONDARY_MEMORY_EXPORT};
+
+use crate::emit::{
+    abi_val_type, assemble, runtime_signature_position, runtime_signatures, Additions, Body,
+};
 use crate::plan::{is_non_null_ref, plan_function, wrapper_plan, FunctionPlan, PlanContext};
 use crate::read::ModuleInfo;
 use crate::rewrite::{
@@ -24,36 +28,29 @@ pub fn run(
     if let Some((name, _, _)) = info
         .exports
         .iter()
-        .find(|(n, _, _)| RUNTIME_EXPORTS.contains(n))
+        .find(|(n, _, _)| RuntimeFunction::from_export_name(n).is_some())
     {
         return Err(Error::AlreadyInstrumented(name.to_string()));
     }
     if let Some(name) = binaryen_runtime_export(info) {
         return Err(Error::AlreadyInstrumented(name));
     }
-    for s in &info.sections {
-        if s.id == 0 {
-            let reader = wasmparser::CustomSectionReader::new(wasmparser::BinaryReader::new(
-                &info.bytes[s.range.clone()],
-                s.range.start as u64,
-            ))
-            .map_err(|e| Error::InvalidInput {
-                message: e.message().into(),
-                offset: e.offset() as usize,
-                function: None,
-            })?;
-            if reader.name() == "linking" || reader.name().starts_with("reloc.") {
-                return Err(Error::Options(
-                    "the input is a relocatable object file (it has a `linking` section); instrument the linked module instead".into(),
-                ));
-            }
+    for s in info.sections.iter().filter(|s| s.id == 0) {
+        let reader = wasmparser::CustomSectionReader::new(wasmparser::BinaryReader::new(
+            &info.bytes[s.range.clone()],
+            s.range.start as u64,
+        ))?;
+        if reader.name() == "linking" || reader.name().starts_with("reloc.") {
+            return Err(Error::Relocatable {
+                section: reader.name().to_string(),
+            });
         }
     }
-    let taken: Vec<&str> = ["asyncify_memory", "__asyncify_state", "__asyncify_data"]
+    let taken: Vec<&str> = [SECONDARY_MEMORY_EXPORT, globals::STATE, globals::DATA]
         .into_iter()
         .filter(|n| info.exports.iter().any(|(e, _, _)| e == n))
         .collect();
-    if taken.contains(&"asyncify_memory") && options.secondary_memory.is_some() {
+    if taken.contains(&SECONDARY_MEMORY_EXPORT) && options.secondary_memory.is_some() {
         return Err(Error::Options("the module already exports `asyncify_memory`, the name the secondary memory is exported under".into()));
     }
     if options.export_globals && taken.iter().any(|n| n.starts_with("__")) {
@@ -115,7 +112,7 @@ pub fn run(
         match info.func_imports.get(f as usize).and_then(|i| i.runtime) {
             Some(r) => {
                 removed += 1;
-                funcs.push(runtime_base + r as u32);
+                funcs.push(runtime_base + runtime_position(r));
             }
             None => funcs.push(f - removed),
         }
@@ -133,11 +130,14 @@ pub fn run(
 
     // Types appended: the runtime signatures, then `[] -> R` for multi-value results.
     let ptr_enc = val_type(ptr_type);
-    let mut extra_types = vec![
-        (vec![ptr_enc], vec![]),
-        (vec![], vec![]),
-        (vec![], vec![wasm_encoder::ValType::I32]),
-    ];
+    let encode = |types: &[asyncify_abi::AbiType]| -> Vec<wasm_encoder::ValType> {
+        types.iter().map(|&t| abi_val_type(t, memory64)).collect()
+    };
+    let mut extra_types: Vec<_> = runtime_signatures()
+        .into_iter()
+        .map(|s| (encode(s.params), encode(s.results)))
+        .collect();
+    let first_generated_function = runtime_base + RuntimeFunction::ALL.len() as u32;
     let first_extra_type = info.num_types;
     let mut multi_result_types = HashMap::new();
     for d in 0..defined {
@@ -170,8 +170,8 @@ pub fn run(
         asserts: options.asserts,
         no_assert_callee,
         runtime_import_referenced,
-        frame_pop: runtime_base + 5,
-        frame_push: runtime_base + 6,
+        frame_pop: first_generated_function,
+        frame_push: first_generated_function + 1,
         multi_result_types,
         ref_tables: HashMap::new(),
         tail: None,
@@ -256,7 +256,7 @@ pub fn run(
         .collect();
     wrapped.sort_unstable();
     wrapped.dedup();
-    let wrapper_base = runtime_base + 5 + extra_functions.len() as u32;
+    let wrapper_base = first_generated_function + extra_functions.len() as u32;
     // (plan, input body, output index)
     let wrappers: Vec<(FunctionPlan, Vec<u8>, u32)> = wrapped
         .iter()
@@ -334,7 +334,8 @@ pub fn run(
             if !needed.contains(results) {
                 continue;
             }
-            let index = runtime_base + 5 + extra_functions.len() as u32 + wrappers.len() as u32;
+            let index =
+                first_generated_function + extra_functions.len() as u32 + wrappers.len() as u32;
             tail.trampolines.insert(results.clone(), index);
             let ty = first_extra_type + extra_types.len() as u32;
             extra_types.push((
@@ -369,12 +370,11 @@ pub fn run(
     // and its name says why.
     let mut function_names = Vec::new();
     if plans.iter().flatten().any(|p| !p.foreign_checks.is_empty()) {
-        let index = runtime_base + 5 + extra_functions.len() as u32;
+        let index = first_generated_function + extra_functions.len() as u32;
         let mut f = wasm_encoder::Function::new([]);
         f.instruction(&wasm_encoder::Instruction::Unreachable);
         f.instruction(&wasm_encoder::Instruction::End);
-        // `[] -> []`, the second runtime type.
-        extra_functions.push((first_extra_type + 1, f));
+        extra_functions.push((first_extra_type + empty_signature_position(), f));
         cx.foreign_exception_trap = Some(index);
         function_names.push((index, FOREIGN_EXCEPTION_TRAP_NAME.to_string()));
     }
@@ -414,8 +414,9 @@ pub fn run(
         first_extra_type,
         extra_functions,
         function_names,
-        // `[] -> []`, the second runtime type.
-        reenter_tag_type: cx.reenter_tag.map(|_| first_extra_type + 1),
+        reenter_tag_type: cx
+            .reenter_tag
+            .map(|_| first_extra_type + empty_signature_position()),
         ref_remap: (!cx.ref_wrappers.is_empty()).then(|| {
             let mut r = remap.clone();
             for (&import, &wrapper) in &cx.ref_wrappers {
@@ -501,6 +502,24 @@ pub fn run(
             .map(|f| info.names.get(&f).map(|s| s.to_string()))
             .collect(),
         input_bytes: info.bytes.len(),
+    })
+}
+
+/// The position of runtime function `r` among the generated runtime
+/// functions, which the output places in [`RuntimeFunction::ALL`] order.
+fn runtime_position(r: RuntimeFunction) -> u32 {
+    RuntimeFunction::ALL
+        .iter()
+        .position(|&f| f == r)
+        .map_or(0, |p| p as u32)
+}
+
+/// The position of the runtime type `[] -> []` among the appended types,
+/// which the added functions and tags of that type share.
+fn empty_signature_position() -> u32 {
+    runtime_signature_position(Signature {
+        params: &[],
+        results: &[],
     })
 }
 
@@ -596,11 +615,18 @@ fn parallel_map<R: Send>(
 fn check_runtime_imports(info: &ModuleInfo<'_>, ptr_type: ValType) -> Result<(), Error> {
     for (index, import) in info.func_imports.iter().enumerate() {
         let Some(r) = import.runtime else { continue };
-        let (params, results): (&[ValType], &[ValType]) = match crate::read::RUNTIME_IMPORTS[r] {
-            "start_unwind" | "start_rewind" => (std::slice::from_ref(&ptr_type), &[]),
-            "get_state" => (&[], &[ValType::I32]),
-            _ => (&[], &[]),
+        let abi = |types: &[asyncify_abi::AbiType]| -> Vec<ValType> {
+            types
+                .iter()
+                .map(|t| match t {
+                    asyncify_abi::AbiType::Pointer => ptr_type,
+                    asyncify_abi::AbiType::I32 => ValType::I32,
+                })
+                .collect()
         };
+        let signature = r.signature();
+        let (params, results) = (abi(signature.params), abi(signature.results));
+        let (params, results) = (params.as_slice(), results.as_slice());
         let ty = info.func_type(index as u32);
         if ty.params() != params || ty.results() != results {
             let show = |types: &[ValType]| {

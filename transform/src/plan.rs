@@ -486,9 +486,8 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     };
     let mut fv = handle.into_validator(FuncValidatorAllocations::default());
     let body = &info.bodies[defined];
-    let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
     let mut reader = body.get_binary_reader();
-    fv.read_locals(&mut reader).map_err(internal)?;
+    fv.read_locals(&mut reader)?;
     let mut plan = FunctionPlan {
         func_index,
         ..FunctionPlan::default()
@@ -530,7 +529,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
     };
 
     while !ops.eof() {
-        let (op, offset) = ops.read_with_offset().map_err(internal)?;
+        let (op, offset) = ops.read_with_offset()?;
         let top = frames.last().expect("function frame");
         let frame_unreachable = fv
             .get_control_frame(0)
@@ -815,7 +814,7 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
             }
             _ => pure_run.clear(),
         }
-        fv.op(offset, &op).map_err(internal)?;
+        fv.op(offset, &op)?;
         index += 1;
     }
     // `if` conditions were added when their construct ended.

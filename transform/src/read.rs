@@ -12,16 +12,9 @@ use wasmparser::{
 
 use wasmparser::{HeapType, RefType, UnpackedIndex, ValType};
 
-use crate::Error;
+use asyncify_abi::{RuntimeFunction, RUNTIME_IMPORT_MODULE};
 
-/// The runtime functions a module may import from `asyncify` to drive itself.
-pub const RUNTIME_IMPORTS: [&str; 5] = [
-    "start_unwind",
-    "stop_unwind",
-    "start_rewind",
-    "stop_rewind",
-    "get_state",
-];
+use crate::Error;
 
 /// One section of the input, kept as its id and the byte range of its contents.
 #[derive(Debug, Clone)]
@@ -35,8 +28,8 @@ pub struct RawSection {
 pub struct FuncImport<'a> {
     pub module: &'a str,
     pub name: &'a str,
-    /// If this is `asyncify.X`, the position of `X` in [`RUNTIME_IMPORTS`].
-    pub runtime: Option<usize>,
+    /// The runtime function this is, if it is `asyncify.start_unwind` & co.
+    pub runtime: Option<RuntimeFunction>,
     /// Its type index.
     pub ty: u32,
 }
@@ -263,8 +256,8 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
                         let (_, import) = import.map_err(|e| invalid(e, None))?;
                         match import.ty {
                             TypeRef::Func(ty) | TypeRef::FuncExact(ty) => {
-                                let runtime = if import.module == "asyncify" {
-                                    RUNTIME_IMPORTS.iter().position(|n| *n == import.name)
+                                let runtime = if import.module == RUNTIME_IMPORT_MODULE {
+                                    RuntimeFunction::from_import_name(import.name)
                                 } else {
                                     None
                                 };

@@ -206,7 +206,6 @@ pub fn emit_function(
     mode: Mode<'_>,
     func_label: String,
 ) -> Result<wasm_encoder::Function, Error> {
-    let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
     let mut remap = cx.remap.clone();
     let (plan, asserts) = match mode {
         Mode::Instrument(p) => (Some(p), cx.asserts),
@@ -216,8 +215,8 @@ pub fn emit_function(
     // nullable (the rewrite's blocks hide their initialisation from the
     // validator) and every read of them asserts non-null again.
     let mut declared: Vec<(u32, ValType)> = Vec::new();
-    for l in body.get_locals_reader().map_err(internal)? {
-        declared.push(l.map_err(internal)?);
+    for l in body.get_locals_reader()? {
+        declared.push(l?);
     }
     let declared_count: u32 = declared.iter().map(|(n, _)| n).sum();
     let mut non_null = Vec::new();
@@ -231,12 +230,7 @@ pub fn emit_function(
             t
         };
         next += n;
-        locals.push((
-            n,
-            remap
-                .val_type(t)
-                .map_err(|e| Error::InvalidOutput(e.to_string()))?,
-        ));
+        locals.push((n, remap.val_type(t)?));
     }
     let first_extra = match plan {
         Some(p) => p.local_types.len() as u32,
@@ -259,7 +253,7 @@ pub fn emit_function(
         unwind_targets: Vec::new(),
         inherited: Vec::new(),
     };
-    let ops = body.get_operators_reader().map_err(internal)?;
+    let ops = body.get_operators_reader()?;
     em.run(ops, results, type_index)?;
     if let Some(p) = plan {
         for &ty in &p.local_types[p.input_locals as usize..] {
@@ -566,7 +560,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 }
                 None => {
                     let tag = self.cx.reenter_tag.ok_or_else(|| {
-                        Error::InvalidOutput("no re-entry tag for a `catch_all` handler".into())
+                        Error::Internal("no re-entry tag for a `catch_all` handler".into())
                     })?;
                     self.ins(Instruction::Throw(tag));
                 }
@@ -589,9 +583,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
         else {
             return Ok(());
         };
-        let bt = remap
-            .block_type(*blockty)
-            .map_err(|e| Error::InvalidOutput(e.to_string()))?;
+        let bt = remap.block_type(*blockty)?;
         let pos = self.open(Instruction::Try(bt));
         self.frames.last_mut().expect("try frame").recorder = Some((pos, r));
         Ok(())
@@ -789,7 +781,6 @@ impl<'c, 'p> Emitter<'c, 'p> {
         results: &[ValType],
         type_index: u32,
     ) -> Result<(), Error> {
-        let internal = |e: wasmparser::BinaryReaderError| Error::InvalidOutput(e.to_string());
         let mut remap = self.cx.remap.clone();
         let results = results.to_vec();
         let plan = self.plan;
@@ -836,7 +827,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
         let mut next_deferred = 0usize;
         let mut deferred: Vec<Operator<'_>> = Vec::new();
         while !ops.eof() {
-            let op = ops.read().map_err(internal)?;
+            let op = ops.read()?;
             let this = index;
             index += 1;
             if let Some(p) = plan {
@@ -907,9 +898,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                                 }
                                 _ => self.cx.runtime_import_referenced,
                             };
-                            let call = remap
-                                .instruction(op)
-                                .map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                            let call = remap.instruction(op)?;
                             self.ins(call);
                             self.unwind_check(k, exact);
                             self.leave_item(item, &item.results);
@@ -927,7 +916,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                     let import = p.tail_to_wrapper[i].1;
                     let wrapper = self.cx.tail.as_ref().and_then(|t| t.wrappers.get(&import));
                     let wrapper = *wrapper.ok_or_else(|| {
-                        Error::InvalidOutput(format!("no wrapper for import {import}"))
+                        Error::Internal(format!("no wrapper for import {import}"))
                     })?;
                     self.ins(Instruction::ReturnCall(wrapper));
                     continue;
@@ -954,7 +943,6 @@ impl<'c, 'p> Emitter<'c, 'p> {
 
     /// Emits an operator that is not an item.
     fn plain(&mut self, op: Operator<'_>, remap: &mut Remap) -> Result<(), Error> {
-        let conv = |e: ReencodeError<std::convert::Infallible>| Error::InvalidOutput(e.to_string());
         match &op {
             Operator::Block { .. }
             | Operator::Loop { .. }
@@ -974,7 +962,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 // A legacy try's body state (or its previous handler's) ends here.
                 self.pop_body_for(self.frames.len());
                 self.close_recorder()?;
-                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                let ins = remap.instruction(op.clone())?;
                 self.ins(ins);
                 let frame = self.frames.last_mut().expect("try frame");
                 if let Some((item_op, false)) = frame.construct {
@@ -1054,7 +1042,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
             Operator::BrTable { targets } => {
                 let mut out = Vec::with_capacity(targets.len() as usize);
                 for t in targets.targets() {
-                    let t = t.map_err(|e| Error::InvalidOutput(e.to_string()))?;
+                    let t = t?;
                     out.push(self.map_depth(t));
                 }
                 let default = self.map_depth(targets.default());
@@ -1066,8 +1054,8 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 to_ref_type,
             } => {
                 let d = self.map_depth(*relative_depth);
-                let from_ref_type = remap.ref_type(*from_ref_type).map_err(conv)?;
-                let to_ref_type = remap.ref_type(*to_ref_type).map_err(conv)?;
+                let from_ref_type = remap.ref_type(*from_ref_type)?;
+                let to_ref_type = remap.ref_type(*to_ref_type)?;
                 self.ins(Instruction::BrOnCast {
                     relative_depth: d,
                     from_ref_type,
@@ -1080,8 +1068,8 @@ impl<'c, 'p> Emitter<'c, 'p> {
                 to_ref_type,
             } => {
                 let d = self.map_depth(*relative_depth);
-                let from_ref_type = remap.ref_type(*from_ref_type).map_err(conv)?;
-                let to_ref_type = remap.ref_type(*to_ref_type).map_err(conv)?;
+                let from_ref_type = remap.ref_type(*from_ref_type)?;
+                let to_ref_type = remap.ref_type(*to_ref_type)?;
                 self.ins(Instruction::BrOnCastFail {
                     relative_depth: d,
                     from_ref_type,
@@ -1105,7 +1093,7 @@ impl<'c, 'p> Emitter<'c, 'p> {
             }
             Operator::Call { function_index } => {
                 let check = self.asserts && !self.cx.no_assert_callee[*function_index as usize];
-                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                let ins = remap.instruction(op.clone())?;
                 self.ins(ins);
                 if check {
                     self.assert_check();
@@ -1119,19 +1107,19 @@ impl<'c, 'p> Emitter<'c, 'p> {
             Operator::LocalGet { local_index } | Operator::LocalTee { local_index }
                 if self.non_null.binary_search(local_index).is_ok() =>
             {
-                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                let ins = remap.instruction(op.clone())?;
                 self.ins(ins);
                 self.ins(Instruction::RefAsNonNull);
             }
             Operator::CallIndirect { .. } | Operator::CallRef { .. } => {
-                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                let ins = remap.instruction(op.clone())?;
                 self.ins(ins);
                 if self.asserts {
                     self.assert_check();
                 }
             }
             _ => {
-                let ins = remap.instruction(op.clone()).map_err(conv)?;
+                let ins = remap.instruction(op.clone())?;
                 self.ins(ins);
             }
         }
@@ -1141,18 +1129,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
     /// Drops the body state owned by input frame depth `depth`, if any.
     /// Opens the output construct for a block, loop, if, try or try_table.
     fn open_construct(&mut self, op: &Operator<'_>, remap: &mut Remap) -> Result<u32, Error> {
-        let conv = |e: ReencodeError<std::convert::Infallible>| Error::InvalidOutput(e.to_string());
         let ins = match op {
-            Operator::Block { blockty } => {
-                Instruction::Block(remap.block_type(*blockty).map_err(conv)?)
-            }
-            Operator::Loop { blockty } => {
-                Instruction::Loop(remap.block_type(*blockty).map_err(conv)?)
-            }
-            Operator::If { blockty } => Instruction::If(remap.block_type(*blockty).map_err(conv)?),
-            Operator::Try { blockty } => {
-                Instruction::Try(remap.block_type(*blockty).map_err(conv)?)
-            }
+            Operator::Block { blockty } => Instruction::Block(remap.block_type(*blockty)?),
+            Operator::Loop { blockty } => Instruction::Loop(remap.block_type(*blockty)?),
+            Operator::If { blockty } => Instruction::If(remap.block_type(*blockty)?),
+            Operator::Try { blockty } => Instruction::Try(remap.block_type(*blockty)?),
             Operator::TryTable { try_table } => {
                 let mut catches = Vec::with_capacity(try_table.catches.len());
                 for c in &try_table.catches {
@@ -1164,9 +1145,9 @@ impl<'c, 'p> Emitter<'c, 'p> {
                         | wasmparser::Catch::All { label }
                         | wasmparser::Catch::AllRef { label } => *label = self.map_depth(*label),
                     }
-                    catches.push(remap.catch(c).map_err(conv)?);
+                    catches.push(remap.catch(c)?);
                 }
-                let bt = remap.block_type(try_table.ty).map_err(conv)?;
+                let bt = remap.block_type(try_table.ty)?;
                 Instruction::TryTable(bt, Cow::Owned(catches))
             }
             _ => unreachable!("open_construct is only called on construct operators"),
