@@ -555,4 +555,46 @@ mod tests {
         // reaches the read of $a.
         assert_eq!(l, vec![vec![1]]);
     }
+
+    #[test]
+    fn a_write_on_one_branch_only_keeps_the_local_live() {
+        let l = live(&format!(
+            r#"(module {HEAD} (func (param $x i32) (result i32) (local $a i32)
+                (local.set $a (i32.const 5))
+                (drop (call $tick (i32.const 0)))
+                (if (local.get $x) (then (local.set $a (i32.const 1))))
+                (local.get $a)))"#
+        ));
+        // The else path reads the value from before the call; $x is read by the `if`.
+        assert_eq!(l, vec![vec![0, 1]]);
+    }
+
+    #[test]
+    fn a_local_written_at_the_top_of_each_iteration_is_dead_across_the_back_edge() {
+        let l = live(&format!(
+            r#"(module {HEAD} (func (param $x i32) (result i32) (local $a i32)
+                (loop $again
+                  (local.set $a (local.get $x))
+                  (drop (call $tick (local.get $a)))
+                  (br_if $again (local.get $x)))
+                (i32.const 0)))"#
+        ));
+        assert_eq!(l, vec![vec![0]]);
+    }
+
+    #[test]
+    fn every_br_table_target_is_an_edge() {
+        let l = live(&format!(
+            r#"(module {HEAD} (func (param $x i32) (result i32) (local $a i32) (local $c i32) (local $d i32)
+                (block $b1
+                  (block $b2
+                    (drop (call $tick (i32.const 0)))
+                    (br_table $b1 $b2 (local.get $x)))
+                  (return (local.get $a)))
+                (local.set $d (local.get $c))
+                (local.get $d)))"#
+        ));
+        // Both targets are reached: $a by one, $c by the other; $d is written first.
+        assert_eq!(l, vec![vec![0, 1, 2]]);
+    }
 }

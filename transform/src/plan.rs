@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use asyncify_abi::frame;
+
 use wasmparser::{
     FuncToValidate, FuncValidatorAllocations, Operator, OperatorsReader, ValType,
     ValidatorResources,
@@ -190,7 +192,12 @@ impl FunctionPlan {
             .iter()
             .map(|&l| value_size(self.local_types[l as usize]))
             .sum();
-        locals + self.point_index_bytes() + if with_owner_id { 4 } else { 0 }
+        let owner_id = if with_owner_id {
+            frame::OWNER_ID_BYTES
+        } else {
+            0
+        };
+        locals + self.point_index_bytes() + owner_id
     }
 
     /// Whether frames record which point the function stopped at. With one
@@ -267,7 +274,7 @@ impl FunctionPlan {
     /// Bytes the point index takes in the frame.
     pub fn point_index_bytes(&self) -> u32 {
         if self.records_point_index() {
-            4
+            frame::POINT_INDEX_BYTES
         } else {
             0
         }
@@ -1065,11 +1072,11 @@ impl AddedLocals {
 /// Size in bytes of a value of type `ty` in a saved frame.
 pub fn value_size(ty: ValType) -> u32 {
     match ty {
-        ValType::I32 | ValType::F32 => 4,
-        ValType::I64 | ValType::F64 => 8,
-        ValType::V128 => 16,
+        ValType::I32 | ValType::F32 => frame::I32_BYTES,
+        ValType::I64 | ValType::F64 => frame::I64_BYTES,
+        ValType::V128 => frame::V128_BYTES,
         // A reference is saved in a table; the frame holds its slot index.
-        ValType::Ref(_) => 4,
+        ValType::Ref(_) => frame::REFERENCE_SLOT_BYTES,
     }
 }
 

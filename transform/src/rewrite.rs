@@ -1354,10 +1354,11 @@ impl<'c, 'p> Emitter<'c, 'p> {
 /// (never a frame's address) when the frame does not fit below `end`.
 /// Both have type `[ptr] -> [ptr]`.
 pub fn frame_functions(cx: &EmitContext) -> [wasm_encoder::Function; 2] {
-    let (ptr, align, end_field) = if cx.memory64 {
-        (wasm_encoder::ValType::I64, 3, 8)
+    let end_field = asyncify_abi::header::end_offset(cx.memory64);
+    let (ptr, align) = if cx.memory64 {
+        (wasm_encoder::ValType::I64, 3)
     } else {
-        (wasm_encoder::ValType::I32, 2, 4)
+        (wasm_encoder::ValType::I32, 2)
     };
     let m = |offset: u64| MemArg {
         offset,
@@ -1393,6 +1394,11 @@ pub fn frame_functions(cx: &EmitContext) -> [wasm_encoder::Function; 2] {
 
     // Local 0: size; local 1: the new cur.
     let mut pop = wasm_encoder::Function::new([(1, ptr)]);
+    debug_assert_eq!(
+        asyncify_abi::header::CUR_OFFSET,
+        0,
+        "`cur` is loaded at offset 0"
+    );
     for i in [
         data.clone(),
         data.clone(),
