@@ -1,9 +1,6 @@
 //! Rewrites a core WebAssembly module so that it can unwind its call stack into a
-//! buffer and rewind it later (the "asyncify" technique), keeping Binaryen's ABI.
-//!
-//! The pipeline is `read` (parse, validate) → `analysis` (which functions may
-//! suspend, and why) → `plan` (suspension points, saved locals) → `rewrite`
-//! (instrumented bodies) → `runtime` (state globals, the five exports) → `emit`.
+//! buffer and rewind it later (the "asyncify" technique), keeping Binaryen's ABI:
+//! any runtime that drives `wasm-opt --asyncify` output drives this crate's.
 //!
 //! ```
 //! let wat = r#"(module
@@ -13,6 +10,87 @@
 //! let out = asyncify_transform::instrument(wat.as_bytes(), &Default::default()).unwrap();
 //! assert!(out.instrumented.iter().any(|f| f.name.as_deref() == Some("run")));
 //! ```
+//!
+//! # Design
+//!
+//! ## The ABI
+//!
+//! The contract with the host is in the `asyncify-abi` crate (and in prose in
+//! `docs/abi.md`): a state global ([`asyncify_abi::State`]: 0 normal,
+//! 1 unwinding, 2 rewinding) and a data global that points at a header of two
+//! pointer-sized fields, `cur` and `end` ([`asyncify_abi::header`]); five
+//! exported runtime functions ([`asyncify_abi::RuntimeFunction`]) set the state
+//! and the pointer, and trap when `cur > end`. A guest may import the same five
+//! from `asyncify` to drive itself; those imports become calls of the generated
+//! functions. Frames are private to the module: each instrumented function
+//! writes its saved locals in its own frame order (a reference as the `i32`
+//! index of a table slot), then the point index when it has more than one
+//! suspension point, then its owner id when a tail call may suspend
+//! ([`asyncify_abi::frame`]).
+//!
+//! ## The shape of an instrumented function
+//!
+//! ```text
+//! if state == rewinding: pop the frame (cur -= size), load the saved locals and the point index
+//! block $unwind            ;; one block per unwind group, innermost first
+//!   block $body (result R)
+//!     ;; every body (function, block, loop, if, handler) that contains points
+//!     ;; starts with a dispatch: while rewinding, branch to the code before
+//!     ;; the item that holds the point (br_table, or a range test for an
+//!     ;; item that spans many points); values left on the operand stack
+//!     ;; before an item are moved into locals so they are saved too
+//!     <code> <item: a call that may suspend, or a construct containing one> ...
+//!     ;; after each call that may suspend: if state == unwinding, br $unwind(group)
+//!   end
+//!   return
+//! end
+//! push the frame (the group's live locals, the point index); return zeros
+//! ```
+//!
+//! Functions that cannot change the state are copied (with indices remapped
+//! when imports go, and with state checks after calls under
+//! [`Options::asserts`]).
+//!
+//! ## Phases and files
+//!
+//! | phase | file | what it does |
+//! |---|---|---|
+//! | read | `read.rs` | parse and validate the input with every feature, collect imports, names, bodies and a call summary per body |
+//! | checks | `pipeline.rs` | refuse what cannot be instrumented (already instrumented, relocatable, names taken), choose the buffer's memory, check `asyncify.*` import types |
+//! | analyse | `analysis.rs` | which functions may change the state and why (imports, indirect calls, the add, remove and only lists) |
+//! | plan | `plan.rs`, `liveness.rs` | per function: suspension points, the constructs holding them, stack values to spill, locals live after each point (backward dataflow with loop, branch and exception-handler edges), unwind groups |
+//! | layout | `pipeline.rs` | the output's index spaces: runtime functions after the input's, then `frame_pop`/`frame_push`, wrappers, trampolines; appended types, globals, tables and tags |
+//! | rewrite | `rewrite.rs` | emit each body, instrumented or copied, in parallel |
+//! | assemble | `emit.rs` | the output's sections: the input's, with the additions |
+//! | validate | `pipeline.rs`, `limits.rs` | validate the output; an engine limit is reported as [`Error::Limit`], anything else as [`Error::InvalidOutput`] |
+//! | report | `pipeline.rs`, [`Output`] | what was instrumented, why, and how large its frames are |
+//!
+//! ## Beyond Binaryen
+//!
+//! Binaryen's pass refuses or miscompiles some inputs; this crate handles them:
+//! - **Liveness per point**, not per basic block, and unwind groups: nearby
+//!   points share the code that writes the frame (the union of their live
+//!   locals) unless [`Options::exact_saves`].
+//! - **References** (`funcref`, `externref`, typed references) live across a
+//!   point: frames are bytes, so each reference type gets an added table (and
+//!   two globals, the next free slot and the count of live slots); the frame
+//!   holds the slot index.
+//! - **Tail calls** that may suspend: frames record their owner's id, and a
+//!   rewind re-enters the callee of a tail call through a generated
+//!   **trampoline** per result type that dispatches on that id.
+//! - **Wrappers**: an import that a tail call inside a `try` reaches, or that
+//!   an indirect tail call may reach, gets a small instrumented wrapper that
+//!   writes a frame, so a rewind finds its way back into it.
+//! - **Exception handlers**: points inside `try_table`, legacy `try` bodies and
+//!   `catch`/`catch_all` handlers. A rewind re-enters a handler by throwing
+//!   again: the payload is saved, and `catch_all` gets a tag of its own (and a
+//!   recorder `try` that notes which tag was caught).
+//! - `call_ref`, `asyncify.get_state` imports, 64-bit memories, a secondary
+//!   memory, and a check while unwinding: a frame that does not fit is not
+//!   written, and the next start/stop function traps.
+//!
+//! The output is checked by snapshot tests (`tests/snapshots/`, one per
+//! mechanism) and, differentially, against Binaryen by the `asyncify-tests` crate.
 
 mod analysis;
 mod emit;
