@@ -15,6 +15,7 @@ use wasmtime::{
 
 use crate::access;
 use crate::driver::{self, CallCore, Driven, ImportFuture, ImportName};
+use crate::error::{surface, Carried};
 use crate::instance::{Func, Instance, TypedFunc};
 use crate::Error;
 
@@ -191,6 +192,7 @@ fn poll_detached<T: 'static, O>(
     f: impl FnOnce(StoreContextMut<'_, T>, &mut Context<'_>) -> Poll<Result<O>>,
 ) -> Poll<Result<O>> {
     match access::with_published::<T, _>(|store| f(store, cx)) {
+        Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(surface(e))),
         Ok(poll) => poll,
         Err(e) => Poll::Ready(Err(e.into())),
     }
@@ -432,7 +434,8 @@ impl<T: 'static> AsyncImport<T> {
                 match poll {
                     Poll::Ready(ready) => {
                         driver::give_back(frame, waker);
-                        write(&mut values, &ready?)
+                        // Carried: the call fails with the error as returned.
+                        write(&mut values, &ready.map_err(Carried::carry)?).map_err(Carried::carry)
                     }
                     Poll::Pending => {
                         let Some(zeros) = &self.zeros else {
@@ -463,11 +466,15 @@ impl<T: 'static> AsyncImport<T> {
                 // No driver: poll once, and fail if the import needs to wait.
                 let mut future = (self.host.call)(caller_handle(), values.params());
                 let mut store = caller.as_context_mut();
-                let poll = access::publish(&mut store, || {
+                // The future is dropped with the store lent, so that what it
+                // took from the store can go back (see `wasi`).
+                let poll = access::publish(&mut store, move || {
                     driver::barrier(|| future.as_mut().poll(&mut driver::noop_context()))
                 });
                 match poll {
-                    Poll::Ready(ready) => write(&mut values, &ready?),
+                    Poll::Ready(ready) => {
+                        write(&mut values, &ready.map_err(Carried::carry)?).map_err(Carried::carry)
+                    }
                     Poll::Pending => Err(Error::CannotSuspend {
                         module: module.clone(),
                         name: name.clone(),
@@ -511,9 +518,11 @@ pub(crate) fn export_as_sync_import<T: 'static>(
     WasmFunc::new(&mut store, ty, move |mut caller, params, results| {
         let mut core = CallCore::new(func.runtime.as_deref());
         let inner = func.inner;
-        match driver::run_without_waiting(&mut core, caller.as_context_mut(), |store| {
+        let run = driver::run_without_waiting(&mut core, caller.as_context_mut(), |store| {
             inner.call(store, params, results)
-        }) {
+        });
+        access::publish(&mut caller.as_context_mut(), move || drop(core));
+        match run {
             Ok(r) => r,
             Err(()) => Err(Error::CannotSuspend {
                 module: module.clone(),

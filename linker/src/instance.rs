@@ -2,14 +2,17 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use wasmtime::{
-    AsContext, AsContextMut, Extern, FuncType, Global, Memory, Result, Table, Val, WasmParams,
-    WasmResults,
+    AsContext, AsContextMut, Extern, FuncType, Global, Memory, Result, StoreContextMut, Table, Val,
+    WasmParams, WasmResults,
 };
 
+use crate::access;
 use crate::buffer::BufferUsage;
 use crate::driver::CallCore;
+use crate::error::surface;
 use crate::runtime::Runtime;
 
 /// An instantiated module, as returned by [`Linker::instantiate`].
@@ -240,18 +243,13 @@ impl Func {
     /// ```
     pub async fn call_async<T: 'static>(
         &self,
-        mut store: impl AsContextMut<Data = T>,
+        store: impl AsContextMut<Data = T>,
         params: &[Val],
         results: &mut [Val],
     ) -> Result<()> {
-        let mut core = CallCore::new(self.runtime.as_deref());
+        let mut call = StoreCall::new(store, self.runtime.as_deref());
         let func = self.inner;
-        poll_fn(|cx| {
-            core.poll(store.as_context_mut(), cx, |store| {
-                func.call(store, params, results)
-            })
-        })
-        .await
+        poll_fn(|cx| call.poll(cx, |store| func.call(store, params, results))).await
     }
 
     /// This function with a static signature.
@@ -329,17 +327,12 @@ where
     /// ```
     pub async fn call_async<T: 'static>(
         &self,
-        mut store: impl AsContextMut<Data = T>,
+        store: impl AsContextMut<Data = T>,
         params: Params,
     ) -> Result<Results> {
-        let mut core = CallCore::new(self.runtime.as_deref());
+        let mut call = StoreCall::new(store, self.runtime.as_deref());
         let func = &self.inner;
-        poll_fn(|cx| {
-            core.poll(store.as_context_mut(), cx, |store| {
-                func.call(store, params.clone())
-            })
-        })
-        .await
+        poll_fn(|cx| call.poll(cx, |store| func.call(store, params.clone()))).await
     }
 
     /// The dynamically typed view of this function.
@@ -348,5 +341,54 @@ where
             inner: *self.inner.func(),
             runtime: self.runtime.clone(),
         }
+    }
+}
+
+/// An export call with the store it runs in.
+///
+/// Its errors come out as [`surface`] makes them, and it is dropped with the
+/// store lent to the import futures it drops, so that what an import future
+/// took out of the store goes back when a suspended call is cancelled (the
+/// WASI functions do that with the context, see `wasi`).
+pub(crate) struct StoreCall<'r, S: AsContextMut> {
+    store: S,
+    /// `None` only while being dropped.
+    core: Option<CallCore<'r>>,
+}
+
+impl<'r, T: 'static, S: AsContextMut<Data = T>> StoreCall<'r, S> {
+    /// A call into an instance with `runtime` (`None`: not instrumented).
+    pub(crate) fn new(store: S, runtime: Option<&'r Runtime>) -> Self {
+        StoreCall {
+            store,
+            core: Some(CallCore::new(runtime)),
+        }
+    }
+
+    /// Advances the call (see `CallCore::poll`).
+    pub(crate) fn poll<O>(
+        &mut self,
+        cx: &mut Context<'_>,
+        invoke: impl FnMut(StoreContextMut<'_, T>) -> Result<O>,
+    ) -> Poll<Result<O>> {
+        let Some(core) = &mut self.core else {
+            return Poll::Ready(Err(wasmtime::format_err!(
+                "an export call was polled after it was dropped"
+            )));
+        };
+        match core.poll(self.store.as_context_mut(), cx, invoke) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(surface(e))),
+            poll => poll,
+        }
+    }
+}
+
+impl<S: AsContextMut> Drop for StoreCall<'_, S>
+where
+    S::Data: 'static,
+{
+    fn drop(&mut self) {
+        let core = self.core.take();
+        access::publish(&mut self.store.as_context_mut(), move || drop(core));
     }
 }

@@ -48,9 +48,15 @@
 //! # Rules
 //!
 //! - **Errors.** An error returned by an async import's future becomes the
-//!   error of the export call, as returned; the instance stays usable and its
-//!   buffer space is freed. Guest traps carry their wasm backtrace
-//!   ([`wasmtime::WasmBacktrace`]). The linker's own failures are [`Error`]s.
+//!   error of the export call, as returned (`{}` prints its message, and it
+//!   downcasts to what the import returned), whether it was ready at once or
+//!   came after a wait; the instance stays usable and its buffer space is
+//!   freed. Guest traps carry their wasm backtrace
+//!   ([`wasmtime::WasmBacktrace`]), as in wasmtime. The linker's own failures
+//!   are [`Error`]s; raised inside a wasm call, they print their message with
+//!   `{}` too, with the wasm backtrace after it in the chain (`{:?}`). Errors
+//!   of synchronous host functions ([`Linker::func_wrap`]) are wasmtime's,
+//!   with the backtrace on top.
 //! - **Cancellation.** Dropping an export call's future while it is suspended
 //!   cancels the call: the instance is in the normal state between polls, so
 //!   the linker only frees the call's saved stack, and the instance keeps
@@ -196,6 +202,6 @@ pub use buffer::BufferUsage;
 pub use error::{Error, UnknownImport};
 pub use host::AsyncCaller;
 pub use instance::{Func, Instance, TypedFunc};
-pub use linker::Linker;
+pub use linker::{InstancePre, Linker};
 pub use values::{WasmValue, WasmValues};
 pub use yield_now::{yield_now, YieldNow};

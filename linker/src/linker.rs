@@ -3,16 +3,18 @@
 use std::collections::HashMap;
 use std::future::{ready, Future};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 
 use wasmtime::{
-    AsContext, AsContextMut, Caller, Engine, Extern, ExternType, FuncType, IntoFunc, Module,
-    Result, Val,
+    AsContext, AsContextMut, Caller, Engine, Extern, ExternType, FuncType, ImportType, IntoFunc,
+    Module, Result, Val,
 };
 
 use crate::buffer::BufferConfig;
 use crate::driver;
+use crate::error::{surface, Carried};
 use crate::host::{self, AsyncHostFunc, InstanceSlot};
-use crate::instance::{Func, Instance};
+use crate::instance::{Func, Instance, StoreCall};
 use crate::runtime::{self, Runtime, RUNTIME_EXPORTS};
 use crate::{AsyncCaller, Error, UnknownImport, WasmValues};
 
@@ -606,14 +608,13 @@ impl<T: 'static> Linker<T> {
     ) -> Result<&mut Self> {
         let instance = self.instantiate(&mut store, module)?;
         if let Some(init) = instance.get_func(&mut store, "_initialize") {
-            let mut core = driver::CallCore::new(init.runtime.as_deref());
+            let mut call = StoreCall::new(store.as_context_mut(), init.runtime.as_deref());
             let inner = init.inner;
-            let run = driver::run_without_waiting(&mut core, store.as_context_mut(), |s| {
-                inner.call(s, &[], &mut [])
-            });
+            let run = call.poll(&mut driver::noop_context(), |s| inner.call(s, &[], &mut []));
+            drop(call);
             match run {
-                Ok(r) => r?,
-                Err(()) => {
+                Poll::Ready(r) => r?,
+                Poll::Pending => {
                     return Err(Error::CannotSuspend {
                         module: module_name.to_string(),
                         name: "_initialize".to_string(),
@@ -638,10 +639,7 @@ impl<T: 'static> Linker<T> {
         module_name: &str,
         module: &Module,
     ) -> Result<&mut Self> {
-        let instance = self.instantiate(&mut store, module)?;
-        if let Some(init) = instance.get_func(&mut store, "_initialize") {
-            init.call_async(&mut store, &[], &mut []).await?;
-        }
+        let instance = self.instantiate_async(&mut store, module).await?;
         self.instance(store, module_name, &instance)
     }
 
@@ -730,7 +728,7 @@ impl<T: 'static> Linker<T> {
     /// let instance = linker.instantiate(&mut store, &module)?;
     /// let run = instance.get_typed_func::<(), ()>(&mut store, "run")?;
     /// let err = futures::executor::block_on(run.call_async(&mut store, ())).unwrap_err();
-    /// assert!(format!("{err:?}").contains("env::missing"));
+    /// assert_eq!(err.to_string(), "unknown import `env::missing` was called");
     /// # Ok(())
     /// # }
     /// ```
@@ -746,7 +744,7 @@ impl<T: 'static> Linker<T> {
                     import.name()
                 );
                 self.func_new(import.module(), import.name(), ty, move |_, _, _| {
-                    Err(wasmtime::Error::msg(message.clone()))
+                    Err(Carried::carry(wasmtime::Error::msg(message.clone())))
                 })?;
             }
         }
@@ -835,19 +833,286 @@ impl<T: 'static> Linker<T> {
     /// ```
     pub fn instantiate(
         &self,
+        store: impl AsContextMut<Data = T>,
+        module: &Module,
+    ) -> Result<Instance> {
+        self.resolve(module)?
+            .instantiate(store, &self.sync, &self.buffer)
+    }
+
+    /// As [`instantiate`](Self::instantiate), then calls the module's
+    /// `_initialize` export if it has one (a WASI reactor), which may wait for
+    /// async imports: the future completes when it has returned.
+    ///
+    /// The wasm start function runs during instantiation, before the linker
+    /// has an instance to unwind, so it cannot wait: an async import that is
+    /// not ready when it calls it fails instantiation with
+    /// [`Error::CannotSuspend`]. Modules that need to wait while they set up
+    /// do it in `_initialize`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`instantiate`](Self::instantiate), and those of the
+    /// `_initialize` call ([`Func::call_async`]).
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::{AsyncCaller, Linker};
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let wat = r#"(module
+    ///     (import "env" "load" (func $load (result i32)))
+    ///     (memory (export "memory") 1)
+    ///     (global $config (mut i32) (i32.const 0))
+    ///     (func (export "_initialize") (global.set $config (call $load)))
+    ///     (func (export "config") (result i32) (global.get $config)))"#;
+    /// let wasm = asyncify_transform::instrument(wat.as_bytes(), &Default::default())?.wasm;
+    /// let engine = Engine::default();
+    /// let mut linker = Linker::new(&engine);
+    /// linker.func_wrap_async("env", "load", |_: AsyncCaller<()>, ()| async {
+    ///     asyncify_linker::yield_now().await; // waits: `_initialize` suspends
+    ///     Ok(7)
+    /// })?;
+    /// let module = Module::new(&engine, &wasm)?;
+    /// let mut store = Store::new(&engine, ());
+    /// let instance = futures::executor::block_on(linker.instantiate_async(&mut store, &module))?;
+    /// let config = instance.get_typed_func::<(), i32>(&mut store, "config")?;
+    /// assert_eq!(futures::executor::block_on(config.call_async(&mut store, ()))?, 7);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn instantiate_async(
+        &self,
         mut store: impl AsContextMut<Data = T>,
         module: &Module,
     ) -> Result<Instance> {
+        let instance = self.instantiate(&mut store, module)?;
+        initialize(&instance, store).await?;
+        Ok(instance)
+    }
+
+    /// Resolves the imports of `module` once, for instantiating it many
+    /// times: [`InstancePre::instantiate`] skips the name lookups and checks
+    /// that [`instantiate`](Self::instantiate) makes each time. What a server
+    /// that makes an instance per request wants.
+    ///
+    /// The definitions are those of the linker now; later changes to the
+    /// linker do not affect the result. Items defined with
+    /// [`define`](Self::define) or from [`instance`](Self::instance) belong
+    /// to one store, and instantiating into another store fails (wasmtime's
+    /// error); host functions and async imports work in any store of the
+    /// engine.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`instantiate`](Self::instantiate) that do not depend on a
+    /// store: [`Error::UnknownImports`] and [`Error::NotInstrumented`].
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::{AsyncCaller, Linker};
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let wat = r#"(module
+    ///     (import "env" "next" (func $next (result i32)))
+    ///     (memory (export "memory") 1)
+    ///     (func (export "run") (result i32) (i32.add (call $next) (i32.const 1))))"#;
+    /// let wasm = asyncify_transform::instrument(wat.as_bytes(), &Default::default())?.wasm;
+    /// let engine = Engine::default();
+    /// let mut linker = Linker::new(&engine);
+    /// linker.func_wrap_async("env", "next", |_: AsyncCaller<u32>, ()| async {
+    ///     asyncify_linker::yield_now().await;
+    ///     Ok(41)
+    /// })?;
+    /// let pre = linker.instantiate_pre(&Module::new(&engine, &wasm)?)?;
+    /// for request in 0..3u32 {
+    ///     let mut store = Store::new(&engine, request);
+    ///     let instance = pre.instantiate(&mut store)?;
+    ///     let run = instance.get_typed_func::<(), i32>(&mut store, "run")?;
+    ///     assert_eq!(futures::executor::block_on(run.call_async(&mut store, ()))?, 42);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn instantiate_pre(&self, module: &Module) -> Result<InstancePre<T>> {
+        Ok(InstancePre {
+            resolved: Arc::new(self.resolve(module)?),
+            sync: self.sync.clone(),
+            buffer: self.buffer.clone(),
+        })
+    }
+
+    /// Every definition, sorted by module then name, as the extern of
+    /// `store` that a module importing it would get; `None` for async
+    /// imports, which are made per importing instance.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::{AsyncCaller, Linker};
+    /// use wasmtime::{Engine, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut linker = Linker::new(&engine);
+    /// linker.func_wrap("env", "add", |a: i32, b: i32| a + b)?;
+    /// linker.func_wrap_async("env", "wait", |_: AsyncCaller<()>, ()| async { Ok(()) })?;
+    /// let mut store = Store::new(&engine, ());
+    /// let items: Vec<(&str, &str, bool)> = linker
+    ///     .iter(&mut store)
+    ///     .map(|(module, name, item)| (module, name, item.is_some()))
+    ///     .collect();
+    /// assert_eq!(items, [("env", "add", true), ("env", "wait", false)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn iter(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+    ) -> impl Iterator<Item = (&str, &str, Option<Extern>)> {
+        let mut names: Vec<(&str, &str)> = self
+            .map
+            .iter()
+            .flat_map(|(m, names)| names.keys().map(move |n| (m.as_str(), n.as_str())))
+            .collect();
+        names.sort_unstable();
+        names
+            .into_iter()
+            .map(|(m, n)| (m, n, self.get(&mut store, m, n)))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// The default export of the module registered as `module`: its export
+    /// `""` if defined, else `_start`, as in wasmtime. (This linker keeps one
+    /// instance per registered module, so for a WASI command it is that
+    /// instance's `_start`, not a new instance per call.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotDefined`] naming `module::_start` if neither is defined,
+    /// or if the definition is not a function of `store`.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut store = Store::new(&engine, ());
+    /// let mut linker = Linker::new(&engine);
+    /// let cmd = Module::new(&engine, wat::parse_str(r#"(module (func (export "_start")))"#)?)?;
+    /// linker.module(&mut store, "cmd", &cmd)?;
+    /// let start = linker.get_default(&mut store, "cmd")?;
+    /// futures::executor::block_on(start.call_async(&mut store, &[], &mut []))?;
+    /// assert!(linker.get_default(&mut store, "nothing").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_default(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+        module: &str,
+    ) -> Result<Func> {
+        ["", "_start"]
+            .into_iter()
+            .find_map(|name| self.get_func(&mut store, module, name))
+            .ok_or_else(|| {
+                Error::NotDefined {
+                    module: module.to_string(),
+                    name: "_start".to_string(),
+                }
+                .into()
+            })
+    }
+
+    /// The item that `import` names, as [`get`](Self::get) would return it.
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let mut linker = Linker::new(&engine);
+    /// linker.func_wrap("env", "f", || {})?;
+    /// let module = Module::new(&engine, wat::parse_str(r#"(module (import "env" "f" (func)) (import "env" "g" (func)))"#)?)?;
+    /// let mut store = Store::new(&engine, ());
+    /// let found: Vec<bool> = module
+    ///     .imports()
+    ///     .map(|import| linker.get_by_import(&mut store, &import).is_some())
+    ///     .collect();
+    /// assert_eq!(found, [true, false]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_by_import(
+        &self,
+        store: impl AsContextMut<Data = T>,
+        import: &ImportType<'_>,
+    ) -> Option<Extern> {
+        self.get(store, import.module(), import.name())
+    }
+
+    /// Defines every import of `module` that nothing defines yet as an item
+    /// of `store` with default values: functions that ignore their arguments
+    /// and return zeros (or null references), and zeroed globals, tables and
+    /// memories of the imported types, as wasmtime's method of the same name.
+    ///
+    /// # Errors
+    ///
+    /// An error naming the import if its type has no default value (a
+    /// non-nullable reference).
+    ///
+    /// ```
+    /// # fn main() -> wasmtime::Result<()> {
+    /// use asyncify_linker::Linker;
+    /// use wasmtime::{Engine, Module, Store};
+    ///
+    /// let engine = Engine::default();
+    /// let module = Module::new(&engine, wat::parse_str(r#"(module
+    ///     (import "env" "answer" (func $answer (result i32)))
+    ///     (import "env" "base" (global i32))
+    ///     (func (export "run") (result i32) (call $answer)))"#)?)?;
+    /// let mut store = Store::new(&engine, ());
+    /// let mut linker = Linker::new(&engine);
+    /// linker.define_unknown_imports_as_default_values(&mut store, &module)?;
+    /// let instance = linker.instantiate(&mut store, &module)?;
+    /// let run = instance.get_typed_func::<(), i32>(&mut store, "run")?;
+    /// assert_eq!(futures::executor::block_on(run.call_async(&mut store, ()))?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn define_unknown_imports_as_default_values(
+        &mut self,
+        mut store: impl AsContextMut<Data = T>,
+        module: &Module,
+    ) -> Result<&mut Self> {
         let mut store = store.as_context_mut();
-        assert!(
-            Engine::same(&self.engine, store.engine()),
-            "the store and the linker have different engines"
-        );
+        for import in module.imports() {
+            if self.lookup(import.module(), import.name()).is_some() {
+                continue;
+            }
+            let item = import.ty().default_value(&mut store).map_err(|e| {
+                wasmtime::format_err!(
+                    "no default value exists for import `{}::{}` ({}): {e}",
+                    import.module(),
+                    import.name(),
+                    UnknownImport {
+                        module: import.module().to_string(),
+                        name: import.name().to_string(),
+                        ty: import.ty(),
+                    }
+                )
+            })?;
+            self.insert(import.module(), import.name(), Definition::Extern(item))?;
+        }
+        Ok(self)
+    }
+
+    /// Looks up every import of `module`, store-independently.
+    fn resolve(&self, module: &Module) -> Result<Resolved<T>> {
         let mem64 = runtime::instrumented(module);
-        let slot: InstanceSlot = Arc::new(OnceLock::new());
-        let mut externs = Vec::new();
+        let mut imports = Vec::new();
         let mut unknown = Vec::new();
-        let mut first_memory = None;
         for import in module.imports() {
             let (m, n) = (import.module(), import.name());
             let Some(def) = self.lookup(m, n) else {
@@ -858,18 +1123,87 @@ impl<T: 'static> Linker<T> {
                 });
                 continue;
             };
-            let item = match def {
-                Definition::Extern(e) => e.clone(),
-                Definition::Sync(key) => self.sync.get(&mut store, "", key)?,
-                Definition::Async(host) => {
-                    if mem64.is_none() {
-                        return Err(Error::NotInstrumented {
-                            importer: runtime::module_name(module),
-                            module: m.to_string(),
-                            name: n.to_string(),
-                        }
-                        .into());
+            if let Definition::Async(host) = def {
+                if mem64.is_none() {
+                    return Err(Error::NotInstrumented {
+                        importer: runtime::module_name(module),
+                        module: m.to_string(),
+                        name: n.to_string(),
                     }
+                    .into());
+                }
+                if host.ty.is_none() {
+                    return Err(wasmtime::format_err!("`{m}::{n}` has no type"));
+                }
+            }
+            imports.push(ResolvedImport {
+                def: def.clone(),
+                module: m.to_string(),
+                name: n.to_string(),
+                memory: matches!(import.ty(), ExternType::Memory(_)),
+            });
+        }
+        if !unknown.is_empty() {
+            return Err(Error::UnknownImports(unknown).into());
+        }
+        Ok(Resolved {
+            module: module.clone(),
+            mem64,
+            imports,
+        })
+    }
+}
+
+/// Calls `_initialize` if the instance exports it (a WASI reactor).
+async fn initialize<T: 'static>(
+    instance: &Instance,
+    mut store: impl AsContextMut<Data = T>,
+) -> Result<()> {
+    if let Some(init) = instance.get_func(&mut store, "_initialize") {
+        init.call_async(&mut store, &[], &mut []).await?;
+    }
+    Ok(())
+}
+
+/// One import of a module and what the linker resolved it to.
+struct ResolvedImport<T> {
+    def: Definition<T>,
+    module: String,
+    name: String,
+    /// Whether the import is a memory (the first one may hold the buffer).
+    memory: bool,
+}
+
+/// The imports of a module, resolved by name.
+struct Resolved<T> {
+    module: Module,
+    /// `Some(mem64)` if the module is instrumented.
+    mem64: Option<bool>,
+    imports: Vec<ResolvedImport<T>>,
+}
+
+impl<T: 'static> Resolved<T> {
+    /// Makes the externs for one instance in `store` and instantiates.
+    fn instantiate(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+        sync: &wasmtime::Linker<T>,
+        buffer: &BufferConfig,
+    ) -> Result<Instance> {
+        let mut store = store.as_context_mut();
+        assert!(
+            Engine::same(sync.engine(), store.engine()),
+            "the store and the linker have different engines"
+        );
+        let slot: InstanceSlot = Arc::new(OnceLock::new());
+        let mut externs = Vec::with_capacity(self.imports.len());
+        let mut first_memory = None;
+        for import in &self.imports {
+            let (m, n) = (import.module.as_str(), import.name.as_str());
+            let item = match &import.def {
+                Definition::Extern(e) => e.clone(),
+                Definition::Sync(key) => sync.get(&mut store, "", key)?,
+                Definition::Async(host) => {
                     let ty = match &host.ty {
                         Some(ty) => ty.clone(),
                         None => return Err(wasmtime::format_err!("`{m}::{n}` has no type")),
@@ -884,7 +1218,7 @@ impl<T: 'static> Linker<T> {
                     ))
                 }
                 Definition::Export(func) => {
-                    if mem64.is_some() {
+                    if self.mem64.is_some() {
                         let ty = func.inner.ty(&store);
                         let host = host::export_as_async_import::<T>(func.clone());
                         Extern::Func(host::async_import(&mut store, ty, host, slot.clone(), m, n))
@@ -893,28 +1227,91 @@ impl<T: 'static> Linker<T> {
                     }
                 }
             };
-            if first_memory.is_none() && matches!(import.ty(), ExternType::Memory(_)) {
+            if first_memory.is_none() && import.memory {
                 first_memory = Some(item.clone());
             }
             externs.push(item);
         }
-        if !unknown.is_empty() {
-            return Err(Error::UnknownImports(unknown).into());
-        }
-        let inner = wasmtime::Instance::new(&mut store, module, &externs)?;
-        let runtime = match mem64 {
+        let inner = wasmtime::Instance::new(&mut store, &self.module, &externs).map_err(surface)?;
+        let runtime = match self.mem64 {
             Some(mem64) => Some(Arc::new(Runtime::new(
                 &mut store,
                 inner,
-                module,
+                &self.module,
                 mem64,
                 first_memory,
-                &self.buffer,
+                buffer,
             )?)),
             None => None,
         };
         let instance = Instance { inner, runtime };
         let _ = slot.set(instance.clone());
+        Ok(instance)
+    }
+}
+
+/// A module with its imports resolved by a [`Linker`], ready to be
+/// instantiated many times ([`Linker::instantiate_pre`]).
+///
+/// Cloning is cheap; clones share the resolution.
+pub struct InstancePre<T> {
+    resolved: Arc<Resolved<T>>,
+    sync: wasmtime::Linker<T>,
+    buffer: BufferConfig,
+}
+
+impl<T> Clone for InstancePre<T> {
+    fn clone(&self) -> Self {
+        InstancePre {
+            resolved: self.resolved.clone(),
+            sync: self.sync.clone(),
+            buffer: self.buffer.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for InstancePre<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstancePre")
+            .field("module", &runtime::module_name(&self.resolved.module))
+            .field("instrumented", &self.resolved.mem64.is_some())
+            .field("imports", &self.resolved.imports.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: 'static> InstancePre<T> {
+    /// The module this instantiates.
+    pub fn module(&self) -> &Module {
+        &self.resolved.module
+    }
+
+    /// Instantiates the module in `store`, running its start function, as
+    /// [`Linker::instantiate`] does with the definitions it had when this was
+    /// made.
+    ///
+    /// # Errors
+    ///
+    /// wasmtime's errors for items of another store or of the wrong type; a
+    /// trap in the start function; [`Error::CannotSuspend`] if the start
+    /// function waits.
+    pub fn instantiate(&self, store: impl AsContextMut<Data = T>) -> Result<Instance> {
+        self.resolved.instantiate(store, &self.sync, &self.buffer)
+    }
+
+    /// As [`instantiate`](Self::instantiate), then calls `_initialize` if the
+    /// module exports it, which may wait (see [`Linker::instantiate_async`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`instantiate`](Self::instantiate) and of the `_initialize`
+    /// call.
+    pub async fn instantiate_async(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+    ) -> Result<Instance> {
+        let instance = self.instantiate(&mut store)?;
+        initialize(&instance, store).await?;
         Ok(instance)
     }
 }

@@ -5,28 +5,62 @@
 //! linked as definitions of this crate's [`Linker`] rather than of a separate
 //! wasmtime linker, so that they can go through either path:
 //!
-//! - [`add_to_linker_sync`]: plain host functions, for any module.
-//! - [`add_to_linker_async`]: async imports that are pending once before
-//!   doing their work, so every WASI call suspends (unwinds) the calling
-//!   instance and resumes it. Only modules instrumented with asyncify can
-//!   import them. Useful to exercise the asyncify path on a real program, and
-//!   as the model for WASI functions that truly wait.
+//! - [`add_to_linker_async`]: async imports for an async server. A call that
+//!   has to wait (a `poll_oneoff` that sleeps, file I/O, a read from standard
+//!   input that has no data yet) suspends the calling instance, and its
+//!   future awaits the I/O without blocking the thread that polls it; the
+//!   other calls complete at once, without suspending. Works on any
+//!   executor: tokio's multi-thread and current-thread runtimes,
+//!   `futures::executor`, others. Only modules instrumented with asyncify can
+//!   import these.
+//! - [`add_to_linker_async_suspending`]: the same, but every call suspends
+//!   once before doing its work: useful to exercise the asyncify path on a
+//!   real program.
+//! - [`add_to_linker_sync`]: plain host functions, for any module. Calls that
+//!   wait block the thread, as wasmtime-wasi's own synchronous linking does,
+//!   so they must not run on an async executor's thread (tokio panics).
 //!
-//! The [`WasiP1Ctx`] lives in the store's data; both functions take a
+//! The [`WasiP1Ctx`] lives in the store's data; the functions take a
 //! projection to it, as wasmtime-wasi's own `add_to_linker_*` do. Build it
 //! with [`WasiCtxBuilder`](wasmtime_wasi::WasiCtxBuilder) (`build_p1`).
 //! `proc_exit` fails the call with an [`I32Exit`] carrying the exit code:
 //! find it with `error.downcast_ref::<I32Exit>()`.
 //!
-//! Calls that cannot complete at once (a `poll_oneoff` that sleeps, a read
-//! from an interactive standard input) block the thread on wasmtime-wasi's
-//! own tokio runtime, in both paths, as wasmtime-wasi's synchronous linking
-//! does. Like that, they must not run inside a tokio runtime's async context
-//! (tokio panics on nested `block_on`): drive the export calls with
-//! `futures::executor::block_on`, or from a thread outside the runtime.
-//!
 //! A calling instance must export its memory as `memory` (a shared memory
 //! works too), as for wasmtime-wasi.
+//!
+//! # How the async functions wait
+//!
+//! wasmtime-wasi implements the functions that may wait as futures that
+//! borrow the [`WasiP1Ctx`] and the guest's memory for as long as they run.
+//! An asyncify call unwinds while it waits, and the store is free between
+//! polls, so such a future cannot borrow the store. Instead, for the length
+//! of the call, the context is moved out of the store into the import's
+//! future (a small placeholder takes its place) and moved back when the
+//! call completes, also when it fails or its export call is dropped; the
+//! future reads and writes the guest's memory only while the linker polls
+//! it, after checking that the memory has not moved. The I/O itself is
+//! wasmtime-wasi's: files go through tokio's blocking thread pool, sleeps
+//! through tokio timers, standard input through wasmtime-wasi's reader
+//! thread.
+//!
+//! What that asks of the embedder:
+//!
+//! - **Tokio.** Inside a tokio runtime the futures use it: it needs its
+//!   timer (`enable_time`, or `enable_all`) for `poll_oneoff`. Outside one
+//!   (for example under `futures::executor::block_on`) they use
+//!   wasmtime-wasi's own background runtime, which needs nothing.
+//! - **Do not enable** `WasiCtxBuilder::allow_blocking_current_thread`: it
+//!   makes wasmtime-wasi do file I/O and relative sleeps on the calling
+//!   thread, which then blocks the executor.
+//! - **One WASI call per store at a time.** A second WASI call made while one
+//!   waits (possible only when an async import runs two calls back into the
+//!   store concurrently) fails with an error saying so.
+//! - **Inspecting the context.** Between export calls the context is in the
+//!   store. If a call is dropped while a WASI function waits, the context is
+//!   moved back at once; in the rare cases where that cannot happen (the
+//!   call failed in the middle of the asyncify protocol), it is moved back
+//!   by the store's next WASI call.
 //!
 //! ```
 //! # fn main() -> wasmtime::Result<()> {
@@ -35,13 +69,19 @@
 //! use wasmtime::{Engine, Module, Store};
 //! use wasmtime_wasi::WasiCtxBuilder;
 //!
-//! // Writes "hi\n" to standard output and exits with code 3.
+//! // Sleeps 1 ms, writes "hi\n" to standard output and exits with code 3.
 //! let wat = r#"(module
+//!     (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
 //!     (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
 //!     (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
 //!     (memory (export "memory") 1)
 //!     (data (i32.const 16) "hi\n")
 //!     (func (export "_start")
+//!         ;; a relative monotonic clock subscription at 64: 1,000,000 ns
+//!         (i32.store8 (i32.const 72) (i32.const 0))
+//!         (i32.store (i32.const 80) (i32.const 1))
+//!         (i64.store (i32.const 88) (i64.const 1000000))
+//!         (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160)))
 //!         (i32.store (i32.const 0) (i32.const 16))
 //!         (i32.store (i32.const 4) (i32.const 3))
 //!         (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
@@ -55,6 +95,7 @@
 //! let mut store = Store::new(&engine, Host { wasi: WasiCtxBuilder::new().inherit_stdio().build_p1() });
 //! let instance = linker.instantiate(&mut store, &Module::new(&engine, &wasm)?)?;
 //! let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+//! // Any executor: here `futures`'; in a tokio program, `.await` it.
 //! let err = futures::executor::block_on(start.call_async(&mut store, ())).unwrap_err();
 //! assert_eq!(err.downcast_ref::<I32Exit>().map(|e| e.0), Some(3));
 //! # Ok(())
@@ -63,10 +104,16 @@
 
 #![cfg(feature = "wasi")]
 
-use std::future::Future;
+use std::cell::UnsafeCell;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
+use wasmtime::component::Resource;
 use wasmtime::{AsContextMut, Caller, Extern, FuncType, Result, StoreContextMut, Val};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+use wasmtime_wasi::WasiView;
 use wiggle::GuestMemory;
 
 use crate::{AsyncCaller, Linker, WasmValue, WasmValues};
@@ -117,15 +164,15 @@ pub fn add_to_linker_sync<T: 'static>(
     define_sync(linker, get_ctx)
 }
 
-/// Defines every WASI preview 1 function under [`MODULE`] as an async import
-/// that is pending once (waking itself) before it does its work: each call
-/// unwinds the calling instance and rewinds it, and the program's behaviour
-/// is otherwise the same as with [`add_to_linker_sync`].
+/// Defines every WASI preview 1 function under [`MODULE`] as an async
+/// import whose I/O never blocks the thread that polls it: a call that has
+/// to wait suspends the calling instance until its I/O completes; the others
+/// complete at once. See the [module docs](self) for how, what it needs from
+/// a tokio runtime, and an example.
 ///
 /// Only modules instrumented with asyncify can import these; instantiating
 /// one that is not fails with
-/// [`Error::NotInstrumented`](crate::Error::NotInstrumented). See the
-/// [module docs](self) for an example.
+/// [`Error::NotInstrumented`](crate::Error::NotInstrumented).
 ///
 /// # Errors
 ///
@@ -135,7 +182,23 @@ pub fn add_to_linker_async<T: 'static>(
     linker: &mut Linker<T>,
     get_ctx: impl Fn(&mut T) -> &mut WasiP1Ctx + Copy + Send + Sync + 'static,
 ) -> Result<()> {
-    define_async(linker, get_ctx)
+    define_async(linker, get_ctx, false)
+}
+
+/// As [`add_to_linker_async`], but every call is pending once (waking
+/// itself) before it does its work: each WASI call unwinds the calling
+/// instance and rewinds it, and the program's behaviour is otherwise the
+/// same. Useful to exercise the asyncify path on a real program.
+///
+/// # Errors
+///
+/// [`Error::DefinedTwice`](crate::Error::DefinedTwice) if one of the names is
+/// already defined and shadowing is off.
+pub fn add_to_linker_async_suspending<T: 'static>(
+    linker: &mut Linker<T>,
+    get_ctx: impl Fn(&mut T) -> &mut WasiP1Ctx + Copy + Send + Sync + 'static,
+) -> Result<()> {
+    define_async(linker, get_ctx, true)
 }
 
 /// Runs `f` with the WASI context and the calling instance's memory (its
@@ -151,19 +214,24 @@ fn with_memory<T, R>(
         Some(Extern::Memory(memory)) => {
             let (bytes, data) = memory.data_and_store_mut(&mut store);
             let ctx = get_ctx(data);
+            reclaim(ctx)?;
             ctx.set_hostcall_fuel(fuel);
             f(ctx, &mut GuestMemory::Unshared(bytes))
         }
         Some(Extern::SharedMemory(memory)) => {
             let ctx = get_ctx(store.data_mut());
+            reclaim(ctx)?;
             ctx.set_hostcall_fuel(fuel);
             f(ctx, &mut GuestMemory::Shared(memory.data()))
         }
-        _ => Err(wasmtime::format_err!(
-            "a WASI function was called by an instance that does not export its memory as \
-             `memory`"
-        )),
+        _ => Err(no_memory()),
     }
+}
+
+fn no_memory() -> wasmtime::Error {
+    wasmtime::format_err!(
+        "a WASI function was called by an instance that does not export its memory as `memory`"
+    )
 }
 
 /// The result of a WASI function that completes without waiting.
@@ -171,8 +239,8 @@ fn now<R>(result: Result<R>) -> Result<R> {
     result
 }
 
-/// The result of a WASI function that may wait (file and stream I/O, polls):
-/// run to completion on wasmtime-wasi's runtime.
+/// The result of a WASI function that may wait (file and stream I/O, polls),
+/// on the synchronous path: run to completion on wasmtime-wasi's runtime.
 fn block<R>(future: impl Future<Output = Result<R>>) -> Result<R> {
     wasmtime_wasi::runtime::in_tokio(future)
 }
@@ -183,6 +251,251 @@ fn next_arg<V: WasmValue>(values: &mut std::slice::Iter<'_, Val>) -> Result<V> {
         .next()
         .and_then(V::from_val)
         .ok_or_else(|| wasmtime::format_err!("a WASI function got parameters of the wrong types"))
+}
+
+/// Where a context that a [`Lease`] took out of a store goes back to when
+/// the store is not at hand: the placeholder left in the store points here.
+type Home = Arc<Mutex<Option<WasiP1Ctx>>>;
+
+/// What a placeholder context holds, in its resource table, to be told from
+/// a real one.
+struct Marker {
+    home: Home,
+}
+
+/// The table index of a placeholder's [`Marker`]: the first entry of an
+/// empty table.
+const MARKER_REP: u32 = 0;
+
+/// Placeholders not in use, to spare building one per waiting call.
+static PLACEHOLDERS: Mutex<Vec<WasiP1Ctx>> = Mutex::new(Vec::new());
+
+/// At most this many unused placeholders are kept.
+const PLACEHOLDERS_KEPT: usize = 1024;
+
+fn lock<V>(mutex: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
+    // Every update under these locks is a single assignment or push, so a
+    // panic elsewhere cannot leave them half done.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The marker of `ctx` if it is a placeholder.
+fn marker(ctx: &mut WasiP1Ctx) -> Option<&mut Marker> {
+    WasiView::ctx(ctx)
+        .table
+        .get_mut(&Resource::<Marker>::new_borrow(MARKER_REP))
+        .ok()
+}
+
+/// A placeholder context whose marker points to `home`.
+fn placeholder(home: Home) -> WasiP1Ctx {
+    if let Some(mut ctx) = lock(&PLACEHOLDERS).pop() {
+        if let Some(marker) = marker(&mut ctx) {
+            marker.home = home;
+            return ctx;
+        }
+    }
+    let mut ctx = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
+    let pushed = WasiView::ctx(&mut ctx).table.push(Marker { home });
+    debug_assert!(pushed.is_ok_and(|r| r.rep() == MARKER_REP));
+    ctx
+}
+
+/// Keeps a placeholder that left its store, for reuse.
+fn recycle(mut placeholder: WasiP1Ctx) {
+    if let Some(marker) = marker(&mut placeholder) {
+        marker.home = Arc::default();
+        let mut kept = lock(&PLACEHOLDERS);
+        if kept.len() < PLACEHOLDERS_KEPT {
+            kept.push(placeholder);
+        }
+    }
+}
+
+/// If the store's context slot holds a placeholder, puts the real context
+/// back when its lease returned it, or fails: a WASI call of the store is
+/// waiting with it.
+fn reclaim(slot: &mut WasiP1Ctx) -> Result<()> {
+    let Some(marker) = marker(slot) else {
+        return Ok(());
+    };
+    let returned = lock(&marker.home).take();
+    match returned {
+        Some(ctx) => {
+            recycle(std::mem::replace(slot, ctx));
+            Ok(())
+        }
+        None => Err(wasmtime::format_err!(
+            "a WASI function was called while another WASI call of the same store waits with \
+             its context; the WASI calls of one store run one at a time"
+        )),
+    }
+}
+
+/// Where the guest's memory was when a call started, to check before each
+/// poll that the call's view of it is still valid.
+struct MemoryCheck {
+    memory: Extern,
+    base: usize,
+    len: usize,
+    /// Address of the store's data, to tell the store apart.
+    data: usize,
+}
+
+impl MemoryCheck {
+    /// The memory's address and size now.
+    fn locate<T>(memory: &Extern, store: &StoreContextMut<'_, T>) -> Option<(usize, usize)> {
+        match memory {
+            Extern::Memory(m) => Some((m.data_ptr(store) as usize, m.data_size(store))),
+            Extern::SharedMemory(m) => Some((m.data().as_ptr() as usize, m.data().len())),
+            _ => None,
+        }
+    }
+
+    fn check<T>(&self, store: StoreContextMut<'_, T>) -> Result<()> {
+        if store.data() as *const T as usize != self.data {
+            wasmtime::bail!("a WASI call was polled with a store other than its own");
+        }
+        match Self::locate(&self.memory, &store) {
+            Some((base, len)) if base == self.base && len >= self.len => Ok(()),
+            _ => Err(wasmtime::format_err!(
+                "the guest's memory moved while a WASI call waited (wasm ran in the store \
+                 meanwhile and grew it); the call cannot go on"
+            )),
+        }
+    }
+}
+
+/// A WASI context taken out of the store for one call that may wait, and
+/// the call's view of the guest's memory.
+struct Lease<T: 'static, G: Fn(&mut T) -> &mut WasiP1Ctx> {
+    caller: AsyncCaller<T>,
+    get_ctx: G,
+    ctx: Option<WasiP1Ctx>,
+    home: Home,
+    memory: GuestMemory<'static>,
+    check: MemoryCheck,
+}
+
+impl<T: 'static, G: Fn(&mut T) -> &mut WasiP1Ctx> Lease<T, G> {
+    /// Takes the context out of the store lent to `caller`'s import.
+    fn take(caller: &AsyncCaller<T>, get_ctx: G) -> Result<Lease<T, G>> {
+        caller.try_with(|mut store| {
+            let fuel = store.hostcall_fuel();
+            let memory = caller
+                .get_export(&mut store, "memory")
+                .ok_or_else(no_memory)?;
+            let (base, len) = MemoryCheck::locate(&memory, &store).ok_or_else(no_memory)?;
+            // SAFETY: `base..base + len` is the guest's memory now. The view
+            // is used only by the WASI future, which touches memory only
+            // while it is polled (its drop does not), and `drive` polls it
+            // only after `MemoryCheck::check` found the memory of the same
+            // store still at `base` and at least `len` long: wasmtime frees or
+            // moves a memory only with its store or when it grows, which
+            // the check sees. The view is shared (`UnsafeCell`), as for a
+            // shared memory, so writes that the guest or the host make
+            // between polls do not invalidate it.
+            let bytes = unsafe { std::slice::from_raw_parts(base as *const UnsafeCell<u8>, len) };
+            let data = store.data() as *const T as usize;
+            let slot = get_ctx(store.data_mut());
+            reclaim(slot)?;
+            let home = Home::default();
+            let mut ctx = std::mem::replace(slot, placeholder(home.clone()));
+            ctx.set_hostcall_fuel(fuel);
+            Ok(Lease {
+                caller: caller.clone(),
+                get_ctx,
+                ctx: Some(ctx),
+                home,
+                memory: GuestMemory::Shared(bytes),
+                check: MemoryCheck {
+                    memory,
+                    base,
+                    len,
+                    data,
+                },
+            })
+        })?
+    }
+
+    /// The context, the memory view and its check, for the WASI future.
+    fn parts(&mut self) -> Option<(&mut WasiP1Ctx, &mut GuestMemory<'static>, &MemoryCheck)> {
+        let Lease {
+            ctx, memory, check, ..
+        } = self;
+        Some((ctx.as_mut()?, memory, check))
+    }
+
+    /// Puts the context back in the store if it is lent now, else where the
+    /// placeholder in the store points, for the store's next WASI call.
+    fn give_back(&mut self) {
+        let mut ctx = self.ctx.take();
+        if ctx.is_none() {
+            return;
+        }
+        let get_ctx = &self.get_ctx;
+        let home = &self.home;
+        let _ = self.caller.try_with(|mut store| {
+            let slot = get_ctx(store.data_mut());
+            let ours = marker(slot).is_some_and(|m| Arc::ptr_eq(&m.home, home));
+            if let (true, Some(ctx)) = (ours, ctx.take()) {
+                recycle(std::mem::replace(slot, ctx));
+            }
+        });
+        if let Some(ctx) = ctx {
+            *lock(home) = Some(ctx);
+        }
+    }
+}
+
+impl<T: 'static, G: Fn(&mut T) -> &mut WasiP1Ctx> Drop for Lease<T, G> {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
+/// Polls a WASI future over a leased context: each poll first checks the
+/// memory view, and runs inside a tokio runtime (the caller's, or
+/// wasmtime-wasi's own when there is none).
+async fn drive<T: 'static, R>(
+    caller: &AsyncCaller<T>,
+    check: &MemoryCheck,
+    mut wasi: Pin<&mut impl Future<Output = Result<R>>>,
+) -> Result<R> {
+    poll_fn(|cx| {
+        match caller.try_with(|store| check.check(store)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Poll::Ready(Err(e)),
+            Err(e) => return Poll::Ready(Err(e.into())),
+        }
+        wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| wasi.as_mut().poll(cx))
+    })
+    .await
+}
+
+/// The body of an async import for a WASI function: `now` runs it with the
+/// store lent to the import, `block` over a [`Lease`], awaiting its I/O.
+macro_rules! wasi_async_call {
+    (now, $caller:ident, $get_ctx:ident, $name:ident($($arg:ident),*)) => {
+        $caller.try_with(|mut store| {
+            let memory = $caller.get_export(&mut store, "memory");
+            with_memory(store, memory, $get_ctx, |ctx, memory| {
+                p1::$name(ctx, memory, $($arg),*)
+            })
+        })??
+    };
+    (block, $caller:ident, $get_ctx:ident, $name:ident($($arg:ident),*)) => {{
+        let mut lease = Lease::take(&$caller, $get_ctx)?;
+        let result = match lease.parts() {
+            Some((ctx, memory, check)) => {
+                let wasi = std::pin::pin!(p1::$name(ctx, memory, $($arg),*));
+                drive(&$caller, check, wasi).await
+            }
+            None => Err(wasmtime::format_err!("a WASI call lost its context")),
+        };
+        lease.give_back();
+        result?
+    }};
 }
 
 /// Generates `define_sync` and `define_async` from the table of functions:
@@ -212,6 +525,7 @@ macro_rules! wasi_functions {
         fn define_async<T: 'static>(
             linker: &mut Linker<T>,
             get_ctx: impl Fn(&mut T) -> &mut WasiP1Ctx + Copy + Send + Sync + 'static,
+            suspend_first: bool,
         ) -> Result<()> {
             $(
                 let ty = FuncType::new(
@@ -224,16 +538,14 @@ macro_rules! wasi_functions {
                     stringify!($name),
                     ty,
                     move |caller: AsyncCaller<T>, params: Vec<Val>| async move {
-                        crate::yield_now().await;
+                        if suspend_first {
+                            crate::yield_now().await;
+                        }
                         #[allow(unused_mut, unused_variables)]
                         let mut values = params.iter();
                         $(let $arg: $ty = next_arg(&mut values)?;)*
-                        let result: $ret = caller.try_with(|mut store| {
-                            let memory = caller.get_export(&mut store, "memory");
-                            with_memory(store, memory, get_ctx, |ctx, memory| {
-                                $how(p1::$name(ctx, memory, $($arg),*))
-                            })
-                        })??;
+                        let result: $ret =
+                            wasi_async_call!($how, caller, get_ctx, $name($($arg),*));
                         Ok(result.into_vals())
                     },
                 )?;
@@ -341,10 +653,18 @@ mod tests {
         )
     }
 
+    /// How WASI is linked.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        Sync,
+        Async,
+        Suspending,
+    }
+
     /// Runs `_start` of `wat` (instrumented if `instrument`) with WASI served
-    /// synchronously or asynchronously. Returns the outcome, what the program
-    /// wrote to standard output, and how many times the call was pending.
-    fn run(wat: &str, instrument: bool, async_wasi: bool) -> (Result<()>, String, usize) {
+    /// in `mode`. Returns the outcome, what the program wrote to standard
+    /// output, and how many times the call was pending.
+    fn run(wat: &str, instrument: bool, mode: Mode) -> (Result<()>, String, usize) {
         let wasm = if instrument {
             asyncify_transform::instrument(wat.as_bytes(), &Default::default())
                 .unwrap()
@@ -354,10 +674,10 @@ mod tests {
         };
         let engine = Engine::default();
         let mut linker = Linker::<WasiP1Ctx>::new(&engine);
-        if async_wasi {
-            add_to_linker_async(&mut linker, |ctx| ctx).unwrap();
-        } else {
-            add_to_linker_sync(&mut linker, |ctx| ctx).unwrap();
+        match mode {
+            Mode::Sync => add_to_linker_sync(&mut linker, |ctx| ctx).unwrap(),
+            Mode::Async => add_to_linker_async(&mut linker, |ctx| ctx).unwrap(),
+            Mode::Suspending => add_to_linker_async_suspending(&mut linker, |ctx| ctx).unwrap(),
         }
         let stdout = MemoryOutputPipe::new(1 << 20);
         let ctx = WasiCtxBuilder::new()
@@ -398,7 +718,7 @@ mod tests {
     #[test]
     fn sync_path_runs_uninstrumented_and_instrumented_modules() {
         for instrument in [false, true] {
-            let (result, out, pending) = run(&program(4, 5), instrument, false);
+            let (result, out, pending) = run(&program(4, 5), instrument, Mode::Sync);
             assert_eq!(exit_code(&result), Some(5), "{result:?}");
             assert_eq!(out, "3333");
             assert_eq!(pending, 0);
@@ -406,17 +726,26 @@ mod tests {
     }
 
     #[test]
-    fn async_path_suspends_once_per_call_with_the_same_output() {
+    fn suspending_path_suspends_once_per_call_with_the_same_output() {
         // args_sizes_get, 4 fd_write and proc_exit: 6 WASI calls.
-        let (result, out, pending) = run(&program(4, 7), true, true);
+        let (result, out, pending) = run(&program(4, 7), true, Mode::Suspending);
         assert_eq!(exit_code(&result), Some(7), "{result:?}");
         assert_eq!(out, "3333");
         assert_eq!(pending, 6);
     }
 
     #[test]
+    fn async_path_suspends_only_to_wait() {
+        // Writing to a memory pipe never waits.
+        let (result, out, pending) = run(&program(4, 7), true, Mode::Async);
+        assert_eq!(exit_code(&result), Some(7), "{result:?}");
+        assert_eq!(out, "3333");
+        assert_eq!(pending, 0);
+    }
+
+    #[test]
     fn async_path_refuses_uninstrumented_modules() {
-        let (result, out, _) = run(&program(1, 0), false, true);
+        let (result, out, _) = run(&program(1, 0), false, Mode::Async);
         let error = result.unwrap_err();
         assert!(
             matches!(error.downcast_ref::<Error>(), Some(Error::NotInstrumented { name, .. }) if name == "args_sizes_get"),
@@ -434,7 +763,7 @@ mod tests {
         // (The async path fails earlier: the linker has nowhere to put the
         // asyncify buffer.)
         for instrument in [false, true] {
-            let (result, _, _) = run(wat, instrument, false);
+            let (result, _, _) = run(wat, instrument, Mode::Sync);
             let error = format!("{:?}", result.unwrap_err());
             assert!(error.contains("export its memory as `memory`"), "{error}");
         }
