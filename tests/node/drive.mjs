@@ -16,10 +16,16 @@
 // state 2, calls stop_rewind and returns the recorded results.
 //
 // The buffer: V8 11.3 has no multi-memory, so the buffer is the guest's own
-// memory 0 (export `mem0`), all of it, header at 0. The guest cannot run
-// between the unwind and the rewind, so the driver saves the whole memory when
-// an import suspends and puts it back when the rewind reaches the import
-// again: the guest never sees a frame, and frames never clobber guest data.
+// memory 0 (export `mem0`), all of it, header at 0. The driver snapshots the
+// memory when an import suspends; when the unwind is over, every byte outside
+// the frames just written ([0, cur)) must still be as in the snapshot, and
+// when the rewind reaches the import again, every byte but the header must
+// still be as the unwind left it: guest code that wrongly runs on the unwind
+// or rewind path and stores to memory is a difference (and stays in the
+// memory, for the final comparison). Then only the frames' bytes ([0, cur)
+// after the unwind) are put back from the snapshot, so the guest never sees a
+// frame and frames never clobber guest data. (A wrong store on the unwind path
+// into the frames' own bytes is the one thing this cannot see.)
 //
 // Compared per schedule with the original: each call's results (numbers via
 // Object.is, so any NaN equals any NaN: values crossing into JS lose NaN
@@ -153,7 +159,9 @@ class Host {
     this.suspendable = 0;
     this.unwinds = 0;
     this.pending = null;
-    this.saved = null;
+    this.saved = null; // memory when the pending import suspended
+    this.unwound = null; // memory when that unwind was over
+    this.framesEnd = 0; // cur after that unwind
     this.handlerCalls = 0;
     this.handlerSuspends = 0;
   }
@@ -209,13 +217,63 @@ class Host {
     return pack(p.values);
   }
 
+  /**
+   * The unwind is over with `cur` at `cur`: nothing outside the frames
+   * ([0, cur)) may have changed since the import suspended.
+   */
+  unwindOver(cur) {
+    if (!this.saved) return;
+    const mem = this.memory();
+    this.framesEnd = Math.min(cur, mem.length);
+    this.unwound = mem.slice();
+    this.expectSame(this.saved, this.framesEnd, 'the unwind');
+  }
+
+  /**
+   * Reports the first byte at or past `from` that differs from `before`:
+   * a store executed on the unwind or rewind path (`what`).
+   */
+  expectSame(before, from, what) {
+    const mem = this.memory();
+    if (mem.length !== before.length) {
+      this.errors.push(`the memory changed size during ${what}`);
+      return;
+    }
+    for (let i = from; i < mem.length; i++) {
+      if (mem[i] !== before[i]) {
+        this.errors.push(`guest memory changed during ${what}: byte ${i} was ${before[i]}, is ${mem[i]}`);
+        return;
+      }
+    }
+  }
+
+  /**
+   * The rewind reached the suspended import: only the header may have
+   * changed since the unwind was over; then the frames' bytes get the
+   * guest's data back.
+   */
   restore() {
     if (this.saved) {
       const mem = this.memory();
-      if (mem.length === this.saved.length) mem.set(this.saved);
+      if (this.unwound) this.expectSame(this.unwound, HEADER, 'the rewind');
+      if (mem.length === this.saved.length) mem.set(this.saved.subarray(0, this.framesEnd));
       else this.errors.push('the memory changed size while suspended');
-      this.saved = null;
     }
+    this.saved = null;
+    this.unwound = null;
+    this.framesEnd = 0;
+  }
+
+  /** After a failed call: the guest's data back in the frames' bytes. */
+  abandon() {
+    if (this.saved) {
+      const mem = this.memory();
+      const end = this.unwound ? this.framesEnd : mem.length;
+      if (mem.length === this.saved.length) mem.set(this.saved.subarray(0, end));
+    }
+    this.saved = null;
+    this.unwound = null;
+    this.framesEnd = 0;
   }
 
   /** After a failed call: back to the normal state (best effort). */
@@ -229,7 +287,7 @@ class Host {
     } catch (e) {
       // A trap here leaves the state as it is; later calls will show it.
     }
-    this.restore();
+    this.abandon();
     this.pending = null;
   }
 }
@@ -285,6 +343,7 @@ function callExport(exports, host, c, name, args) {
     if (cur < HEADER || cur > end) {
       return fail(`after unwind #${unwinds}, cur = ${cur}, end = ${end}: the buffer (all of mem0) overflowed or the header is broken`);
     }
+    host.unwindOver(cur);
     if (unwinds > MAX_UNWINDS) return fail(`still unwinding after ${MAX_UNWINDS} rounds`);
     try {
       rt.asyncify_stop_unwind();

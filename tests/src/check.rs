@@ -108,6 +108,9 @@ pub struct Report {
     pub original: Outcome,
     /// Each instrumented run, by schedule.
     pub runs: Vec<(Schedule, Outcome)>,
+    /// Each run through `asyncify-linker`, by schedule (an outcome's
+    /// `unwinds` counts how often the export call was pending).
+    pub linked: Vec<(Schedule, Outcome)>,
     /// Why the check was skipped (Binaryen refused a module it cannot handle).
     pub skipped: Option<String>,
 }
@@ -232,6 +235,7 @@ impl Check {
                 instrumented: Vec::new(),
                 original: Outcome::default(),
                 runs: Vec::new(),
+                linked: Vec::new(),
                 skipped: Some(why),
             })
         };
@@ -252,6 +256,9 @@ impl Check {
                 Err(e) => return skip(format!("Binaryen cannot instrument this module: {e}")),
             },
         };
+        if self.instrumenter == Instrumenter::Transform {
+            crate::features::check_output(&self.module, &instrumented, &self.options)?;
+        }
         let buffer = self
             .buffer
             .clone()
@@ -267,6 +274,7 @@ impl Check {
             .unwrap_or_else(|| may_suspend_per(&self.options));
         let mut failures = Vec::new();
         let mut runs = Vec::new();
+        let mut linked = Vec::new();
         for schedule in &self.schedules {
             let config = RunConfig {
                 may_suspend: may_suspend.clone(),
@@ -279,11 +287,7 @@ impl Check {
                 failures.push(format!("under schedule {schedule:?}:\n{diff}"));
             } else if self.require_unwind && *schedule == Schedule::Always && outcome.unwinds() == 0
             {
-                failures.push(
-                    "under schedule Always nothing unwound: the test does not exercise \
-                     suspension (use allow_no_unwind if that is intended)"
-                        .to_string(),
-                );
+                failures.push(NOTHING_UNWOUND.to_string());
             }
             runs.push((schedule.clone(), outcome));
         }
@@ -299,7 +303,11 @@ impl Check {
                 failures.push(format!(
                     "through asyncify-linker under schedule {schedule:?}:\n{diff}"
                 ));
+            } else if self.require_unwind && *schedule == Schedule::Always && outcome.unwinds() == 0
+            {
+                failures.push(format!("through asyncify-linker: {NOTHING_UNWOUND}"));
             }
+            linked.push((schedule.clone(), outcome));
         }
         if let (Instrumenter::Binaryen, Some(why), false) = (
             self.instrumenter,
@@ -313,6 +321,7 @@ impl Check {
                 instrumented,
                 original,
                 runs,
+                linked,
                 skipped: None,
             });
         }
@@ -327,6 +336,29 @@ impl Check {
         ))
     }
 }
+
+/// Names of the functions this project's transform instruments in `module`
+/// (wat or wasm) with `options`, sorted (`#index` for a function without a
+/// name); `None` when another instrumenter is in use. Panics when the
+/// transform refuses the module.
+pub fn instrumented_names(module: impl AsRef<[u8]>, options: &Options) -> Option<Vec<String>> {
+    if Instrumenter::from_env() != Instrumenter::Transform {
+        return None;
+    }
+    let out = asyncify_transform::instrument(module.as_ref(), options)
+        .unwrap_or_else(|e| panic!("instrumenting failed: {e}"));
+    let mut names: Vec<String> = out
+        .instrumented
+        .iter()
+        .map(|f| f.name.clone().unwrap_or_else(|| format!("#{}", f.index)))
+        .collect();
+    names.sort();
+    Some(names)
+}
+
+/// The failure when a check that should suspend saw no unwind under `Always`.
+const NOTHING_UNWOUND: &str = "under schedule Always nothing unwound: the test does not \
+     exercise suspension (use allow_no_unwind if that is intended)";
 
 /// A short description of a run: calls and results, number of import calls.
 pub fn summary(outcome: &Outcome) -> String {

@@ -102,7 +102,30 @@ pub fn compare(original: &Outcome, instrumented: &Outcome) -> Diff {
         &mut d,
         |a, b| (a != b).then(|| format!("original {a}, instrumented {b}")),
     );
+    compare_named(
+        "table",
+        &original.tables,
+        &instrumented.tables,
+        &mut d,
+        |a, b| table_diff(a, b),
+    );
     Diff(d)
+}
+
+fn table_diff(a: &[Value], b: &[Value]) -> Option<String> {
+    if a.len() != b.len() {
+        return Some(format!(
+            "size {} in the original, {} instrumented",
+            a.len(),
+            b.len()
+        ));
+    }
+    let first = a.iter().zip(b).position(|(x, y)| x != y)?;
+    let count = a.iter().zip(b).filter(|(x, y)| x != y).count();
+    Some(format!(
+        "{count} elements differ, first at {first}: original {}, instrumented {}",
+        a[first], b[first]
+    ))
 }
 
 fn compare_imports(original: &Outcome, instrumented: &Outcome, d: &mut Vec<String>) {

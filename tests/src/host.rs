@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use wasmtime::{
-    AsContext, AsContextMut, Caller, Extern, Func, FuncType, Global, Instance, Linker, Memory,
-    Module, SharedMemory, Store, Val, ValType,
+    AnyRef, AsContext, AsContextMut, Caller, ExnRef, Extern, ExternRef, Func, FuncType, Global,
+    Instance, Linker, Memory, Module, OwnedRooted, Rooted, SharedMemory, Store, Val, ValType,
 };
 
 use crate::imports::ImportLinker;
+use crate::run::is_runtime_export;
 use crate::schedule::{host_results, Schedule};
-use crate::value::{self, list, Value};
+use crate::value::{self, list, RefValue, Value};
 
 /// Whether import `module.name` may suspend (the instrumented module was told
 /// it may). The driver only suspends calls for which this says yes.
@@ -276,6 +277,118 @@ impl Runtime {
     }
 }
 
+/// A reference the run has seen, kept so that the same reference seen again
+/// gets the same [`RefValue::Seen`] number.
+enum SeenRef {
+    Func(usize),
+    Any(OwnedRooted<AnyRef>),
+    Extern(OwnedRooted<ExternRef>),
+    Exn(OwnedRooted<ExnRef>),
+}
+
+/// The host-side table of the references a run has seen (see
+/// [`identify`]).
+#[derive(Default)]
+pub(crate) struct RefTable {
+    /// The exported functions (raw function references), in export order,
+    /// the asyncify runtime's left out.
+    exported_funcs: Vec<usize>,
+    seen: Vec<SeenRef>,
+}
+
+/// Remembers the functions `instance` exports, so that references to them
+/// are recorded as [`RefValue::Func`].
+pub(crate) fn note_exported_funcs(store: &mut Store<HostState>, instance: &Instance) {
+    let funcs: Vec<Func> = instance
+        .exports(&mut *store)
+        .filter(|e| !is_runtime_export(e.name()))
+        .filter_map(|e| e.into_func())
+        .collect();
+    let raw = funcs
+        .iter()
+        .map(|f| f.to_raw(&mut *store) as usize)
+        .collect();
+    store.data_mut().refs.exported_funcs = raw;
+}
+
+/// Records `val`, giving a reference its identity (see [`RefValue`]) through
+/// the run's table of references.
+pub(crate) fn identify(mut store: impl AsContextMut<Data = HostState>, val: &Val) -> Value {
+    let rooted_eq =
+        |store: &wasmtime::StoreContextMut<'_, HostState>, seen: &SeenRef| match (seen, val) {
+            (SeenRef::Any(a), Val::AnyRef(Some(b))) => Rooted::ref_eq(store, a, b).unwrap_or(false),
+            (SeenRef::Extern(a), Val::ExternRef(Some(b))) => {
+                Rooted::ref_eq(store, a, b).unwrap_or(false)
+            }
+            (SeenRef::Exn(a), Val::ExnRef(Some(b))) => Rooted::ref_eq(store, a, b).unwrap_or(false),
+            _ => false,
+        };
+    let mut store = store.as_context_mut();
+    let new = match val {
+        Val::FuncRef(Some(f)) => {
+            let raw = f.to_raw(&mut store) as usize;
+            let refs = &store.data().refs;
+            if let Some(i) = refs.exported_funcs.iter().position(|&p| p == raw) {
+                return Value::Ref(RefValue::Func(i as u32));
+            }
+            if let Some(i) = refs
+                .seen
+                .iter()
+                .position(|s| matches!(s, SeenRef::Func(p) if *p == raw))
+            {
+                return Value::Ref(RefValue::Seen(i as u32));
+            }
+            SeenRef::Func(raw)
+        }
+        Val::AnyRef(Some(r)) => {
+            if let Ok(Some(i)) = r.as_i31(&store) {
+                return Value::Ref(RefValue::I31(i.get_u32()));
+            }
+            match r.to_owned_rooted(&mut store) {
+                Ok(owned) => SeenRef::Any(owned),
+                Err(_) => return Value::from_val(val),
+            }
+        }
+        Val::ExternRef(Some(r)) => {
+            if let Ok(Some(tag)) = r
+                .data(&store)
+                .map(|d| d.and_then(|d| d.downcast_ref::<u64>()).copied())
+            {
+                return Value::Ref(RefValue::Tag(tag));
+            }
+            match r.to_owned_rooted(&mut store) {
+                Ok(owned) => SeenRef::Extern(owned),
+                Err(_) => return Value::from_val(val),
+            }
+        }
+        Val::ExnRef(Some(r)) => match r.to_owned_rooted(&mut store) {
+            Ok(owned) => SeenRef::Exn(owned),
+            Err(_) => return Value::from_val(val),
+        },
+        other => return Value::from_val(other),
+    };
+    if let Some(i) = store
+        .data()
+        .refs
+        .seen
+        .iter()
+        .position(|s| rooted_eq(&store, s))
+    {
+        return Value::Ref(RefValue::Seen(i as u32));
+    }
+    let refs = &mut store.data_mut().refs;
+    refs.seen.push(new);
+    Value::Ref(RefValue::Seen(refs.seen.len() as u32 - 1))
+}
+
+/// Records a list of values with [`identify`].
+pub(crate) fn identify_all(
+    mut store: impl AsContextMut<Data = HostState>,
+    vals: &[Val],
+) -> Vec<Value> {
+    vals.iter().map(|v| identify(&mut store, v)).collect()
+}
+
 /// A suspended import's result, returned when the rewind reaches it again.
 pub(crate) struct Pending {
     module: String,
@@ -291,6 +404,8 @@ pub(crate) struct HostState {
     /// Calls so far to imports that may suspend (the schedule's counter).
     pub suspendable_calls: u64,
     pub unwinds: u64,
+    /// See [`Outcome::buffer_needed`](crate::Outcome::buffer_needed).
+    pub buffer_needed: u64,
     pub pending: Option<Pending>,
     /// Set once the instrumented module is instantiated; `None` for the original.
     pub runtime: Option<Runtime>,
@@ -304,6 +419,8 @@ pub(crate) struct HostState {
     /// start function's import calls never suspend, as with the direct
     /// driver, which has no runtime yet while the start function runs).
     pub instantiated: bool,
+    /// The references seen so far (see [`identify`]).
+    pub refs: RefTable,
 }
 
 impl HostState {
@@ -313,6 +430,7 @@ impl HostState {
             errors: Vec::new(),
             suspendable_calls: 0,
             unwinds: 0,
+            buffer_needed: 0,
             pending: None,
             runtime: None,
             schedule,
@@ -320,20 +438,20 @@ impl HostState {
             imported_memories: Vec::new(),
             imported_globals: Vec::new(),
             instantiated: false,
+            refs: RefTable::default(),
         }
     }
 
-    /// Logs a call of import `module.name` with `args` and returns the
-    /// host's deterministic results for it (which also depend on how many
-    /// calls the log holds already).
+    /// Logs a call of import `module.name` with `args` (recorded with
+    /// [`identify`]) and returns the host's deterministic results for it
+    /// (which also depend on how many calls the log holds already).
     pub(crate) fn log_call(
         &mut self,
         module: &str,
         name: &str,
-        args: &[Val],
+        args: Vec<Value>,
         result_types: &[ValType],
     ) -> Vec<Value> {
-        let args = value::record(args);
         let calls_so_far = self.log.len() as u64;
         let results = host_results(module, name, &args, calls_so_far, result_types);
         self.log.push(ImportCall {
@@ -358,19 +476,29 @@ impl HostState {
     }
 }
 
-/// The host's results `values` (one for each of `types`) as wasm values.
-pub(crate) fn as_vals(values: Vec<Value>, types: &[ValType]) -> Vec<Val> {
+/// The host's results `values` (one for each of `types`) as wasm values
+/// (references made in `store`).
+pub(crate) fn as_vals(
+    mut store: impl AsContextMut,
+    values: Vec<Value>,
+    types: &[ValType],
+) -> Vec<Val> {
     values
         .into_iter()
         .zip(types)
-        .map(|(v, ty)| v.to_val(ty))
+        .map(|(v, ty)| v.to_val(ty, &mut store))
         .collect()
 }
 
 /// Writes the host's results `values` into `results`, as wasm values of
-/// `types`.
-pub(crate) fn fill_results(results: &mut [Val], values: Vec<Value>, types: &[ValType]) {
-    for (r, v) in results.iter_mut().zip(as_vals(values, types)) {
+/// `types` (references made in `store`).
+pub(crate) fn fill_results(
+    store: impl AsContextMut,
+    results: &mut [Val],
+    values: Vec<Value>,
+    types: &[ValType],
+) {
+    for (r, v) in results.iter_mut().zip(as_vals(store, values, types)) {
         *r = v;
     }
 }
@@ -455,6 +583,7 @@ fn host_call(
             }
         }
     }
+    let args = identify_all(&mut caller, args);
     let values = caller.data_mut().log_call(module, name, args, result_types);
     if let Some(rt) = &runtime {
         let data = caller.data_mut();
@@ -471,7 +600,7 @@ fn host_call(
             return Ok(());
         }
     }
-    fill_results(results, values, result_types);
+    fill_results(&mut caller, results, values, result_types);
     Ok(())
 }
 
@@ -501,7 +630,7 @@ fn resume(
     rt.call(&rt.stop_rewind, &mut *caller, false)?;
     match caller.data_mut().pending.take() {
         Some(p) if p.module == module && p.name == name => {
-            fill_results(results, p.results, result_types);
+            fill_results(&mut *caller, results, p.results, result_types);
             Ok(())
         }
         Some(p) => Err(violation(

@@ -38,6 +38,7 @@ use wasmtime::{Config, Engine};
 pub mod binaryen;
 mod check;
 mod compare;
+pub mod features;
 mod host;
 mod imports;
 pub mod interface;
@@ -48,7 +49,8 @@ mod value;
 
 pub use asyncify_transform::{Error, Options};
 pub use check::{
-    buffer_per, check, may_suspend_per, print_wasm, summary, Check, Instrumenter, Report,
+    buffer_per, check, instrumented_names, may_suspend_per, print_wasm, summary, Check,
+    Instrumenter, Report,
 };
 pub use compare::{compare, Diff};
 pub use host::{ImportCall, SuspendPredicate, RUNTIME_MODULE};
@@ -56,7 +58,7 @@ pub use interface::Interface;
 pub use linked::run_linked;
 pub use run::{is_runtime_export, run, BufferSpec, CallOutcome, Failure, Outcome, RunConfig};
 pub use schedule::{host_results, Schedule};
-pub use value::Value;
+pub use value::{RefValue, Value};
 pub use wasmtime::{Val, V128};
 
 /// The one engine all runs share (compiling is the slow part; one engine

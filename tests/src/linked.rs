@@ -14,10 +14,10 @@ use std::future::Future;
 use std::pin::pin;
 
 use asyncify_linker::{AsyncCaller, Instance, Linker};
-use wasmtime::{Extern, FuncType, Module, Store, Val, ValType};
+use wasmtime::{AsContextMut, Extern, FuncType, Module, Store, StoreContextMut, Val, ValType};
 
 use crate::engine;
-use crate::host::{as_vals, fill_results, HostState};
+use crate::host::{as_vals, fill_results, identify_all, HostState};
 use crate::imports::ImportLinker;
 use crate::run::{
     finish, record_calls, resolve_buffer, start, BufferSpec, Failure, Outcome, RunConfig,
@@ -41,6 +41,7 @@ pub fn run_linked(wasm: &[u8], config: &RunConfig, calls: &[(&str, Vec<Val>)]) -
     let Some((mut store, instance)) = start(wasm, config, true, new_linker, &mut outcome) else {
         return outcome;
     };
+    crate::host::note_exported_funcs(&mut store, &instance.wasmtime());
     record_calls(&mut outcome, calls, |export, args| {
         call_through_linker(&mut store, &instance, export, args)
     });
@@ -71,7 +72,7 @@ fn call_through_linker(
         }))
     };
     let result = result
-        .map(|()| value::record(&results))
+        .map(|()| crate::host::identify_all(&mut *store, &results))
         .map_err(|e| Failure::from_error(&e));
     (result, pending)
 }
@@ -95,12 +96,14 @@ fn place_buffer(linker: &mut Linker<HostState>, module: &Module, spec: &BufferSp
 /// Logs an import call and returns its deterministic results, and whether
 /// it suspends (never during instantiation).
 fn host_call(
-    data: &mut HostState,
+    mut store: StoreContextMut<'_, HostState>,
     module: &str,
     name: &str,
     result_types: &[ValType],
     args: &[Val],
 ) -> (Vec<Value>, bool) {
+    let args = identify_all(&mut store, args);
+    let data = store.data_mut();
     let values = data.log_call(module, name, args, result_types);
     let suspend = data.instantiated && data.suspends(module, name);
     (values, suspend)
@@ -140,20 +143,19 @@ impl ImportLinker for Linker<HostState> {
                 move |caller: AsyncCaller<HostState>, params: Vec<Val>| {
                     let (m, n, types) = (m.clone(), n.clone(), result_types.clone());
                     async move {
-                        let (values, suspend) = caller.try_with(|mut store| {
-                            host_call(store.data_mut(), &m, &n, &types, &params)
-                        })?;
+                        let (values, suspend) =
+                            caller.try_with(|store| host_call(store, &m, &n, &types, &params))?;
                         if suspend {
                             asyncify_linker::yield_now().await;
                         }
-                        Ok(as_vals(values, &types))
+                        Ok(caller.try_with(|store| as_vals(store, values, &types))?)
                     }
                 },
             )?;
         } else {
             self.func_new(module, name, ty, move |mut caller, params, results| {
-                let (values, _) = host_call(caller.data_mut(), &m, &n, &result_types, params);
-                fill_results(results, values, &result_types);
+                let (values, _) = host_call(caller.as_context_mut(), &m, &n, &result_types, params);
+                fill_results(&mut caller, results, values, &result_types);
                 Ok(())
             })?;
         }

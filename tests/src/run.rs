@@ -7,7 +7,10 @@ use std::sync::Arc;
 use wasmtime::{Extern, Func, Global, Instance, Linker, Module, Store, Val, ValType};
 
 use crate::engine;
-use crate::host::{BufferLayout, HostState, MemHandle, Runtime, SuspendPredicate};
+use crate::host::{
+    identify, identify_all, note_exported_funcs, BufferLayout, HostState, MemHandle, Runtime,
+    SuspendPredicate,
+};
 use crate::imports::{define_imports, ImportLinker};
 use crate::schedule::Schedule;
 use crate::value::{self, Value};
@@ -112,6 +115,10 @@ pub struct Failure {
     pub trap: Option<String>,
     /// What went wrong (the root cause), for information only (not compared).
     pub message: String,
+    /// The whole error with its context (for a trap the wasm backtrace),
+    /// prefixed with `in NAME:` for a trap in a runtime function the driver
+    /// called; not compared.
+    pub detail: String,
 }
 
 impl Failure {
@@ -119,12 +126,23 @@ impl Failure {
         Failure {
             trap: e.downcast_ref::<wasmtime::Trap>().map(|t| format!("{t:?}")),
             message: e.root_cause().to_string(),
+            detail: format!("{e:?}"),
         }
+    }
+
+    /// A trap in the runtime function `name`, which the driver called (the
+    /// output has no names for the backtrace to show): `detail` starts with
+    /// `in {name}:`.
+    pub(crate) fn in_runtime(name: &str, e: &wasmtime::Error) -> Self {
+        let mut failure = Failure::from_error(e);
+        failure.detail = format!("in {name}: {}", failure.detail);
+        failure
     }
 
     pub(crate) fn driver(message: String) -> Self {
         Failure {
             trap: None,
+            detail: message.clone(),
             message,
         }
     }
@@ -163,6 +181,14 @@ impl CallOutcome {
     pub fn trapped(&self) -> bool {
         matches!(&self.result, Err(f) if f.trap.is_some())
     }
+
+    /// Whether the call ended in the trap the ABI gives a buffer that is
+    /// too small: `unreachable` executed in `asyncify_stop_unwind` (the
+    /// runtime function that checks `cur > end` after an unwind).
+    pub fn overflowed(&self) -> bool {
+        matches!(&self.result, Err(f) if f.trap.as_deref() == Some("UnreachableCodeReached")
+            && f.detail.starts_with("in asyncify_stop_unwind:"))
+    }
 }
 
 /// Everything observable about a run.
@@ -179,6 +205,14 @@ pub struct Outcome {
     pub memories: Vec<(String, Vec<u8>)>,
     /// Final values of the exported globals.
     pub globals: Vec<(String, Value)>,
+    /// Final contents of the exported tables, by name: one value per
+    /// element (so the length is the size), references by identity.
+    pub tables: Vec<(String, Vec<Value>)>,
+    /// The most buffer bytes (past the header) an unwind of the direct
+    /// driver asked for: `cur - start` after the unwind, also when that is
+    /// past `end` (the transform advances `cur` by the full size of frames
+    /// that do not fit).
+    pub buffer_needed: u64,
     /// Protocol violations the driver saw (always a failure).
     pub errors: Vec<String>,
 }
@@ -212,6 +246,7 @@ pub fn run(wasm: &[u8], config: &RunConfig, calls: &[(&str, Vec<Val>)]) -> Outco
     else {
         return outcome;
     };
+    note_exported_funcs(&mut store, &instance);
     let buffer = resolve_buffer(&mut store, &instance, &config.buffer);
     if config.instrumented {
         match buffer
@@ -412,7 +447,7 @@ fn call_export(
     let mut results: Vec<Val> = ty.results().map(|t| value::zero(&t)).collect();
     let Some(rt) = store.data().runtime.clone() else {
         return match func.call(&mut *store, args, &mut results) {
-            Ok(()) => Ok(value::record(&results)),
+            Ok(()) => Ok(identify_all(&mut *store, &results)),
             Err(e) => Err(Failure::from_error(&e)),
         };
     };
@@ -450,7 +485,7 @@ fn call_export(
                     );
                 }
                 return match header {
-                    Some((cur, _)) if cur == start => Ok(value::record(&results)),
+                    Some((cur, _)) if cur == start => Ok(identify_all(&mut *store, &results)),
                     other => fail(
                         store,
                         format!(
@@ -463,6 +498,10 @@ fn call_export(
             1 => {
                 unwinds += 1;
                 store.data_mut().unwinds += 1;
+                if let Some((cur, _)) = header {
+                    let needed = &mut store.data_mut().buffer_needed;
+                    *needed = (*needed).max(cur.saturating_sub(start));
+                }
                 match header {
                     Some((cur, end)) if start <= cur && cur <= end => {}
                     Some((cur, end)) if cur > end => {
@@ -475,7 +514,7 @@ fn call_export(
                         return match rt.call(&rt.stop_unwind, &mut *store, false) {
                             Err(e) => {
                                 rt.reset(&mut *store);
-                                Err(Failure::from_error(&e))
+                                Err(Failure::in_runtime("asyncify_stop_unwind", &e))
                             }
                             Ok(()) => fail(
                                 store,
@@ -498,10 +537,13 @@ fn call_export(
                 }
                 // A trap in the runtime functions is the module's verdict
                 // (for example on overflow): report it as the call's trap.
-                for (f, with_ptr) in [(&rt.stop_unwind, false), (&rt.start_rewind, true)] {
+                for (f, with_ptr, name) in [
+                    (&rt.stop_unwind, false, "asyncify_stop_unwind"),
+                    (&rt.start_rewind, true, "asyncify_start_rewind"),
+                ] {
                     if let Err(e) = rt.call(f, &mut *store, with_ptr) {
                         rt.reset(&mut *store);
-                        return Err(Failure::from_error(&e));
+                        return Err(Failure::in_runtime(name, &e));
                     }
                 }
             }
@@ -543,7 +585,18 @@ pub(crate) fn finish(
             Extern::SharedMemory(m) => memories.push((name, MemHandle::Shared(m))),
             Extern::Global(g) => {
                 let v = g.get(&mut *store);
-                outcome.globals.push((name, Value::from_val(&v)));
+                let v = identify(&mut *store, &v);
+                outcome.globals.push((name, v));
+            }
+            Extern::Table(t) => {
+                let size = t.size(&*store);
+                let elements = (0..size)
+                    .map(|i| {
+                        let v = t.get(&mut *store, i).map_or(Val::I32(0), Val::from);
+                        identify(&mut *store, &v)
+                    })
+                    .collect();
+                outcome.tables.push((name, elements));
             }
             _ => {}
         }
@@ -560,5 +613,6 @@ pub(crate) fn finish(
     let data = store.data_mut();
     outcome.imports = std::mem::take(&mut data.log);
     outcome.errors = std::mem::take(&mut data.errors);
+    outcome.buffer_needed = data.buffer_needed;
     outcome
 }

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::value::Value;
-use wasmtime::ValType;
+use crate::value::{RefValue, Value};
+use wasmtime::{HeapType, ValType};
 
 /// Decides, for the n-th call to an import that may suspend (counting from 0
 /// over the whole run), whether that call suspends.
@@ -90,6 +90,10 @@ fn seed(module: &str, name: &str, args: &[Value], calls_so_far: u64) -> u64 {
 /// Integers are small (0..100) three times in four, so that modules can use
 /// them as counts, and full-range otherwise. Floats are simple finite numbers,
 /// with now and then a NaN carrying a payload, to catch code that loses bits.
+/// An `externref` is a new one tagged with a hash (null one time in four),
+/// an `anyref`, `eqref` or `i31ref` an `i31`, so that a reference the guest
+/// keeps across a suspension can be told from another; other references are
+/// null.
 pub fn host_results(
     module: &str,
     name: &str,
@@ -118,7 +122,13 @@ pub fn host_results(
                 }
                 ValType::F64 => Value::F64((((h >> 8) % 2000) as f64 / 8.0 - 100.0).to_bits()),
                 ValType::V128 => Value::V128((u128::from(h) << 64) | u128::from(mix(h))),
-                ValType::Ref(_) => Value::Ref { null: true },
+                ValType::Ref(r) => Value::Ref(match r.heap_type() {
+                    HeapType::Extern if small || !r.is_nullable() => RefValue::Tag(h >> 8),
+                    HeapType::Any | HeapType::Eq | HeapType::I31 if small || !r.is_nullable() => {
+                        RefValue::I31((h >> 8) as u32 & 0x7fff_ffff)
+                    }
+                    _ => RefValue::Null,
+                }),
             }
         })
         .collect()

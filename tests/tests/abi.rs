@@ -71,27 +71,61 @@ fn buffer_overflow_traps() {
     });
     let outcome = run(&wasm, &config, &[("rec", vec![Val::I32(20)])]);
     assert!(outcome.start.is_none(), "{:?}", outcome.start);
+    assert_overflow_trap(&outcome);
+}
+
+/// The call ended in the ABI's overflow trap (`unreachable` in
+/// `asyncify_stop_unwind`, after the driver saw `cur > end`), not in some
+/// other trap.
+fn assert_overflow_trap(outcome: &asyncify_tests::Outcome) {
+    let call = &outcome.calls[0];
     assert!(
-        outcome.calls[0].trapped(),
-        "expected a trap, got {:?} (driver: {:?})",
-        outcome.calls[0].result,
+        call.overflowed(),
+        "expected the overflow trap in asyncify_stop_unwind, got {:?} (driver: {:?})",
+        call.result,
+        outcome.errors
+    );
+    assert!(
+        outcome
+            .errors
+            .iter()
+            .any(|e| e.contains("cur (") && e.contains("the buffer overflowed")),
+        "the driver saw cur > end: {:?}",
         outcome.errors
     );
 }
 
+/// The buffer's exact-fit boundary: the size the unwinds need (measured in
+/// a roomy buffer) is enough, one byte less overflows with the ABI's trap.
 #[test]
 fn buffer_just_big_enough() {
-    // The same call with a roomy buffer completes, with the same result as
-    // when nothing suspends.
     let Some(wasm) = instrumented(SIMPLE, &Options::default()) else {
         return;
     };
     let calls = [("rec", vec![Val::I32(20)])];
-    let never = run(&wasm, &RunConfig::instrumented(Schedule::Never), &calls);
-    let always = run(&wasm, &RunConfig::instrumented(Schedule::Always), &calls);
-    assert!(always.errors.is_empty(), "{:?}", always.errors);
-    assert_eq!(never.results(0), always.results(0));
-    assert_eq!(always.unwinds(), 21);
+    let original = run(
+        &asyncify_tests::wasm(SIMPLE),
+        &RunConfig::original(),
+        &calls,
+    );
+    let roomy = run(&wasm, &RunConfig::instrumented(Schedule::Always), &calls);
+    assert!(roomy.errors.is_empty(), "{:?}", roomy.errors);
+    let needed = roomy.buffer_needed;
+    assert!(needed > 20 * 4, "21 frames need room: {needed}");
+    // Header (8 bytes) plus `frames` bytes for the frames.
+    let sized = |frames: u64| {
+        RunConfig::instrumented(Schedule::Always).buffer(BufferSpec {
+            memory: None,
+            addr: Some(0x8000),
+            size: Some(8 + frames),
+        })
+    };
+    let exact = run(&wasm, &sized(needed), &calls);
+    assert!(exact.errors.is_empty(), "{:?}", exact.errors);
+    assert_eq!(exact.results(0), original.results(0));
+    assert_eq!(exact.unwinds(), 21);
+    let short = run(&wasm, &sized(needed - 1), &calls);
+    assert_overflow_trap(&short);
 }
 
 /// When a frame does not fit, unwinding writes nothing at or past `end`, but

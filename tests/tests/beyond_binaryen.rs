@@ -1,8 +1,9 @@
 //! Constructs the reference pass refuses or gets wrong (see "Where the
 //! reference falls short" in the ABI notes): exceptions with `try_table`, tail
-//! calls, reference-typed locals live across a suspension. The transform may
-//! refuse them cleanly (`Error::Unsupported`, a notice here); it must never
-//! produce a module that behaves differently.
+//! calls, reference-typed locals live across a suspension. The README lists
+//! all of them as supported, so a refusal (`Error::Unsupported`) fails here
+//! like a wrong result; what the transform documents refusing is tested in
+//! `refusals.rs`.
 
 use asyncify_tests::{Check, Val};
 
@@ -45,7 +46,6 @@ fn try_table() {
             ("escape", i32s(&[5])),
             ("catch", i32s(&[1])),
         ])
-        .allow_unsupported()
         .run();
 }
 
@@ -76,7 +76,6 @@ fn tail_calls() {
             ("direct", i32s(&[6])),
             ("indirect", i32s(&[4])),
         ])
-        .allow_unsupported()
         .run();
 }
 
@@ -102,7 +101,6 @@ const REF_LOCALS: &str = r#"(module
 fn reference_locals_live_across_a_suspension() {
     Check::new(REF_LOCALS)
         .calls(&[("run", i32s(&[1])), ("run", i32s(&[2]))])
-        .allow_unsupported()
         .run();
 }
 

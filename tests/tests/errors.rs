@@ -33,20 +33,36 @@ fn refuses_invalid_bytes() {
     }
 }
 
+/// The refusal of `asyncify.get_state` imported as `[] -> []`.
+const RUNTIME_GET_STATE: &str = "cannot instrument: the module imports `asyncify.get_state` \
+    with type [] -> [], but the runtime function has type [] -> [i32] (the pointer is i32 \
+    because the buffer's memory is 32-bit)";
+
+/// The refusal of `asyncify.start_unwind` taking an `i32` with a 64-bit memory.
+const RUNTIME_START_UNWIND: &str = "cannot instrument: the module imports \
+    `asyncify.start_unwind` with type [i32] -> [], but the runtime function has type [i64] -> \
+    [] (the pointer is i64 because the buffer's memory is 64-bit)";
+
 /// A guest import of a runtime function with the wrong type is refused with
 /// an error naming it (found by the fuzzer: it used to produce an invalid
 /// module).
 #[test]
 fn runtime_imports_with_the_wrong_type_are_refused() {
-    for wat in [
-        r#"(module (import "asyncify" "get_state" (func $g)) (memory 1) (func (call $g)))"#,
-        r#"(module (import "asyncify" "start_unwind" (func $u (param i32)))
+    for (wat, expected) in [
+        (
+            r#"(module (import "asyncify" "get_state" (func $g)) (memory 1) (func (call $g)))"#,
+            RUNTIME_GET_STATE,
+        ),
+        (
+            r#"(module (import "asyncify" "start_unwind" (func $u (param i32)))
             (memory i64 1) (func (call $u (i32.const 16))))"#,
+            RUNTIME_START_UNWIND,
+        ),
     ] {
         let wasm = wat::parse_str(wat).unwrap();
         match asyncify_transform::instrument(&wasm, &Default::default()) {
             Err(e @ asyncify_transform::Error::RuntimeImportType(_)) => {
-                assert!(e.to_string().contains("asyncify."), "{e}");
+                assert_eq!(e.to_string(), expected);
             }
             other => panic!("{wat}: {:?}", other.map(|o| o.wasm.len())),
         }

@@ -1,7 +1,11 @@
 //! Indirect calls: `call_indirect` through a table (suspending targets, traps),
 //! `ignore_indirect`, and `call_ref`.
 
-use asyncify_tests::{check, Check, Options, Schedule, Val};
+use asyncify_tests::{check, instrumented_names, Check, Options, Schedule, Val};
+
+fn strings(names: &[&str]) -> Vec<String> {
+    names.iter().map(ToString::to_string).collect()
+}
 
 fn i32s(values: &[i32]) -> Vec<Val> {
     values.iter().map(|&v| Val::I32(v)).collect()
@@ -21,12 +25,12 @@ const TABLE: &str = r#"(module
     (i32.add (call $async_inc (local.get 0)) (call $async_inc (i32.const 1))))
 
   ;; A value on the stack across the indirect call.
-  (func (export "dispatch") (param $i i32) (param $x i32) (result i32)
+  (func $dispatch (export "dispatch") (param $i i32) (param $x i32) (result i32)
     (i32.add (local.get $x)
       (call_indirect (type $t) (local.get $x) (local.get $i))))
 
   ;; Feed each table entry's result into the next.
-  (func (export "chain") (param $x i32) (result i32)
+  (func $chain (export "chain") (param $x i32) (result i32)
     (local $i i32)
     (loop $l
       (local.set $x (call_indirect (type $t) (local.get $x) (local.get $i)))
@@ -35,7 +39,7 @@ const TABLE: &str = r#"(module
     (local.get $x))
 
   ;; A direct path to the suspending function, for when indirect calls are ignored.
-  (func (export "direct") (param $x i32) (result i32)
+  (func $direct (export "direct") (param $x i32) (result i32)
     (i32.add (call $pure (local.get $x)) (call $async_inc (local.get $x)))))"#;
 
 #[test]
@@ -87,6 +91,18 @@ fn ignore_indirect() {
             ("dispatch", i32s(&[2, 1])),
         ],
     );
+    // The functions that call indirectly are not instrumented (they would
+    // be with the option ignored).
+    if let Some(names) = instrumented_names(TABLE, &options) {
+        assert_eq!(names, strings(&["async_deep", "async_inc", "direct"]));
+    }
+    let all = instrumented_names(TABLE, &Options::default());
+    if let Some(names) = all {
+        assert_eq!(
+            names,
+            strings(&["async_deep", "async_inc", "chain", "direct", "dispatch"])
+        );
+    }
 }
 
 const CALL_REF: &str = r#"(module
@@ -96,7 +112,7 @@ const CALL_REF: &str = r#"(module
   (elem declare func $async_inc $double)
   (func $double (type $t) (i32.mul (local.get 0) (i32.const 2)))
   (func $async_inc (type $t) (i32.add (local.get 0) (call $tick (local.get 0))))
-  (func (export "run") (param $x i32) (result i32)
+  (func $run (export "run") (param $x i32) (result i32)
     (i32.add
       (call_ref $t (local.get $x) (ref.func $async_inc))
       (call_ref $t (local.get $x)
@@ -131,4 +147,8 @@ fn call_ref_with_ignore_indirect() {
         .calls(&[("run", i32s(&[0])), ("run", i32s(&[3]))])
         .allow_no_unwind()
         .run();
+    // `run` reaches the import only through `call_ref`: not instrumented.
+    if let Some(names) = instrumented_names(CALL_REF, &options) {
+        assert_eq!(names, strings(&["async_inc"]));
+    }
 }

@@ -72,6 +72,13 @@ const DEFAULT_CASES: u32 = 1000;
 /// Skips above this share of cases fail the test.
 const MAX_SKIP_SHARE: f64 = 0.5;
 
+/// Unusable draws (no module, nothing to call) above this share of all
+/// draws fail the test: the generator would be testing too little.
+const MAX_UNUSABLE_SHARE: f64 = 0.25;
+
+/// At least this share of the passed cases must suspend at least once.
+const MIN_SUSPENDED_SHARE: f64 = 0.6;
+
 /// The whole Node run must finish within this (a hung case is named).
 const NODE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -1294,10 +1301,20 @@ fn legacy_exceptions_under_node() {
             failures[0].2
         );
     }
+    let drawn = tried + unusable + v8_rejected.len() as u64;
+    assert!(passed > 0, "no case ran ({drawn} drawn)");
     assert!(
         tried < 20 || share <= MAX_SKIP_SHARE,
         "{:.1}% of cases skipped as unsupported: the generator tests too little",
         100.0 * share
+    );
+    assert!(
+        drawn < 20 || unusable as f64 <= MAX_UNUSABLE_SHARE * drawn as f64,
+        "{unusable} of {drawn} drawn cases were unusable: the generator tests too little"
+    );
+    assert!(
+        passed < 20 || suspended as f64 >= MIN_SUSPENDED_SHARE * passed as f64,
+        "only {suspended} of {passed} passed cases suspended: suspension is not being exercised"
     );
     assert!(
         v8_rejected.len() as u64 * 10 <= tried.max(10),

@@ -3,7 +3,8 @@
 //! names), `propagate_add_list`, `asserts`.
 
 use asyncify_tests::{
-    check, run, Check, Instrumenter, Interface, Options, RunConfig, Schedule, Val,
+    check, instrumented_names, run, Check, Instrumenter, Interface, Options, RunConfig, Schedule,
+    Val,
 };
 
 fn i32s(values: &[i32]) -> Vec<Val> {
@@ -12,23 +13,6 @@ fn i32s(values: &[i32]) -> Vec<Val> {
 
 fn strings(names: &[&str]) -> Vec<String> {
     names.iter().map(ToString::to_string).collect()
-}
-
-/// Names of the functions this project's transform reports as instrumented
-/// (`None` when another instrumenter is in use).
-fn instrumented_names(module: &str, options: &Options) -> Option<Vec<String>> {
-    if Instrumenter::from_env() != Instrumenter::Transform {
-        return None;
-    }
-    let out = asyncify_transform::instrument(module.as_bytes(), options)
-        .unwrap_or_else(|e| panic!("instrumenting failed: {e}"));
-    let mut names: Vec<String> = out
-        .instrumented
-        .iter()
-        .map(|f| f.name.clone().unwrap_or_else(|| format!("#{}", f.index)))
-        .collect();
-    names.sort();
-    Some(names)
 }
 
 const TWO_IMPORTS: &str = r#"(module
@@ -99,6 +83,11 @@ fn ignore_imports_without_runtime_calls() {
         .calls(&[("both", i32s(&[3])), ("other", i32s(&[1]))])
         .allow_no_unwind()
         .run();
+    // Nothing is instrumented (with the option ignored, `both`, `only_fast`
+    // and `other` would be).
+    if let Some(names) = instrumented_names(TWO_IMPORTS, &options) {
+        assert_eq!(names, Vec::<String>::new());
+    }
 }
 
 /// The guest drives itself: `$sleep` unwinds through the runtime imports

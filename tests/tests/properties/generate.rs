@@ -79,6 +79,9 @@ pub const BUFFER_PAGES: u64 = 16;
 ///   4000 ran out.
 pub const FUEL: u32 = 50;
 
+/// How many types wasm-smith may add beyond the import pool's.
+const OWN_TYPES: usize = 16;
+
 /// A generated case.
 pub struct Case {
     /// The module (binary).
@@ -89,6 +92,10 @@ pub struct Case {
     pub pattern: Vec<bool>,
     /// The features drawn for this case, for the report.
     pub features: String,
+    /// What typed-reference content wasm-smith's own code has (before the
+    /// spliced shapes).
+    #[allow(dead_code)] // Read by the property test, not by the legacy-exceptions test.
+    pub smith_content: TypedContent,
 }
 
 /// Builds a case from `bytes`. With `buffer_memory`, the module gets an extra
@@ -163,6 +170,7 @@ fn build(
         features += &format!(" injected-calls(1/{one_in})");
     }
     let mut wasm = finish(&smith, buffer_memory, fuel, injections)?;
+    let smith_content = typed_content(&wasm);
     let shape = Shape::of(&wasm)?;
     let mut calls = draw_calls(&mut u, &shape).map_err(|e| e.to_string())?;
     if beyond_binaryen {
@@ -187,6 +195,7 @@ fn build(
         calls,
         pattern,
         features,
+        smith_content,
     })
 }
 
@@ -211,7 +220,11 @@ fn smith_config(
         min_funcs: 1,
         max_funcs: 14,
         max_instructions,
-        max_types: 12,
+        // The import pool's 12 types come first (wasm-smith copies them in),
+        // so room beyond them for wasm-smith's own: function types with
+        // reference-typed parameters and results, and with GC, struct and
+        // array types.
+        max_types: 12 + OWN_TYPES,
         max_globals: 6,
         max_exports: 0,
         max_data_segments: 3,
@@ -1027,21 +1040,49 @@ pub fn skip_kind(why: &str) -> String {
         .join(" ")
 }
 
-/// What typed-reference content a module's code has, for the statistics of
-/// the `beyond_binaryen` cases.
+/// What typed-reference content a module has, for the statistics of the
+/// property tests (and their check that the generator makes it).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TypedContent {
     /// `call_ref` or `return_call_ref`.
     pub call_ref: bool,
     /// A GC instruction: struct, array, i31, cast or conversion.
     pub gc: bool,
+    /// A struct or array instruction.
+    pub struct_array: bool,
+    /// A defined function with a reference-typed parameter or result.
+    pub ref_signature: bool,
 }
 
-/// Scans the code of `wasm` for [`TypedContent`] (an unreadable module has none).
-#[allow(dead_code)] // Used by the property test, not by the legacy-exceptions test.
+/// Scans `wasm` for [`TypedContent`] (an unreadable module has none).
 pub fn typed_content(wasm: &[u8]) -> TypedContent {
     let mut out = TypedContent::default();
+    let mut signatures: Vec<bool> = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
+        match &payload {
+            Ok(Payload::TypeSection(s)) => {
+                for group in s.clone().into_iter().flatten() {
+                    for ty in group.into_types() {
+                        signatures.push(match &ty.composite_type.inner {
+                            CompositeInnerType::Func(f) => f
+                                .params()
+                                .iter()
+                                .chain(f.results())
+                                .any(|t| t.is_reference_type()),
+                            _ => false,
+                        });
+                    }
+                }
+            }
+            Ok(Payload::FunctionSection(s)) => {
+                for ty in s.clone().into_iter().flatten() {
+                    if signatures.get(ty as usize) == Some(&true) {
+                        out.ref_signature = true;
+                    }
+                }
+            }
+            _ => {}
+        }
         let Ok(Payload::CodeSectionEntry(body)) = payload else {
             continue;
         };
@@ -1050,6 +1091,31 @@ pub fn typed_content(wasm: &[u8]) -> TypedContent {
         };
         for op in ops.into_iter().flatten() {
             use Operator::*;
+            if matches!(
+                op,
+                StructNew { .. }
+                    | StructNewDefault { .. }
+                    | StructGet { .. }
+                    | StructGetS { .. }
+                    | StructGetU { .. }
+                    | StructSet { .. }
+                    | ArrayNew { .. }
+                    | ArrayNewDefault { .. }
+                    | ArrayNewFixed { .. }
+                    | ArrayNewData { .. }
+                    | ArrayNewElem { .. }
+                    | ArrayGet { .. }
+                    | ArrayGetS { .. }
+                    | ArrayGetU { .. }
+                    | ArraySet { .. }
+                    | ArrayLen
+                    | ArrayFill { .. }
+                    | ArrayCopy { .. }
+                    | ArrayInitData { .. }
+                    | ArrayInitElem { .. }
+            ) {
+                out.struct_array = true;
+            }
             match op {
                 CallRef { .. } | ReturnCallRef { .. } => out.call_ref = true,
                 StructNew { .. }

@@ -84,6 +84,23 @@ const DEFAULT_CASES: u32 = 256;
 /// testing too little.
 const MAX_SKIP_SHARE: f64 = 0.25;
 
+/// Unusable draws (wasm-smith failed, nothing to call, the original ran out
+/// of fuel) above this share of all draws fail the test, for the same reason.
+const MAX_UNUSABLE_SHARE: f64 = 0.25;
+
+/// The share of passed cases that must have unwound under `Always`, with the
+/// direct driver and (separately) through the linker, for each option set:
+/// a transform that stopped suspending would otherwise pass everything.
+/// Measured with the default count: see `min_suspended_share`.
+fn min_suspended_share(set: OptionSet) -> f64 {
+    match set {
+        // Half the imports may suspend, or only those under no indirect
+        // call: fewer cases reach one.
+        OptionSet::ImportsList | OptionSet::IgnoreIndirect | OptionSet::Asserts => 0.4,
+        _ => 0.6,
+    }
+}
+
 /// The option sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OptionSet {
@@ -167,6 +184,10 @@ struct Stats {
     passed: Cell<u64>,
     /// Cases where some schedule actually unwound.
     suspended: Cell<u64>,
+    /// Cases that unwound under `Always` with the direct driver, and were
+    /// pending under `Always` through the linker.
+    always_direct: Cell<u64>,
+    always_linked: Cell<u64>,
     /// Refused by the transform (`Unsupported`), by reason.
     skipped: RefCell<BTreeMap<String, u64>>,
     /// Not a usable case (wasm-smith failed, nothing to call, or the original
@@ -178,6 +199,11 @@ struct Stats {
     /// instructions (see [`generate::typed_content`]).
     with_call_ref: Cell<u64>,
     with_gc: Cell<u64>,
+    /// Passed cases where wasm-smith's own code (not the spliced shapes)
+    /// has struct or array instructions, and a function with a
+    /// reference-typed parameter or result.
+    smith_struct_array: Cell<u64>,
+    smith_ref_signature: Cell<u64>,
 }
 
 fn config() -> Config {
@@ -301,12 +327,28 @@ fn property(input: &Bytes, set: OptionSet, stats: &Stats) -> TestCaseResult {
             if report.runs.iter().any(|(_, o)| o.unwinds() > 0) {
                 count(&stats.suspended);
             }
+            let under_always = |runs: &[(Schedule, asyncify_tests::Outcome)]| {
+                runs.iter()
+                    .any(|(s, o)| *s == Schedule::Always && o.unwinds() > 0)
+            };
+            if under_always(&report.runs) {
+                count(&stats.always_direct);
+            }
+            if under_always(&report.linked) {
+                count(&stats.always_linked);
+            }
             let content = typed_content(&case.wasm);
             if content.call_ref {
                 count(&stats.with_call_ref);
             }
             if content.gc {
                 count(&stats.with_gc);
+            }
+            if case.smith_content.struct_array {
+                count(&stats.smith_struct_array);
+            }
+            if case.smith_content.ref_signature {
+                count(&stats.smith_ref_signature);
             }
             Ok(())
         }
@@ -345,14 +387,29 @@ fn run(set: OptionSet) {
     let passed = stats.passed.get();
     let tried = passed + skipped;
     let share = skipped as f64 / tried.max(1) as f64;
+    let unusable = stats.unusable.get();
+    let drawn = tried + unusable;
+    let unusable_share = unusable as f64 / drawn.max(1) as f64;
+    let of_passed = |n: u64| n as f64 / passed.max(1) as f64;
+    let (direct, linked) = (stats.always_direct.get(), stats.always_linked.get());
     println!(
-        "{set:?}: {passed} passed ({} suspended at least once), {skipped} skipped \
-         ({:.1}% of {tried}), {} unusable, {} failing runs, {:.1} s",
+        "{set:?}: {passed} passed ({} suspended at least once; under Always {direct} \
+         ({:.1}%) with the direct driver, {linked} ({:.1}%) through the linker), {skipped} \
+         skipped ({:.1}% of {tried}), {unusable} unusable ({:.1}% of {drawn} drawn), {} \
+         failing runs, {:.1} s",
         stats.suspended.get(),
+        100.0 * of_passed(direct),
+        100.0 * of_passed(linked),
         100.0 * share,
-        stats.unusable.get(),
+        100.0 * unusable_share,
         stats.failed.get(),
         start.elapsed().as_secs_f64()
+    );
+    println!(
+        "  of the passed, wasm-smith's code: {} with a reference-typed parameter or result, \
+         {} with struct/array instructions",
+        stats.smith_ref_signature.get(),
+        stats.smith_struct_array.get()
     );
     if set == OptionSet::BeyondBinaryen {
         println!(
@@ -367,14 +424,57 @@ fn run(set: OptionSet) {
     if let Err(e) = result {
         panic!("{set:?}: {e}");
     }
+    assert_enough(set, &stats);
+}
+
+/// Fails the test when its cases tested too little: none passed, too many
+/// were skipped or unusable, or too few suspended under `Always` (with either
+/// driver). Small counts (a `PROPTEST_CASES` below 20) only need one pass.
+fn assert_enough(set: OptionSet, stats: &Stats) {
+    let skipped: u64 = stats.skipped.borrow().values().sum();
+    let passed = stats.passed.get();
+    let unusable = stats.unusable.get();
+    let tried = passed + skipped;
+    let drawn = tried + unusable;
+    assert!(passed > 0, "{set:?}: no case ran ({drawn} drawn)");
+    if drawn < 20 {
+        return;
+    }
+    let share = |n: u64, of: u64| n as f64 / of.max(1) as f64;
     // (Binaryen, as a cross-check of the harness, refuses far more.)
     assert!(
-        tried < 20
-            || share <= MAX_SKIP_SHARE
+        share(skipped, tried) <= MAX_SKIP_SHARE
             || Instrumenter::from_env() != Instrumenter::Transform,
         "{set:?}: {:.1}% of cases skipped as unsupported: the generator tests too little",
-        100.0 * share
+        100.0 * share(skipped, tried)
     );
+    assert!(
+        share(unusable, drawn) <= MAX_UNUSABLE_SHARE,
+        "{set:?}: {:.1}% of the drawn cases were unusable: the generator tests too little",
+        100.0 * share(unusable, drawn)
+    );
+    // wasm-smith's own typed content (reference types are drawn in half
+    // the cases, GC in half the `beyond_binaryen` ones).
+    assert!(
+        stats.smith_ref_signature.get() > 0,
+        "{set:?}: no passed case has a function with a reference-typed parameter or result"
+    );
+    assert!(
+        set != OptionSet::BeyondBinaryen || stats.smith_struct_array.get() > 0,
+        "{set:?}: no passed case has wasm-smith struct or array instructions"
+    );
+    let min = min_suspended_share(set);
+    for (how, n) in [
+        ("with the direct driver", stats.always_direct.get()),
+        ("through the linker", stats.always_linked.get()),
+    ] {
+        assert!(
+            share(n, passed) >= min,
+            "{set:?}: only {n} of {passed} passed cases unwound under Always {how} (at least \
+             {:.0}% should): suspension is not being exercised",
+            100.0 * min
+        );
+    }
 }
 
 #[test]
