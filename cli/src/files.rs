@@ -36,6 +36,60 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
 }
 
+/// The four bytes every wasm binary starts with.
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// Reads a module and returns it as a wasm binary: a binary as it is, text
+/// (`.wat`) parsed, with parse errors naming the file and showing the line.
+/// A file named `*.wasm` that is neither a binary nor text is reported as
+/// "not a wasm binary (bad magic)".
+pub fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = read_input(path)?;
+    to_binary(path, bytes)
+}
+
+/// `bytes`, read from `path`, as a wasm binary (see [`read_module`]).
+pub fn to_binary(path: &Path, bytes: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    if bytes.starts_with(WASM_MAGIC) {
+        return Ok(bytes);
+    }
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let named_text = matches!(extension.as_deref(), Some("wat" | "wast"));
+    if !named_text && !wat::Detect::from_bytes(&bytes).is_wasm() {
+        anyhow::bail!(
+            "{} is not a wasm binary ({})",
+            describe(path),
+            bad_magic(&bytes)
+        );
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not valid WebAssembly text: it is not UTF-8 (invalid byte at offset {})",
+            describe(path),
+            e.valid_up_to()
+        )
+    })?;
+    // A name for messages; standard input has none.
+    let name = (!is_stdio(path)).then_some(path);
+    wat::Parser::new()
+        .parse_str(name, text)
+        .map_err(|e| anyhow::anyhow!("{} is not valid WebAssembly text: {e}", describe(path)))
+}
+
+/// What a file that is not a wasm binary starts with, for a message.
+fn bad_magic(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "it is empty".to_owned();
+    }
+    let start: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "bad magic: it starts with {}, a wasm binary with 00 61 73 6d",
+        start.join(" ")
+    )
+}
+
 /// Writes `bytes` to standard output for `-`. Otherwise a regular file (or
 /// a path that does not exist yet) is replaced whole, so that a failure
 /// leaves the old file (or no file) in place; a symbolic link is written
@@ -120,7 +174,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .write(true)
         .create_new(true)
         .open(&temp)
-        .with_context(|| format!("cannot create temporary file `{}`", temp.display()))?;
+        .context("cannot create a file in its directory")?;
     let result = fill_and_rename(file, bytes, &temp, path);
     if result.is_err() {
         let _ = fs::remove_file(&temp);
@@ -134,20 +188,13 @@ fn fill_and_rename(
     temp: &Path,
     path: &Path,
 ) -> anyhow::Result<()> {
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write temporary file `{}`", temp.display()))?;
+    // Messages name the output, not the temporary file the user never sees.
+    file.write_all(bytes).and_then(|()| file.sync_all())?;
     drop(file);
     // Replacing a file keeps its permissions (an executable bit, say); a new
     // file gets the defaults.
     if let Ok(metadata) = fs::metadata(path) {
         let _ = fs::set_permissions(temp, metadata.permissions());
     }
-    fs::rename(temp, path).with_context(|| {
-        format!(
-            "cannot rename temporary file `{}` to `{}`",
-            temp.display(),
-            path.display()
-        )
-    })
+    fs::rename(temp, path).context("cannot replace it")
 }

@@ -4,13 +4,15 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use asyncify_transform::inspect::{interface, Interface};
-use asyncify_transform::{InstrumentedFunction, Output};
+use asyncify_transform::inspect::{interface, Interface, Item};
+use asyncify_transform::{glob_match, Error, InstrumentedFunction, Options, Output};
 use clap::Args;
 use serde::Serialize;
+use wasmparser::{ExternalKind, Payload, TypeRef};
 
 use crate::files;
 use crate::instrument::{catch_panic, InstrumentFlags};
+use crate::message::transform_error;
 
 /// Arguments of `asyncify inspect`.
 #[derive(Debug, Args)]
@@ -21,7 +23,8 @@ pub struct InspectArgs {
 
     /// Explain why this function is instrumented: the call chain from it down
     /// to an import or indirect call that may suspend. NAME is a name from the
-    /// name section, or a function index.
+    /// name section, an export name, an import (`module.name`), or a function
+    /// index. Repeatable.
     #[arg(long, value_name = "NAME")]
     why: Vec<String>,
 
@@ -30,10 +33,16 @@ pub struct InspectArgs {
     #[arg(long)]
     functions: bool,
 
+    /// List the module's imports and exports with their types (the text
+    /// report counts them only; --json always lists them).
+    #[arg(long)]
+    interface: bool,
+
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 
+    // Last: its help heading would otherwise carry over.
     #[command(flatten)]
     flags: InstrumentFlags,
 }
@@ -42,19 +51,32 @@ pub struct InspectArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     input_bytes: usize,
-    output_bytes: usize,
-    growth: f64,
+    /// Functions in the input, imported and defined.
     functions: u32,
-    instrumented: usize,
-    suspension_points: u64,
+    /// For a module that is already instrumented: the asyncify export that
+    /// shows it (the transform refuses such a module; nothing else is
+    /// reported about the transform).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    already_instrumented: Option<String>,
+    #[serde(flatten)]
+    transform: Option<TransformSummary>,
     imports: Vec<Entry>,
     exports: Vec<Entry>,
-    frames: FrameSummary,
-    warnings: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     why: Vec<Why>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instrumented_functions: Option<Vec<FunctionRow>>,
+}
+
+/// What the transform did.
+#[derive(Debug, Serialize)]
+struct TransformSummary {
+    output_bytes: usize,
+    growth: f64,
+    instrumented: usize,
+    suspension_points: u64,
+    frames: FrameSummary,
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +105,9 @@ struct Why {
     function: String,
     instrumented: bool,
     chain: Vec<String>,
+    /// For an import: why calls to it may or may not suspend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    import: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,39 +123,109 @@ struct FunctionRow {
     live_per_point: Vec<u32>,
 }
 
+/// The function index space as `--why` needs it: imported functions and
+/// exported functions by name.
+#[derive(Debug, Default)]
+struct Functions {
+    /// `module.name` of each imported function, in index order.
+    imports: Vec<String>,
+    /// Functions the module defines.
+    defined: u32,
+    /// Exported functions: name and function index.
+    exports: Vec<(String, u32)>,
+}
+
+impl Functions {
+    /// Reads the function imports and exports of a valid binary `wasm`.
+    fn read(wasm: &[u8]) -> anyhow::Result<Functions> {
+        let mut functions = Functions::default();
+        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+            match payload? {
+                Payload::ImportSection(reader) => {
+                    for group in reader {
+                        for import in group? {
+                            let (_, import) = import?;
+                            if let TypeRef::Func(_) | TypeRef::FuncExact(_) = import.ty {
+                                functions
+                                    .imports
+                                    .push(format!("{}.{}", import.module, import.name));
+                            }
+                        }
+                    }
+                }
+                Payload::FunctionSection(reader) => functions.defined = reader.count(),
+                Payload::ExportSection(reader) => {
+                    for export in reader {
+                        let export = export?;
+                        if export.kind == ExternalKind::Func {
+                            functions
+                                .exports
+                                .push((export.name.to_owned(), export.index));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(functions)
+    }
+
+    fn count(&self) -> u32 {
+        self.imports.len() as u32 + self.defined
+    }
+}
+
 /// Runs `asyncify inspect`.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let options = args.flags.to_options()?;
-    let input = files::read_input(&args.input)?;
+    let input = files::read_module(&args.input)?;
     let what = || format!("cannot inspect {}", files::describe(&args.input));
     let (interface, output) = catch_panic(|| {
         let interface = interface(&input)?;
-        asyncify_transform::instrument(&input, &options).map(|output| (interface, output))
+        match asyncify_transform::instrument(&input, &options) {
+            Ok(output) => Ok((interface, Ok(output))),
+            Err(Error::AlreadyInstrumented(export)) => Ok((interface, Err(export))),
+            Err(error) => Err(error),
+        }
     })
-    .and_then(|r| r.map_err(Into::into))
+    .and_then(|r| r.map_err(transform_error))
     .with_context(what)?;
+    let functions = Functions::read(&input).with_context(what)?;
     let Interface { imports, exports } = interface;
-    let report = build_report(&output, imports, exports, &args)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_text(&report);
-    }
-    Ok(())
-}
-
-fn build_report(
-    output: &Output,
-    imports: Vec<asyncify_transform::inspect::Item>,
-    exports: Vec<asyncify_transform::inspect::Item>,
-    args: &InspectArgs,
-) -> anyhow::Result<Report> {
-    let entry = |i: asyncify_transform::inspect::Item| Entry {
+    let entry = |i: Item| Entry {
         module: i.module,
         name: i.name,
         ty: i.ty,
     };
-    let functions = output.function_count;
+    let mut report = Report {
+        input_bytes: input.len(),
+        functions: functions.count(),
+        already_instrumented: None,
+        transform: None,
+        imports: imports.into_iter().map(entry).collect(),
+        exports: exports.into_iter().map(entry).collect(),
+        why: Vec::new(),
+        instrumented_functions: None,
+    };
+    match &output {
+        Ok(output) => {
+            report.transform = Some(summarize(output));
+            report.why = explain(output, &functions, &options, &args.why)?;
+            report.instrumented_functions = args
+                .functions
+                .then(|| output.instrumented.iter().map(row).collect());
+        }
+        Err(export) => report.already_instrumented = Some(export.clone()),
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report, args.interface);
+    }
+    Ok(())
+}
+
+fn summarize(output: &Output) -> TransformSummary {
     let instrumented = &output.instrumented;
     let count = instrumented.len().max(1) as f64;
     let per_point = || {
@@ -160,19 +255,18 @@ fn build_report(
             .sum::<f64>()
             / count,
     };
-    let mut why = Vec::new();
-    for name in &args.why {
-        let index = find_function(output, name).with_context(|| {
-            format!("no function is named `{name}` (give a name from the name section or an index)")
-        })?;
-        let chain = output.why(index);
-        why.push(Why {
-            function: name.clone(),
-            instrumented: !chain.is_empty(),
-            chain,
-        });
+    TransformSummary {
+        output_bytes: output.wasm.len(),
+        growth: output.wasm.len() as f64 / output.input_bytes.max(1) as f64,
+        instrumented: instrumented.len(),
+        suspension_points: instrumented.iter().map(|f| u64::from(f.points)).sum(),
+        frames,
+        warnings: output.warnings.clone(),
     }
-    let rows = |f: &InstrumentedFunction| FunctionRow {
+}
+
+fn row(f: &InstrumentedFunction) -> FunctionRow {
+    FunctionRow {
         index: f.index,
         name: f.name.clone(),
         points: f.points,
@@ -180,61 +274,136 @@ fn build_report(
         frame_bytes: f.frame_bytes,
         saved_per_point: f.saved_per_point.clone(),
         live_per_point: f.live_per_point.clone(),
-    };
-    Ok(Report {
-        input_bytes: output.input_bytes,
-        output_bytes: output.wasm.len(),
-        growth: output.wasm.len() as f64 / output.input_bytes.max(1) as f64,
-        functions,
-        instrumented: instrumented.len(),
-        suspension_points: instrumented.iter().map(|f| u64::from(f.points)).sum(),
-        imports: imports.into_iter().map(entry).collect(),
-        exports: exports.into_iter().map(entry).collect(),
-        frames,
-        warnings: output.warnings.clone(),
-        why,
-        instrumented_functions: args
-            .functions
-            .then(|| instrumented.iter().map(rows).collect()),
-    })
+    }
 }
 
-/// Finds a function by name-section name, or by index.
-fn find_function(output: &Output, name: &str) -> Option<u32> {
-    let name = name.strip_prefix('$').unwrap_or(name);
+/// The `--why` answers, one per name.
+fn explain(
+    output: &Output,
+    functions: &Functions,
+    options: &Options,
+    names: &[String],
+) -> anyhow::Result<Vec<Why>> {
+    let mut why = Vec::new();
+    for name in names {
+        let index = find_function(output, functions, name).with_context(|| {
+            format!(
+                "no function is named `{name}` (give a name from the name section, an export \
+                 name, an import as `module.name`, or a function index)"
+            )
+        })?;
+        let import = functions
+            .imports
+            .get(index as usize)
+            .map(|import| explain_import(import, options));
+        let chain = output.why(index);
+        why.push(Why {
+            function: name.clone(),
+            instrumented: !chain.is_empty(),
+            chain,
+            import,
+        });
+    }
+    Ok(why)
+}
+
+/// Why calls to the import `module.name` may suspend or not, under `options`.
+fn explain_import(import: &str, options: &Options) -> String {
+    if import.starts_with("asyncify.") {
+        return format!(
+            "`{import}` is an import, not instrumented itself: it is a function of the \
+             asyncify runtime, and its callers are instrumented"
+        );
+    }
+    let verdict = if options.ignore_imports {
+        "calls to it never suspend (--ignore-imports)".to_owned()
+    } else if options.imports.is_empty() {
+        "calls to it may suspend (without --imports, every import may)".to_owned()
+    } else if let Some(pattern) = options.imports.iter().find(|p| glob_match(p, import)) {
+        format!("calls to it may suspend (it matches `{pattern}` in --imports)")
+    } else {
+        "calls to it never suspend (it is not in --imports)".to_owned()
+    };
+    format!("`{import}` is an import, not instrumented itself: {verdict}")
+}
+
+/// Finds a function by name-section name, export name, import
+/// (`module.name`), or index.
+fn find_function(output: &Output, functions: &Functions, name: &str) -> Option<u32> {
+    let bare = name.strip_prefix('$').unwrap_or(name);
     if let Some(index) = output
         .function_names
         .iter()
-        .position(|n| n.as_deref() == Some(name))
+        .position(|n| n.as_deref() == Some(bare))
     {
         return Some(index as u32);
     }
-    name.parse::<u32>()
+    if let Some((_, index)) = functions.exports.iter().find(|(export, _)| export == name) {
+        return Some(*index);
+    }
+    if let Some(index) = functions.imports.iter().position(|import| import == name) {
+        return Some(index as u32);
+    }
+    bare.parse::<u32>()
         .ok()
         .filter(|&i| i < output.function_count)
 }
 
-fn print_text(r: &Report) {
-    println!("imports ({}):", r.imports.len());
-    for i in &r.imports {
-        println!("  {}.{}: {}", i.module, i.name, i.ty);
+fn print_text(r: &Report, interface: bool) {
+    if let Some(export) = &r.already_instrumented {
+        println!(
+            "already instrumented: the module exports `{export}`, so `asyncify instrument` \
+             refuses it (instrumenting it again would break it); instrument the original \
+             module instead, or run this one as it is (`asyncify run` drives it)"
+        );
+        println!("functions: {}", r.functions);
+        println!("size: {} bytes", r.input_bytes);
     }
-    println!("exports ({}):", r.exports.len());
-    for e in &r.exports {
-        println!("  {}: {}", e.name, e.ty);
+    if let Some(t) = &r.transform {
+        print_summary(t, r.functions, r.input_bytes);
     }
+    if interface {
+        println!("imports ({}):", r.imports.len());
+        for i in &r.imports {
+            println!("  {}.{}: {}", i.module, i.name, i.ty);
+        }
+        println!("exports ({}):", r.exports.len());
+        for e in &r.exports {
+            println!("  {}: {}", e.name, e.ty);
+        }
+    } else {
+        println!(
+            "interface: {}, {} (--interface lists them)",
+            plural(r.imports.len(), "import"),
+            plural(r.exports.len(), "export")
+        );
+    }
+    for w in &r.why {
+        print_why(w);
+    }
+    if let Some(rows) = &r.instrumented_functions {
+        print_rows(rows);
+    }
+}
+
+/// `1 import`, `2 imports`.
+fn plural(count: usize, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+}
+
+fn print_summary(t: &TransformSummary, functions: u32, input_bytes: usize) {
     println!(
         "instrumented: {} of {} functions, {} suspension points",
-        r.instrumented, r.functions, r.suspension_points
+        t.instrumented, functions, t.suspension_points
     );
     println!(
         "locals live after a suspension point: at most {}, {:.1} on average; \
          written by an unwind: at most {}, {:.1} on average{}",
-        r.frames.max_live_locals,
-        r.frames.mean_live_locals,
-        r.frames.max_saved_locals,
-        r.frames.mean_saved_locals,
-        if r.frames.mean_saved_locals > r.frames.mean_live_locals {
+        t.frames.max_live_locals,
+        t.frames.mean_live_locals,
+        t.frames.max_saved_locals,
+        t.frames.mean_saved_locals,
+        if t.frames.mean_saved_locals > t.frames.mean_live_locals {
             " (nearby points share the code that writes the frame; --exact-saves writes only the live ones)"
         } else {
             ""
@@ -242,55 +411,60 @@ fn print_text(r: &Report) {
     );
     println!(
         "frame size: at most {} bytes, {:.1} on average",
-        r.frames.max_frame_bytes, r.frames.mean_frame_bytes
+        t.frames.max_frame_bytes, t.frames.mean_frame_bytes
     );
     println!(
         "size: {} -> {} bytes ({:.2}x)",
-        r.input_bytes, r.output_bytes, r.growth
+        input_bytes, t.output_bytes, t.growth
     );
-    for w in &r.warnings {
+    for w in &t.warnings {
         println!("warning: {w}");
     }
-    for w in &r.why {
-        if w.instrumented {
-            println!("why {}:", w.function);
-            for (depth, line) in w.chain.iter().enumerate() {
-                println!("  {}{line}", "  ".repeat(depth));
-            }
-        } else {
-            println!(
-                "why {}: not instrumented (it cannot reach an import or indirect call that may suspend, or the options exclude it)",
-                w.function
-            );
+}
+
+fn print_why(w: &Why) {
+    if let Some(import) = &w.import {
+        println!("why {}: {import}", w.function);
+    } else if w.instrumented {
+        println!("why {}:", w.function);
+        for (depth, line) in w.chain.iter().enumerate() {
+            println!("  {}{line}", "  ".repeat(depth));
         }
-    }
-    if let Some(rows) = &r.instrumented_functions {
+    } else {
         println!(
-            "instrumented functions (index, name, points, saved locals, frame bytes, \
-             locals live / written at each point):"
+            "why {}: not instrumented (it cannot reach an import or indirect call that may \
+             suspend, or the options exclude it)",
+            w.function
         );
-        for f in rows {
-            let per_point: Vec<String> = f
-                .live_per_point
-                .iter()
-                .zip(&f.saved_per_point)
-                .map(|(live, written)| {
-                    if live == written {
-                        live.to_string()
-                    } else {
-                        format!("{live}/{written}")
-                    }
-                })
-                .collect();
-            println!(
-                "  {:>6} {:<40} {:>5} {:>5} {:>6}  {}",
-                f.index,
-                f.name.as_deref().unwrap_or("-"),
-                f.points,
-                f.saved_locals,
-                f.frame_bytes,
-                per_point.join(" ")
-            );
-        }
+    }
+}
+
+fn print_rows(rows: &[FunctionRow]) {
+    println!(
+        "instrumented functions (index, name, points, saved locals, frame bytes, \
+         locals live / written at each point):"
+    );
+    for f in rows {
+        let per_point: Vec<String> = f
+            .live_per_point
+            .iter()
+            .zip(&f.saved_per_point)
+            .map(|(live, written)| {
+                if live == written {
+                    live.to_string()
+                } else {
+                    format!("{live}/{written}")
+                }
+            })
+            .collect();
+        println!(
+            "  {:>6} {:<40} {:>5} {:>5} {:>6}  {}",
+            f.index,
+            f.name.as_deref().unwrap_or("-"),
+            f.points,
+            f.saved_locals,
+            f.frame_bytes,
+            per_point.join(" ")
+        );
     }
 }

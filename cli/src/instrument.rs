@@ -4,16 +4,19 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use asyncify_transform::{parse_list, Options, Output};
 use clap::builder::NonEmptyStringValueParser;
 use clap::Args;
 
 use crate::files;
+use crate::message::transform_error;
 use crate::progress::ProgressLine;
+use crate::wasm_opt::{self, WasmOptArgs};
 
 /// Arguments of `asyncify instrument`.
 #[derive(Debug, Args)]
+#[command(after_help = wasm_opt::AFTER_HELP)]
 pub struct InstrumentArgs {
     /// The module to instrument, binary (`.wasm`) or text (`.wat`); `-` reads
     /// standard input. Without INPUT, the demo module shipped in the project's
@@ -28,8 +31,15 @@ pub struct InstrumentArgs {
     #[arg(short, long, value_name = "OUTPUT")]
     output: Option<PathBuf>,
 
+    /// Print nothing on success (warnings and errors still print).
+    #[arg(short, long)]
+    quiet: bool,
+
     #[command(flatten)]
     flags: InstrumentFlags,
+
+    #[command(flatten)]
+    wasm_opt: WasmOptArgs,
 }
 
 /// The transform options as command-line flags, for every subcommand that
@@ -105,14 +115,20 @@ pub struct InstrumentFlags {
     exact_saves: bool,
 
     /// Print to standard error why each function is instrumented.
-    #[arg(long)]
+    #[arg(short, long)]
     verbose: bool,
 
     /// A Binaryen pass argument, spelled as after `wasm-opt --pass-arg`, for
     /// example `asyncify-imports@env.sleep` or `asyncify-asserts`; applied
-    /// after the flags above.
+    /// after the flags above. Arguments of other wasm-opt passes (keys not
+    /// starting with `asyncify-`) are ignored with a note.
     #[arg(long = "pass-arg", value_name = "KEY[@VALUE]")]
     pass_args: Vec<String>,
+}
+
+/// The key of a pass argument `KEY[@VALUE]`.
+fn pass_arg_key(arg: &str) -> &str {
+    arg.split_once('@').map_or(arg, |(key, _)| key)
 }
 
 impl InstrumentFlags {
@@ -134,22 +150,54 @@ impl InstrumentFlags {
             exact_saves: self.exact_saves,
         };
         options.extend_only_list(parse_lists("only-list", &self.only_list)?);
-        for arg in &self.pass_args {
+        for arg in self.asyncify_pass_args() {
             // The error already quotes the argument.
             options.apply_pass_arg(arg)?;
         }
         options.validate()?;
+        if options.ignore_imports && !options.imports.is_empty() {
+            bail!(
+                "--ignore-imports and --imports cannot be combined: --ignore-imports lets no \
+                 import suspend, so the --imports list would instrument nothing. Give \
+                 --imports alone to let only those imports suspend (as pass arguments: \
+                 `asyncify-ignore-imports`, `asyncify-imports`)"
+            );
+        }
         Ok(options)
+    }
+
+    /// The pass arguments for the asyncify pass.
+    fn asyncify_pass_args(&self) -> impl Iterator<Item = &String> {
+        self.pass_args
+            .iter()
+            .filter(|arg| pass_arg_key(arg).starts_with("asyncify-"))
+    }
+
+    /// A note naming the pass arguments of other wasm-opt passes, which are
+    /// ignored (as Binaryen ignores pass arguments no pass reads).
+    pub fn ignored_pass_args_note(&self) -> Option<String> {
+        let ignored: Vec<String> = self
+            .pass_args
+            .iter()
+            .filter(|arg| !pass_arg_key(arg).starts_with("asyncify-"))
+            .map(|arg| format!("`{arg}`"))
+            .collect();
+        (!ignored.is_empty()).then(|| {
+            format!(
+                "note: ignoring --pass-arg {}: not an argument of the asyncify pass",
+                ignored.join(", ")
+            )
+        })
     }
 
     /// Whether to print why each function is instrumented: `--verbose` or
     /// `--pass-arg asyncify-verbose`.
     pub fn verbose(&self) -> bool {
         self.verbose
-            || self.pass_args.iter().any(|arg| {
-                let key = arg.split_once('@').map_or(arg.as_str(), |(key, _)| key);
-                key == "asyncify-verbose"
-            })
+            || self
+                .pass_args
+                .iter()
+                .any(|arg| pass_arg_key(arg) == "asyncify-verbose")
     }
 }
 
@@ -162,16 +210,35 @@ fn parse_lists(flag: &str, values: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(entries)
 }
 
-/// Runs `asyncify instrument`.
 /// The embedded default input: the project's demo module.
 const DEMO_WAT: &str = include_str!("../../corpus/demo.wat");
 
+/// Runs `asyncify instrument`.
 pub fn run(args: InstrumentArgs) -> anyhow::Result<()> {
     let options = args.flags.to_options()?;
+    args.wasm_opt.check_feature_names()?;
+    if !args.quiet {
+        for note in [
+            args.wasm_opt.optimizer_note(),
+            args.flags.ignored_pass_args_note(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            eprintln!("{note}");
+        }
+    }
     let (input_path, input) = match &args.input {
-        Some(path) => (path.clone(), files::read_input(path)?),
-        None => (PathBuf::from("demo.wat"), DEMO_WAT.as_bytes().to_vec()),
+        Some(path) => (path.clone(), files::read_module(path)?),
+        None => {
+            let path = PathBuf::from("demo.wat");
+            let wasm = files::to_binary(&path, DEMO_WAT.as_bytes().to_vec())?;
+            (path, wasm)
+        }
     };
+    args.wasm_opt
+        .check_features(&input)
+        .with_context(|| format!("cannot instrument {}", files::describe(&input_path)))?;
     let output_path = match &args.output {
         Some(path) => path.clone(),
         None if input_path.as_os_str() == "-" => PathBuf::from("-"),
@@ -188,7 +255,7 @@ pub fn run(args: InstrumentArgs) -> anyhow::Result<()> {
     });
     progress.finish();
     let output = result
-        .and_then(|r| r.map_err(Into::into))
+        .and_then(|r| r.map_err(transform_error))
         .with_context(|| format!("cannot instrument {}", files::describe(&input_path)))?;
 
     for warning in &output.warnings {
@@ -198,14 +265,15 @@ pub fn run(args: InstrumentArgs) -> anyhow::Result<()> {
         print_reasons(&output);
     }
     files::write_output(&output_path, &output.wasm)?;
-    if output_path.as_os_str() != "-" {
+    if output_path.as_os_str() != "-" && !args.quiet {
+        let count = output.instrumented.len();
         eprintln!(
-            "{} ({} bytes) -> {} ({} bytes): {} functions instrumented in {:.1?}",
+            "{} ({} bytes) -> {} ({} bytes): {count} function{} instrumented in {:.1?}",
             input_path.display(),
             input.len(),
             output_path.display(),
             output.wasm.len(),
-            output.instrumented.len(),
+            if count == 1 { "" } else { "s" },
             started.elapsed()
         );
     }

@@ -3,11 +3,14 @@
 //! This crate only parses arguments, reads and writes files and prints; the
 //! transform itself lives in the `asyncify-transform` library.
 
+mod cache;
 mod files;
 mod inspect;
 mod instrument;
+mod message;
 mod progress;
 mod run;
+mod wasm_opt;
 
 use std::process::ExitCode;
 
@@ -40,7 +43,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(wasm_opt::normalize_args(std::env::args_os().collect()));
     let result = match cli.command {
         Command::Instrument(args) => instrument::run(args),
         Command::Inspect(args) => inspect::run(args),
@@ -49,8 +52,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // `{:#}` prints the whole context chain on one line, joined by ": ".
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", message::format_error(&error));
             ExitCode::FAILURE
         }
     }

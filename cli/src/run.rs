@@ -20,8 +20,10 @@ use clap::Args;
 use wasmtime::{Engine, ExternType, FuncType, Module, Store, Trap, Val, ValType, WasmBacktrace};
 use wasmtime_wasi::{FsPerms, Rng as _, WasiCtxBuilder};
 
+use crate::cache::Cache;
 use crate::files;
 use crate::instrument::{print_reasons, InstrumentFlags};
+use crate::message::{format_error, transform_error};
 use crate::progress::ProgressLine;
 
 /// The module name of the built-in imports.
@@ -41,7 +43,11 @@ Exit status: the guest's `proc_exit` code (0 when `_start` or the --invoke'd exp
 on standard error; 1 for every other error (files, instrumentation, linking, missing
 imports, arguments, a failing host function).
 
-Example: asyncify run --instrument --async-wasi --dir data::/w prog.wasm /w/input.txt";
+Compiled modules are cached (see --cache-dir): a second run of the same module starts at once.
+
+Examples:
+  asyncify run --instrument --async-wasi --dir data::/w prog.wasm /w/input.txt
+  asyncify run --default-values-unknown-imports --invoke run corpus/demo.wat 2";
 
 /// Arguments of `asyncify run`.
 #[derive(Debug, Args)]
@@ -83,8 +89,27 @@ pub struct RunArgs {
     #[arg(long)]
     async_wasi: bool,
 
-    #[command(flatten)]
-    flags: InstrumentFlags,
+    /// Define every function import that nothing else defines as one that
+    /// traps when called, naming the import (instead of refusing to start).
+    #[arg(long, conflicts_with = "default_values_unknown_imports")]
+    trap_unknown_imports: bool,
+
+    /// Define every function import that nothing else defines as one that
+    /// returns zeros (default values) at once, without suspending.
+    #[arg(long)]
+    default_values_unknown_imports: bool,
+
+    /// Compile the module every time: do not read or write the cache of
+    /// compiled modules.
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Keep compiled modules in DIR (default: $XDG_CACHE_HOME/asyncify, else
+    /// ~/.cache/asyncify). A second run of the same module loads its
+    /// compiled code from there instead of compiling it again; delete the
+    /// directory to empty the cache.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
 
     /// The module to run, binary (`.wasm`) or text (`.wat`).
     #[arg(value_name = "MODULE")]
@@ -98,6 +123,21 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     args: Vec<String>,
+
+    // Last: its help heading would otherwise carry over to the arguments.
+    #[command(flatten)]
+    flags: InstrumentFlags,
+}
+
+/// What to do with function imports nothing defines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum UnknownImports {
+    /// Refuse to start, listing them.
+    Refuse,
+    /// Define them as functions that trap.
+    Trap,
+    /// Define them as functions that return zeros.
+    DefaultValues,
 }
 
 /// The store's data.
@@ -118,7 +158,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     match run(&args) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", format_error(&error));
             ExitCode::FAILURE
         }
     }
@@ -127,7 +167,9 @@ pub fn main(args: RunArgs) -> ExitCode {
 fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let options = instrument_options(args)?;
     let engine = Engine::new(&wasmtime::Config::new()).map_err(wasmtime_error)?;
-    let main = load(&engine, &args.module, options.as_ref(), &args.flags)?;
+    let cache = Cache::new(args.no_cache, args.cache_dir.clone());
+    let load = |path: &Path| load(&engine, &cache, path, options.as_ref(), &args.flags);
+    let main = load(&args.module)?;
     let mut preloads = Vec::new();
     for spec in &args.preload {
         let Some((name, file)) = spec
@@ -136,25 +178,29 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         else {
             bail!("--preload takes NAME=FILE, got `{spec}`");
         };
-        preloads.push((
-            name,
-            load(&engine, Path::new(file), options.as_ref(), &args.flags)?,
-        ));
+        preloads.push((name, load(Path::new(file))?));
     }
     if args.async_wasi {
         check_async_wasi(&main, &preloads)?;
     }
 
+    let unknown = if args.trap_unknown_imports {
+        UnknownImports::Trap
+    } else if args.default_values_unknown_imports {
+        UnknownImports::DefaultValues
+    } else {
+        UnknownImports::Refuse
+    };
     let wasi = wasi_context(args)?;
     let mut store = Store::new(&engine, Host { wasi });
     let outcome = futures::executor::block_on(async {
         let mut linker = Linker::new(&engine);
         for (name, preload) in &preloads {
-            let instance = instantiate(&linker, &mut store, preload, args.async_wasi)?;
+            let instance = instantiate(&linker, &mut store, preload, args.async_wasi, unknown)?;
             initialize(&instance, &mut store).await?;
             linker.instance(&mut store, name, &instance)?;
         }
-        let instance = instantiate(&linker, &mut store, &main, args.async_wasi)?;
+        let instance = instantiate(&linker, &mut store, &main, args.async_wasi, unknown)?;
         match &args.invoke {
             Some(name) => invoke(&instance, &mut store, name, &args.args).await,
             None => start(&instance, &mut store, &main.path).await,
@@ -174,6 +220,9 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// The transform options, when `--instrument` is given.
 fn instrument_options(args: &RunArgs) -> anyhow::Result<Option<Options>> {
     let options = args.flags.to_options()?;
+    if let Some(note) = args.flags.ignored_pass_args_note() {
+        eprintln!("{note}");
+    }
     if args.instrument {
         return Ok(Some(options));
     }
@@ -183,28 +232,43 @@ fn instrument_options(args: &RunArgs) -> anyhow::Result<Option<Options>> {
     Ok(None)
 }
 
-/// Reads, optionally instruments, and compiles the module at `path`.
+/// Reads, optionally instruments, and compiles (or finds in `cache`) the
+/// module at `path`.
 fn load(
     engine: &Engine,
+    cache: &Cache,
     path: &Path,
     options: Option<&Options>,
     flags: &InstrumentFlags,
 ) -> anyhow::Result<Loaded> {
-    let input = files::read_input(path)?;
-    let wasm = match options {
-        Some(options) => instrument(path, &input, options, flags)?,
-        None => wat::parse_bytes(&input)
-            .with_context(|| format!("cannot parse {}", files::describe(path)))?
-            .into_owned(),
+    let input = files::read_module(path)?;
+    // `--verbose` output comes from the transform: no shortcut then.
+    let cached = options
+        .filter(|_| !flags.verbose())
+        .and_then(|options| cache.instrumented(engine, &input, options));
+    let module = match (cached, options) {
+        (Some(module), _) => module,
+        (None, Some(options)) => {
+            let wasm = instrument(path, &input, options, flags)?;
+            let module = compile(engine, cache, &wasm, path)?;
+            cache.remember_instrumented(engine, &input, options, &wasm);
+            module
+        }
+        (None, None) => compile(engine, cache, &input, path)?,
     };
-    let module = Module::new(engine, &wasm)
-        .map_err(wasmtime_error)
-        .with_context(|| format!("cannot compile {}", files::describe(path)))?;
     Ok(Loaded {
         path: path.to_path_buf(),
         instrumented: is_instrumented(&module),
         module,
     })
+}
+
+/// Compiles `wasm` (from `path`), or finds it in `cache`.
+fn compile(engine: &Engine, cache: &Cache, wasm: &[u8], path: &Path) -> anyhow::Result<Module> {
+    cache
+        .module(engine, wasm, path)
+        .map_err(wasmtime_error)
+        .with_context(|| format!("cannot compile {}", files::describe(path)))
 }
 
 /// Instruments `input` (from `path`); a module that is already instrumented
@@ -234,11 +298,10 @@ fn instrument(
                 "warning: {} is already instrumented; running it as it is",
                 files::describe(path)
             );
-            Ok(wat::parse_bytes(input)?.into_owned())
+            Ok(input.to_vec())
         }
-        Err(error) => {
-            Err(error).with_context(|| format!("cannot instrument {}", files::describe(path)))
-        }
+        Err(error) => Err(transform_error(error))
+            .with_context(|| format!("cannot instrument {}", files::describe(path))),
     }
 }
 
@@ -314,6 +377,7 @@ fn instantiate(
     store: &mut Store<Host>,
     loaded: &Loaded,
     async_wasi: bool,
+    unknown: UnknownImports,
 ) -> wasmtime::Result<Instance> {
     let mut linker = linker.clone();
     if async_wasi {
@@ -322,7 +386,53 @@ fn instantiate(
         wasi::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     }
     define_builtins(&mut linker, &loaded.module, loaded.instrumented)?;
-    linker.instantiate(store, &loaded.module)
+    match unknown {
+        UnknownImports::Refuse => linker.instantiate(store, &loaded.module),
+        UnknownImports::Trap => {
+            linker.define_unknown_imports_as_traps(&loaded.module)?;
+            linker.instantiate(&mut *store, &loaded.module)
+        }
+        UnknownImports::DefaultValues => {
+            // The linker reports the imports nothing defines; define the
+            // functions among them and try once more.
+            let error = match linker.instantiate(&mut *store, &loaded.module) {
+                Ok(instance) => return Ok(instance),
+                Err(error) => error,
+            };
+            let Some(asyncify_linker::Error::UnknownImports(imports)) = error.downcast_ref() else {
+                return Err(error);
+            };
+            for import in imports {
+                if let ExternType::Func(ty) = &import.ty {
+                    define_default_values(&mut linker, &import.module, &import.name, ty.clone())?;
+                }
+            }
+            linker.instantiate(store, &loaded.module)
+        }
+    }
+}
+
+/// Defines `module::name` as a function of type `ty` that returns zeros
+/// (null references), as wasmtime's `--default-values-unknown-imports`.
+fn define_default_values(
+    linker: &mut Linker<Host>,
+    module: &str,
+    name: &str,
+    ty: FuncType,
+) -> wasmtime::Result<()> {
+    let results: Vec<ValType> = ty.results().collect();
+    let what = format!("{module}::{name}");
+    linker.func_new(module, name, ty, move |_, _, out| {
+        for (slot, ty) in out.iter_mut().zip(&results) {
+            *slot = Val::default_for_ty(ty).ok_or_else(|| {
+                wasmtime::format_err!(
+                    "unknown import `{what}` returns a {ty}, which has no default value"
+                )
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Defines the `asyncify_host` functions `module` imports: async for an
@@ -606,7 +716,8 @@ fn exit_status(error: wasmtime::Error) -> anyhow::Result<ExitCode> {
 fn format_unknown_imports(imports: &[UnknownImport]) -> String {
     let mut text = format!(
         "{} import{} not defined (WASI preview 1 and the built-in `{HOST_MODULE}` functions \
-         are; link other modules with --preload NAME=FILE):",
+         are; link other modules with --preload NAME=FILE, or define the missing functions \
+         with --trap-unknown-imports or --default-values-unknown-imports):",
         imports.len(),
         if imports.len() == 1 { " is" } else { "s are" }
     );

@@ -18,11 +18,14 @@ fn corpus(name: &str) -> String {
         .into_owned()
 }
 
-/// Runs `asyncify run` with `args`.
+/// Runs `asyncify run` with `args`, with the compiled-code cache in a
+/// directory of this test process (never the user's).
 fn run(args: &[&str]) -> Output {
+    let cache = std::env::temp_dir().join(format!("asyncify-run-cache-{}", std::process::id()));
     Command::new(env!("CARGO_BIN_EXE_asyncify"))
         .arg("run")
         .args(args)
+        .env("XDG_CACHE_HOME", cache)
         .output()
         .expect("run the asyncify binary")
 }
@@ -237,7 +240,7 @@ fn preloaded_modules_are_linked_by_name_and_suspend_across_instances() {
                 "13",
             ],
         );
-        assert_eq!(stdout(&output), "40\n", "{mode:?}: {}", stderr(&output));
+        assert_eq!(stdout(&output), "1210\n", "{mode:?}: {}", stderr(&output));
         assert_eq!(output.status.code(), Some(0));
     }
 }
@@ -507,4 +510,77 @@ fn stress_program_behaves_the_same_in_every_mode() {
             );
         }
     }
+}
+
+/// A second run loads the compiled module from the cache; a damaged entry is
+/// compiled again; `--no-cache` writes nothing.
+#[test]
+fn compiled_modules_are_cached() {
+    let dir = TempDir::new("cache");
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/demo.wat");
+    let args = [
+        "--cache-dir",
+        cache_arg,
+        "--default-values-unknown-imports",
+        "--invoke",
+        "run",
+        demo,
+        "3",
+    ];
+    // The compiled modules (`.instrumented` files map inputs to them).
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|dir| {
+                dir.map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let first = run(&args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(stdout(&first), "1210\n");
+    let written = entries();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let modified = std::fs::metadata(&written[0]).unwrap().modified().unwrap();
+
+    let second = run(&args);
+    assert_eq!(stdout(&second), "1210\n");
+    assert_eq!(entries(), written);
+    assert_eq!(
+        std::fs::metadata(&written[0]).unwrap().modified().unwrap(),
+        modified,
+        "a hit does not rewrite the entry"
+    );
+
+    // Damage the entry: it is a miss, compiled and written again.
+    let mut bytes = std::fs::read(&written[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&written[0], &bytes).unwrap();
+    let third = run(&args);
+    assert!(third.status.success(), "{}", stderr(&third));
+    assert_eq!(stdout(&third), "1210\n");
+    assert_ne!(std::fs::read(&written[0]).unwrap(), bytes);
+
+    // Instrumenting on the fly is another module, another entry; the second
+    // time, the transform is skipped too (the same output either way).
+    let mut instrumented = vec!["--instrument"];
+    instrumented.extend_from_slice(&args);
+    assert_eq!(stdout(&run(&instrumented)), "1210\n");
+    assert_eq!(entries().len(), 2);
+    assert_eq!(stdout(&run(&instrumented)), "1210\n");
+    assert_eq!(entries().len(), 2);
+
+    let off = dir.path().join("off");
+    let output = Command::new(env!("CARGO_BIN_EXE_asyncify"))
+        .args(["run", "--no-cache", "--default-values-unknown-imports"])
+        .args(["--invoke", "run", demo, "3"])
+        .env("XDG_CACHE_HOME", &off)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&output), "1210\n");
+    assert!(!off.exists(), "--no-cache wrote to the cache directory");
 }

@@ -1,0 +1,2 @@
+# inspect's help
+inspect --help

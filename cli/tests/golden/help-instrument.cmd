@@ -1,0 +1,2 @@
+# instrument's help, with the wasm-opt spellings
+instrument --help

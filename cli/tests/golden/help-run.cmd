@@ -1,0 +1,2 @@
+# run's help: MODULE and ARGS under Arguments, not Instrumentation
+run --help

@@ -1,0 +1,2 @@
+# top-level help
+--help

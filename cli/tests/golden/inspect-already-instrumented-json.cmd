@@ -1,0 +1,2 @@
+# the same as JSON
+inspect inputs/already.wat --json

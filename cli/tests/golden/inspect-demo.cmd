@@ -1,0 +1,2 @@
+# inspect: the summary first, the interface counted
+inspect ../../../corpus/demo.wat

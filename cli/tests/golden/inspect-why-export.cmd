@@ -1,0 +1,2 @@
+# --why takes an export name
+inspect ../../../corpus/demo.wat --why run

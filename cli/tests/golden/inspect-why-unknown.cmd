@@ -1,0 +1,2 @@
+# --why with a name that is nothing
+inspect ../../../corpus/demo.wat --why nope

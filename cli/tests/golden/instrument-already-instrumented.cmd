@@ -1,0 +1,2 @@
+# instrument refuses an instrumented module
+instrument inputs/already.wat -o $TMP/out.wasm

@@ -1,0 +1,2 @@
+# the summary line of a plain instrument
+instrument inputs/sleepy.wat -o $TMP/out.wasm

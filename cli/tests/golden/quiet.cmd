@@ -1,0 +1,2 @@
+# -q: nothing on success
+instrument inputs/sleepy.wat -o $TMP/out.wasm -q

@@ -1,0 +1,2 @@
+# the demo, as the README runs it
+run --default-values-unknown-imports --invoke run ../../../corpus/demo.wat 2

@@ -1,0 +1,2 @@
+# an unknown feature name
+instrument inputs/sleepy.wat --enable-teleport -o $TMP/out.wasm

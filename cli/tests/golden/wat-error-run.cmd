@@ -1,0 +1,2 @@
+# a wat error names the file, the same way in instrument, run and inspect
+run inputs/bad.wat
