@@ -208,7 +208,6 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
     }
     // Add-list functions are instrumented; whether they make callers
     // instrumented was decided above (propagate-add-list).
-    let _ = &leaf_reason;
     Ok(Analysis {
         changes_state,
         instrumented,

@@ -7,7 +7,7 @@ use wasm_encoder::{
     BlockType, CodeSection, ConstExpr, Encode, EntityType, ExportKind, Function, GlobalType,
     ImportSection, Instruction, MemArg, MemArgTarget, MemoryType, RawSection, Section,
 };
-use wasmparser::{BinaryReader, Payload};
+use wasmparser::BinaryReader;
 
 use asyncify_abi::{globals, header, AbiType, RuntimeFunction, Signature, State};
 
@@ -116,14 +116,13 @@ fn splice(raw: &[u8], n_extra: u32, extra: &[u8]) -> Result<Vec<u8>, Error> {
 }
 
 /// Encodes a section's items without its count prefix.
-fn items_only<S: Section>(section: &S, count: u32) -> Vec<u8> {
+fn items_only<S: Section>(section: &S) -> Vec<u8> {
     let mut bytes = Vec::new();
     section.encode(&mut bytes);
     // Skip the size and the count.
     let mut reader = BinaryReader::new(&bytes, 0);
     let _ = reader.read_var_u32();
     let _ = reader.read_var_u32();
-    let _ = count;
     bytes[reader.original_position() as usize..].to_vec()
 }
 
@@ -151,7 +150,6 @@ pub fn assemble(
         .filter(|i| i.runtime.is_none())
         .count() as u32;
     let runtime_base = kept_imports + defined_funcs;
-    let num_globals_out = info.num_globals + if add.import_globals { 2 } else { 0 };
     let memory_count = info.memories.len() as u32;
 
     // What is still to be written, by section id.
@@ -384,10 +382,7 @@ pub fn assemble(
             out.section(&RawSection { id, data });
         };
         match id {
-            1 => copy(
-                &mut out,
-                &splice(raw, n_types, &items_only(&type_items, n_types))?,
-            ),
+            1 => copy(&mut out, &splice(raw, n_types, &items_only(&type_items))?),
             2 => {
                 let mut imports = ImportSection::new();
                 let reader = wasmparser::ImportSectionReader::new(BinaryReader::new(
@@ -429,15 +424,12 @@ pub fn assemble(
                 }
                 out.section(&imports);
             }
-            3 => copy(
-                &mut out,
-                &splice(raw, n_funcs, &items_only(&func_items, n_funcs))?,
-            ),
+            3 => copy(&mut out, &splice(raw, n_funcs, &items_only(&func_items))?),
             13 if add.reenter_tag_type.is_some() => {
-                copy(&mut out, &splice(raw, 1, &items_only(&tag_items, 1))?)
+                copy(&mut out, &splice(raw, 1, &items_only(&tag_items))?)
             }
             5 if add.secondary_memory.is_some() => {
-                copy(&mut out, &splice(raw, 1, &items_only(&memory_items, 1))?)
+                copy(&mut out, &splice(raw, 1, &items_only(&memory_items))?)
             }
             6 => {
                 let base = if shift || refs_change {
@@ -453,11 +445,7 @@ pub fn assemble(
                 };
                 copy(
                     &mut out,
-                    &splice(
-                        &base,
-                        n_global_items,
-                        &items_only(&global_items, n_global_items),
-                    )?,
+                    &splice(&base, n_global_items, &items_only(&global_items))?,
                 );
             }
             7 => {
@@ -470,7 +458,7 @@ pub fn assemble(
                 let base = section_contents(&s);
                 copy(
                     &mut out,
-                    &splice(&base, n_exports, &items_only(&export_items, n_exports))?,
+                    &splice(&base, n_exports, &items_only(&export_items))?,
                 );
             }
             8 if shift => {
@@ -496,7 +484,7 @@ pub fn assemble(
                 };
                 copy(
                     &mut out,
-                    &splice(&base, n_tables, &items_only(&table_items, n_tables))?,
+                    &splice(&base, n_tables, &items_only(&table_items))?,
                 );
             }
             9 | 11 if shift || (id == 9 && refs_change) => {
@@ -580,7 +568,6 @@ pub fn assemble(
         names.functions(&map);
         out.section(&names);
     }
-    let _ = (num_globals_out, Payload::End(0));
     Ok(out.finish())
 }
 
