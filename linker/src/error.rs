@@ -227,55 +227,18 @@ impl fmt::Display for UnknownImportList<'_> {
     }
 }
 
-/// An error returned by a host function that the linker defines (an async
-/// import's future, an unknown import's trap), on its way through wasmtime.
-///
-/// wasmtime puts the wasm backtrace on top of a host function's error, so
-/// that `{}` would print the backtrace instead of the message. The linker
-/// hands wasmtime this instead, and [`surface`] takes the error back out
-/// where the export call ends, so that it fails with the error as returned,
-/// as when the same error comes after a wait.
-pub(crate) struct Carried(std::sync::Mutex<Option<wasmtime::Error>>);
-
-impl Carried {
-    /// Wraps `error` for wasmtime.
-    pub(crate) fn carry(error: wasmtime::Error) -> wasmtime::Error {
-        wasmtime::Error::new(Carried(std::sync::Mutex::new(Some(error))))
-    }
-
-    fn take(&self) -> Option<wasmtime::Error> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-impl fmt::Display for Carried {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.try_lock().as_deref() {
-            Ok(Some(error)) => write!(f, "{error}"),
-            _ => f.write_str("a host function failed"),
-        }
-    }
-}
-
-impl fmt::Debug for Carried {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.try_lock().as_deref() {
-            Ok(Some(error)) => write!(f, "{error:?}"),
-            _ => f.write_str("Carried"),
-        }
-    }
-}
-
-impl std::error::Error for Carried {}
-
 /// The error an export call fails with, from the error its wasm call
-/// returned: a [`Carried`] error as it was returned, and the linker's own
-/// [`Error`] raised inside a wasm call with its message first and the wasm
-/// backtrace after it in the chain (it was on top). Other errors (guest
-/// traps, synchronous host functions' errors) are wasmtime's, unchanged.
+/// returned. wasmtime puts the wasm backtrace on top of a host function's
+/// error (an async import's, the linker's own, an unknown import's trap), so
+/// that `{}` prints "error while executing at wasm backtrace" instead of the
+/// message; such an error gets the message of the layer below the backtrace
+/// on top, and keeps the backtrace and what the host function returned in
+/// its chain (both still downcast). Guest traps keep wasmtime's layout, and
+/// errors without a backtrace on top (an import's error after a wait) are
+/// returned as they are.
 pub(crate) fn surface(error: wasmtime::Error) -> wasmtime::Error {
-    if let Some(inner) = error.downcast_ref::<Carried>().and_then(Carried::take) {
-        return inner;
+    if error.is::<wasmtime::Trap>() {
+        return error;
     }
     let Some(trace) = error
         .downcast_ref::<wasmtime::WasmBacktrace>()
@@ -283,11 +246,10 @@ pub(crate) fn surface(error: wasmtime::Error) -> wasmtime::Error {
     else {
         return error;
     };
-    if error.chain().count() != 2 || error.to_string() != trace {
-        return error;
-    }
-    match error.downcast::<Error>() {
-        Ok(own) => wasmtime::Error::msg(trace).context(own),
-        Err(error) => error,
-    }
+    let mut chain = error.chain();
+    let message = match (chain.next(), chain.next()) {
+        (Some(top), Some(below)) if top.to_string() == trace => below.to_string(),
+        _ => return error,
+    };
+    error.context(message)
 }

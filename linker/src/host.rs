@@ -15,7 +15,7 @@ use wasmtime::{
 
 use crate::access;
 use crate::driver::{self, CallCore, Driven, ImportFuture, ImportName};
-use crate::error::{surface, Carried};
+use crate::error::surface;
 use crate::instance::{Func, Instance, TypedFunc};
 use crate::Error;
 
@@ -434,8 +434,7 @@ impl<T: 'static> AsyncImport<T> {
                 match poll {
                     Poll::Ready(ready) => {
                         driver::give_back(frame, waker);
-                        // Carried: the call fails with the error as returned.
-                        write(&mut values, &ready.map_err(Carried::carry)?).map_err(Carried::carry)
+                        write(&mut values, &ready?)
                     }
                     Poll::Pending => {
                         let Some(zeros) = &self.zeros else {
@@ -472,9 +471,7 @@ impl<T: 'static> AsyncImport<T> {
                     driver::barrier(|| future.as_mut().poll(&mut driver::noop_context()))
                 });
                 match poll {
-                    Poll::Ready(ready) => {
-                        write(&mut values, &ready.map_err(Carried::carry)?).map_err(Carried::carry)
-                    }
+                    Poll::Ready(ready) => write(&mut values, &ready?),
                     Poll::Pending => Err(Error::CannotSuspend {
                         module: module.clone(),
                         name: name.clone(),

@@ -53,10 +53,11 @@
 //!   came after a wait; the instance stays usable and its buffer space is
 //!   freed. Guest traps carry their wasm backtrace
 //!   ([`wasmtime::WasmBacktrace`]), as in wasmtime. The linker's own failures
-//!   are [`Error`]s; raised inside a wasm call, they print their message with
-//!   `{}` too, with the wasm backtrace after it in the chain (`{:?}`). Errors
-//!   of synchronous host functions ([`Linker::func_wrap`]) are wasmtime's,
-//!   with the backtrace on top.
+//!   are [`Error`]s. An error that a host function raised inside a wasm
+//!   call (an async import ready at once, the linker's own, an unknown
+//!   import's trap, a synchronous host function's) prints its message with
+//!   `{}` too, and has the wasm backtrace after it in its chain (`{:?}`),
+//!   above what the host function returned.
 //! - **Cancellation.** Dropping an export call's future while it is suspended
 //!   cancels the call: the instance is in the normal state between polls, so
 //!   the linker only frees the call's saved stack, and the instance keeps

@@ -12,7 +12,7 @@ use wasmtime::{
 
 use crate::buffer::BufferConfig;
 use crate::driver;
-use crate::error::{surface, Carried};
+use crate::error::surface;
 use crate::host::{self, AsyncHostFunc, InstanceSlot};
 use crate::instance::{Func, Instance, StoreCall};
 use crate::runtime::{self, Runtime, RUNTIME_EXPORTS};
@@ -744,7 +744,7 @@ impl<T: 'static> Linker<T> {
                     import.name()
                 );
                 self.func_new(import.module(), import.name(), ty, move |_, _, _| {
-                    Err(Carried::carry(wasmtime::Error::msg(message.clone())))
+                    Err(wasmtime::Error::msg(message.clone()))
                 })?;
             }
         }

@@ -395,7 +395,11 @@ impl<T: 'static, G: Fn(&mut T) -> &mut WasiP1Ctx> Lease<T, G> {
             // the check sees. The view is shared (`UnsafeCell`), as for a
             // shared memory, so writes that the guest or the host make
             // between polls do not invalidate it.
-            let bytes = unsafe { std::slice::from_raw_parts(base as *const UnsafeCell<u8>, len) };
+            let bytes: &'static [UnsafeCell<u8>] = if len == 0 {
+                &[]
+            } else {
+                unsafe { std::slice::from_raw_parts(base as *const UnsafeCell<u8>, len) }
+            };
             let data = store.data() as *const T as usize;
             let slot = get_ctx(store.data_mut());
             reclaim(slot)?;

@@ -62,6 +62,9 @@ fn an_import_error_ready_on_the_first_poll_prints_its_message() {
     println!("{err}");
     assert_eq!(err.to_string(), "request 4 refused");
     assert_eq!(err.downcast_ref::<Refused>().map(|r| r.0), Some(4));
+    assert_eq!(err.root_cause().to_string(), "request 4 refused");
+    // The wasm backtrace follows in the chain, as for wasmtime's traps.
+    assert!(err.downcast_ref::<wasmtime::WasmBacktrace>().is_some());
 }
 
 #[test]
