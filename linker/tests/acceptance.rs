@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use asyncify_linker::{AsyncCaller, Instance, Linker, TypedFunc};
 use common::{binaryen, instrumented, instrumented_with, plain, poll_once, tokio_rt, yield_now};
 use futures::executor::block_on;
-use wasmtime::{Engine, Extern, Func, Memory, MemoryType, Store, WasmBacktrace};
+use wasmtime::{Engine, Extern, Func, Memory, MemoryType, Store};
 
 /// A calculator module exporting `add`.
 const ADD: &str = r#"(module
@@ -443,12 +443,10 @@ fn js_runtime_error_handling_twice_then_usable() {
     let rt = tokio_rt();
     for _ in 0..2 {
         let err = rt.block_on(run.call_async(&mut store, ())).unwrap_err();
-        assert_eq!(err.root_cause().to_string(), "Expected error");
-        let trace = err.downcast_ref::<WasmBacktrace>().expect("wasm backtrace");
-        assert!(
-            trace.frames().iter().any(|f| f.func_name() == Some("run")),
-            "{trace}"
-        );
+        // The import's error as it returned it (the linker takes it back out
+        // of wasmtime's backtrace wrapper, issue 14): `{}` prints its message.
+        assert_eq!(err.to_string(), "Expected error");
+        assert_eq!(err.chain().count(), 1, "{err:?}");
     }
     // The failed sleeps did not move the clock; the next one waits and does.
     assert_eq!(clock.load(Ordering::SeqCst), 0);
