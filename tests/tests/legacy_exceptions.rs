@@ -23,8 +23,13 @@
 //! Never, Always and a drawn pattern, driving the asyncify ABI directly, and
 //! comparing results, traps, exceptions escaping an export (tag and
 //! payload), the import log, memory and globals. V8 11.3 has no multi-memory,
-//! so the buffer is the guest's memory itself, saved by the driver when an
-//! import suspends and restored when the rewind reaches it (see drive.mjs).
+//! so the buffer is the guest's memory itself: the driver snapshots it when
+//! an import suspends, reports any byte outside the frames that the unwind
+//! changed and any byte but the header that the rewind changed (a guest store
+//! wrongly executed on either path), and puts back only the frames' bytes
+//! when the rewind reaches the import (see drive.mjs). Fewer than 60% of the
+//! passed cases suspending, or more than a quarter of the draws unusable,
+//! fails the test, as does no case run at all.
 //!
 //! Cases: `PROPTEST_CASES` (default [`DEFAULT_CASES`]). Each case comes from a
 //! seed; the first is `LEGACY_EH_SEED` (default: from the clock) and each next

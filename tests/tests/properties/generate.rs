@@ -820,6 +820,8 @@ struct Shape {
     imports: Vec<String>,
     /// Exported defined functions and their parameter types (not `refuel`).
     callable: Vec<(String, Vec<ValType>)>,
+    /// Per type index, whether it is a function type (else struct or array).
+    func_types: Vec<bool>,
 }
 
 impl Shape {
@@ -827,12 +829,17 @@ impl Shape {
         let mut types: Vec<Vec<ValType>> = Vec::new();
         let mut imports = Vec::new();
         let mut callable = Vec::new();
+        let mut func_types = Vec::new();
         for payload in Parser::new(0).parse_all(wasm) {
             match payload.map_err(|e| e.to_string())? {
                 Payload::TypeSection(s) => {
                     // Struct and array types (GC) take a type index too.
                     for group in s {
                         for ty in group.map_err(|e| e.to_string())?.into_types() {
+                            func_types.push(matches!(
+                                ty.composite_type.inner,
+                                CompositeInnerType::Func(_)
+                            ));
                             types.push(match &ty.composite_type.inner {
                                 CompositeInnerType::Func(f) => f.params().to_vec(),
                                 _ => Vec::new(),
@@ -860,7 +867,11 @@ impl Shape {
                 _ => {}
             }
         }
-        Ok(Shape { imports, callable })
+        Ok(Shape {
+            imports,
+            callable,
+            func_types,
+        })
     }
 }
 
@@ -906,7 +917,7 @@ fn draw_calls(u: &mut Unstructured, shape: &Shape) -> arbitrary::Result<Vec<(Str
         let (name, params) = u.choose(&shape.callable)?;
         let args = params
             .iter()
-            .map(|p| arg(u, *p))
+            .map(|p| arg(u, *p, &shape.func_types))
             .collect::<arbitrary::Result<Vec<Val>>>()?;
         calls.push(("refuel".to_string(), Vec::new()));
         calls.push((name.clone(), args));
@@ -914,7 +925,10 @@ fn draw_calls(u: &mut Unstructured, shape: &Shape) -> arbitrary::Result<Vec<(Str
     Ok(calls)
 }
 
-fn arg(u: &mut Unstructured, ty: ValType) -> arbitrary::Result<Val> {
+/// An argument of type `ty`: a number drawn from `u`, or the null of a
+/// (nullable) reference type's hierarchy (`func_types` says which concrete
+/// types are function types).
+fn arg(u: &mut Unstructured, ty: ValType, func_types: &[bool]) -> arbitrary::Result<Val> {
     // Small integers most of the time: modules use them as counts and indices.
     let small = u.ratio(3, 4)?;
     Ok(match ty {
@@ -925,9 +939,36 @@ fn arg(u: &mut Unstructured, ty: ValType) -> arbitrary::Result<Val> {
         ValType::F32 => Val::F32(u.arbitrary()?),
         ValType::F64 => Val::F64(u.arbitrary()?),
         ValType::V128 => Val::V128(V128::from(u.arbitrary::<u128>()?)),
-        ValType::Ref(r) if r.is_func_ref() => Val::FuncRef(None),
-        ValType::Ref(_) => Val::ExternRef(None),
+        ValType::Ref(r) => null_of(r, func_types),
     })
+}
+
+/// The null of `r`'s hierarchy, as the driver passes it.
+fn null_of(r: wasmparser::RefType, func_types: &[bool]) -> Val {
+    use wasmparser::{AbstractHeapType as A, HeapType as H};
+    match r.heap_type() {
+        H::Abstract {
+            ty: A::Func | A::NoFunc,
+            ..
+        } => Val::FuncRef(None),
+        H::Abstract {
+            ty: A::Extern | A::NoExtern,
+            ..
+        } => Val::ExternRef(None),
+        H::Abstract {
+            ty: A::Exn | A::NoExn,
+            ..
+        } => Val::ExnRef(None),
+        H::Abstract {
+            ty: A::Cont | A::NoCont,
+            ..
+        } => Val::ContRef(None),
+        H::Abstract { .. } => Val::AnyRef(None),
+        H::Concrete(i) | H::Exact(i) => match i.as_module_index() {
+            Some(i) if func_types.get(i as usize) == Some(&true) => Val::FuncRef(None),
+            _ => Val::AnyRef(None),
+        },
+    }
 }
 
 /// The function imports of `wasm`, as `module.name`, in order.
