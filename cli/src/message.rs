@@ -4,9 +4,14 @@
 /// cause whose text the message before it already ends with (an I/O error
 /// that a library both quotes and returns as its source, say).
 pub fn format_error(error: &anyhow::Error) -> String {
+    join_causes(error.chain().map(|cause| cause.to_string()))
+}
+
+/// Messages joined by `: `, each left out if the text so far already ends
+/// with it.
+pub fn join_causes(causes: impl IntoIterator<Item = String>) -> String {
     let mut text = String::new();
-    for cause in error.chain() {
-        let cause = cause.to_string();
+    for cause in causes {
         if text.ends_with(&cause) {
             continue;
         }

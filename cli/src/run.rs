@@ -23,7 +23,7 @@ use wasmtime_wasi::{FsPerms, Rng as _, WasiCtxBuilder};
 use crate::cache::Cache;
 use crate::files;
 use crate::instrument::{print_reasons, InstrumentFlags};
-use crate::message::{format_error, transform_error};
+use crate::message::{format_error, join_causes, transform_error};
 use crate::progress::ProgressLine;
 
 /// The module name of the built-in imports.
@@ -736,12 +736,12 @@ fn format_unknown_imports(imports: &[UnknownImport]) -> String {
 /// wasm backtrace, if it has one.
 fn wasmtime_message(error: &wasmtime::Error) -> String {
     let backtrace = error.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
-    let messages: Vec<String> = error
-        .chain()
-        .map(|cause| cause.to_string())
-        .filter(|message| Some(message) != backtrace.as_ref())
-        .collect();
-    let mut text = messages.join(": ");
+    let mut text = join_causes(
+        error
+            .chain()
+            .map(|cause| cause.to_string())
+            .filter(|message| Some(message) != backtrace.as_ref()),
+    );
     if let Some(trace) = backtrace {
         let frames = trace.split_once('\n').map_or("", |(_, frames)| frames);
         if !frames.trim().is_empty() {
