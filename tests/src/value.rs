@@ -61,7 +61,7 @@ impl Value {
             Val::F32(v) => Value::F32(*v),
             Val::F64(v) => Value::F64(*v),
             Val::V128(v) => Value::V128(v.as_u128()),
-            other => Value::Ref(if other.clone().ref_().is_some_and(|r| !r.is_null()) {
+            other => Value::Ref(if (*other).ref_().is_some_and(|r| !r.is_null()) {
                 RefValue::NonNull
             } else {
                 RefValue::Null
