@@ -112,6 +112,13 @@ fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// The sum of the first `rounds` x 64 bytes of the page.
+fn page_sum(rounds: i32) -> i32 {
+    (0..rounds as u32 * 64)
+        .map(|i| i32::from(b'a' + (i % 26) as u8))
+        .sum()
+}
+
 fn page_dir() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("asyncify-tokio-server-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -125,9 +132,7 @@ fn main() -> wasmtime::Result<()> {
     let requests: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let rounds: i32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
     let root = page_dir()?;
-    let expected: i32 = (0..rounds as u32 * 64)
-        .map(|i| i32::from(b'a' + (i % 26) as u8))
-        .sum();
+    let expected = page_sum(rounds);
 
     let engine = Engine::default();
     let mut linker = Linker::<WasiP1Ctx>::new(&engine);
@@ -167,7 +172,7 @@ fn main() -> wasmtime::Result<()> {
             requests,
             1,
             Duration::from_millis(500),
-            expected / rounds,
+            page_sum(1),
         );
         let sample = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
