@@ -60,6 +60,9 @@ struct Frame {
     resume: Option<Vec<Val>>,
     /// Set by the import that started an unwind: its future and its name.
     pending: Option<(ImportFuture, Arc<ImportName>)>,
+    /// Budget the call has spent in yield checks (see [`charge`]), carried
+    /// from and back to its [`CallCore`].
+    spent: u64,
 }
 
 /// The name of an async import, for messages.
@@ -116,6 +119,7 @@ pub(crate) fn barrier<R>(f: impl FnOnce() -> R) -> R {
         waker: None,
         resume: None,
         pending: None,
+        spent: 0,
     });
     let r = f();
     guard.pop();
@@ -170,6 +174,17 @@ pub(crate) fn driven(runtime: &Runtime) -> Driven {
             }
             _ => Driven::No,
         }
+    })
+}
+
+/// Adds `units` to the budget spent by the call the driver is making into
+/// the instance of the innermost frame, and returns its new total; `None`
+/// when no driver is making a call there (a barrier, or no frame).
+pub(crate) fn charge(units: u64) -> Option<u64> {
+    FRAMES.with_borrow_mut(|frames| {
+        let frame = frames.last_mut().filter(|f| f.runtime.is_some())?;
+        frame.spent = frame.spent.saturating_add(units);
+        Some(frame.spent)
     })
 }
 
@@ -263,6 +278,8 @@ pub(crate) struct CallCore<'r> {
     /// The waker of the last poll, kept so that polls with the same waker
     /// do not clone it again.
     waker: Option<Waker>,
+    /// Budget spent in yield checks so far (see [`charge`]).
+    spent: u64,
 }
 
 impl<'r> CallCore<'r> {
@@ -275,6 +292,7 @@ impl<'r> CallCore<'r> {
             phase: Phase::Fresh,
             finished: false,
             waker: None,
+            spent: 0,
         }
     }
 
@@ -362,12 +380,14 @@ impl<'r> CallCore<'r> {
             waker: Some(waker),
             resume,
             pending: None,
+            spent: self.spent,
         });
         let out = invoke(store.as_context_mut());
         let frame = guard.pop();
         let (resume, pending) = match frame {
             Some(f) => {
                 self.waker = f.waker;
+                self.spent = f.spent;
                 (f.resume, f.pending)
             }
             None => (None, None),

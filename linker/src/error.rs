@@ -147,6 +147,20 @@ pub enum Error {
         limit: u64,
     },
 
+    /// A call spent its whole budget of yield checks
+    /// ([`TimeSlicing::max_budget`](crate::TimeSlicing::max_budget)): it
+    /// fails at the check where the budget ran out, and the instance stays
+    /// usable.
+    #[error(
+        "the call ran out of its budget: it spent {spent} of {limit} units (approximate wasm          instructions counted by the module's yield checks; `TimeSlicing::max_budget`)"
+    )]
+    OutOfBudget {
+        /// Units the call had spent when it was stopped.
+        spent: u64,
+        /// The limit.
+        limit: u64,
+    },
+
     /// The instance did not follow the asyncify protocol (for example it
     /// started unwinding by itself, or a rewind did not reach the import that
     /// suspended).

@@ -156,8 +156,9 @@
 //!   wasmtime's limits; the buffer grows to at most
 //!   [`Linker::max_buffer_size`]), host memory for saved stacks (at most
 //!   [`Linker::max_buffer_size`] per instance, all its suspended calls
-//!   together), CPU time (an endless loop: use
-//!   wasmtime's epoch interruption or fuel), and the host stack up to
+//!   together), CPU time (an endless loop: instrument with yield checks
+//!   and set [`Linker::time_slicing`], or use wasmtime's epoch interruption
+//!   or fuel), and the host stack up to
 //!   [`Linker::max_nesting_stack`] plus wasmtime's `max_wasm_stack`.
 //! - Make an instance unusable, as above; other instances are not affected.
 //!
@@ -194,6 +195,7 @@ mod host;
 mod instance;
 mod linker;
 mod runtime;
+mod time_slice;
 mod values;
 /// WASI preview 1 through the linker, sync or async (crate feature `wasi`).
 pub mod wasi;
@@ -204,5 +206,6 @@ pub use error::{Error, UnknownImport};
 pub use host::AsyncCaller;
 pub use instance::{Func, Instance, TypedFunc};
 pub use linker::{InstancePre, Linker};
+pub use time_slice::TimeSlicing;
 pub use values::{WasmValue, WasmValues};
 pub use yield_now::{yield_now, YieldNow};

@@ -16,6 +16,7 @@ use crate::error::surface;
 use crate::host::{self, AsyncHostFunc, InstanceSlot};
 use crate::instance::{Func, Instance, StoreCall};
 use crate::runtime::{self, Runtime, RUNTIME_EXPORTS};
+use crate::time_slice::TimeSlicing;
 use crate::{AsyncCaller, Error, UnknownImport, WasmValues};
 
 /// What a name is bound to.
@@ -94,6 +95,8 @@ pub struct Linker<T> {
     map: HashMap<String, HashMap<String, Definition<T>>>,
     allow_shadowing: bool,
     buffer: BufferConfig,
+    /// Set by [`Linker::time_slicing`]: instances get its first slice.
+    pub(crate) time_slicing: Option<TimeSlicing>,
 }
 
 impl<T> std::fmt::Debug for Linker<T> {
@@ -121,6 +124,7 @@ impl<T> Clone for Linker<T> {
             map: self.map.clone(),
             allow_shadowing: self.allow_shadowing,
             buffer: self.buffer.clone(),
+            time_slicing: self.time_slicing,
         }
     }
 }
@@ -141,6 +145,7 @@ impl<T: 'static> Linker<T> {
             map: HashMap::new(),
             allow_shadowing: false,
             buffer: BufferConfig::default(),
+            time_slicing: None,
         }
     }
 
@@ -1150,6 +1155,7 @@ impl<T: 'static> Linker<T> {
             module: module.clone(),
             mem64,
             imports,
+            time_slicing: self.time_slicing,
         })
     }
 }
@@ -1180,6 +1186,8 @@ struct Resolved<T> {
     /// `Some(mem64)` if the module is instrumented.
     mem64: Option<bool>,
     imports: Vec<ResolvedImport<T>>,
+    /// The linker's [`TimeSlicing`]: instances get its first slice.
+    time_slicing: Option<TimeSlicing>,
 }
 
 impl<T: 'static> Resolved<T> {
@@ -1244,6 +1252,9 @@ impl<T: 'static> Resolved<T> {
             )?)),
             None => None,
         };
+        if let Some(slicing) = &self.time_slicing {
+            slicing.start_budget(&mut store, inner);
+        }
         let instance = Instance { inner, runtime };
         let _ = slot.set(instance.clone());
         Ok(instance)

@@ -103,6 +103,7 @@ mod pipeline;
 mod plan;
 mod read;
 mod rewrite;
+pub mod yield_checks;
 
 pub use error::Error;
 pub use options::{glob_match, parse_list, Options, MAX_SECONDARY_MEMORY_PAGES};
@@ -245,6 +246,12 @@ pub fn instrument_with_progress(
 ) -> Result<Output, Error> {
     options.validate()?;
     let bytes = binary_input(input)?;
+    if options.yield_checks {
+        let bytes = yield_checks::add(&bytes, options)?;
+        let options = yield_checks::options_with_yield_import(options);
+        let info = read::read(&bytes)?;
+        return pipeline::run(&info, &options, progress);
+    }
     let info = read::read(&bytes)?;
     pipeline::run(&info, options, progress)
 }

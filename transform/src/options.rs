@@ -51,6 +51,12 @@ pub struct Options {
     /// rewind loads them into locals nothing reads); that output is much
     /// smaller (QuickJS: 835,678 bytes against 1,235,930).
     pub exact_saves: bool,
+    /// Add budget checks at loop headers and at the entry of functions that
+    /// can recurse, which call the import `asyncify.yield` when the budget
+    /// (the exported global `asyncify_budget`) is spent: a host can then
+    /// suspend a CPU-bound guest and resume it later (time-slicing). See
+    /// [`yield_checks`](crate::yield_checks).
+    pub yield_checks: bool,
 }
 
 /// Every pass argument [`Options::apply_pass_arg`] understands, as shown in its error.
@@ -69,6 +75,7 @@ const PASS_ARG_KEYS: &[&str] = &[
     "asyncify-in-secondary-memory",
     "asyncify-secondary-memory-size@N",
     "asyncify-memory@NAME",
+    "asyncify-yield-checks",
 ];
 
 impl Options {
@@ -91,6 +98,7 @@ impl Options {
     /// | `asyncify-in-secondary-memory` | sets [`secondary_memory`](Self::secondary_memory) to 1 page unless a size is already set |
     /// | `asyncify-secondary-memory-size@N` | sets [`secondary_memory`](Self::secondary_memory) to `N` pages; this alone turns the secondary memory on |
     /// | `asyncify-memory@NAME` | sets [`memory`](Self::memory) |
+    /// | `asyncify-yield-checks` (this crate's own) | sets [`yield_checks`](Self::yield_checks) |
     ///
     /// `LIST` is parsed by [`parse_list`], so `@file` reads it from a file. Lists
     /// given several times append. The two secondary-memory keys give the same
@@ -161,6 +169,7 @@ impl Options {
                 let name = non_empty_value(arg, key, value, "NAME")?;
                 self.memory = Some(name.to_owned());
             }
+            "asyncify-yield-checks" => switch(&mut self.yield_checks)?,
             _ => {
                 return Err(Error::Options(format!(
                     "unknown pass argument `{arg}`; expected one of {}",
