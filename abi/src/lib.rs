@@ -270,3 +270,19 @@ mod tests {
         assert_eq!(header::size(true), 16);
     }
 }
+
+/// Yield checks (this project's extension, `asyncify instrument
+/// --yield-checks`): budget checks at loop headers and at the entry of
+/// functions that can recurse, for time-slicing a CPU-bound guest.
+pub mod yield_checks {
+    /// Module of the import a check calls when the budget is spent:
+    /// `(func (result i32))`, which may suspend and returns the next budget.
+    pub const IMPORT_MODULE: &str = "asyncify";
+    /// Name of that import.
+    pub const IMPORT_NAME: &str = "yield";
+    /// Export name of the budget, a mutable `i32` global the checks charge
+    /// (approximate instructions) and the host may set.
+    pub const BUDGET_EXPORT: &str = "asyncify_budget";
+    /// The budget's initial value: about a millisecond of compiled code.
+    pub const DEFAULT_BUDGET: i32 = 1_000_000;
+}

@@ -14,11 +14,7 @@ use wasmtime::{AsContextMut, Extern, Val};
 
 use crate::{driver, yield_now, AsyncCaller, Error, Linker};
 
-/// Module and name of the import the yield checks call.
-pub(crate) const YIELD_IMPORT: (&str, &str) = ("asyncify", "yield");
-
-/// The export name of the budget global the yield checks charge.
-pub(crate) const BUDGET_EXPORT: &str = "asyncify_budget";
+use asyncify_abi::yield_checks::{BUDGET_EXPORT, IMPORT_MODULE, IMPORT_NAME};
 
 /// How the linker serves the yield checks of modules instrumented with them
 /// (`asyncify instrument --yield-checks`, the transform's
@@ -47,7 +43,7 @@ pub struct TimeSlicing {
 impl Default for TimeSlicing {
     fn default() -> TimeSlicing {
         TimeSlicing {
-            slice: 1_000_000,
+            slice: asyncify_abi::yield_checks::DEFAULT_BUDGET as u32,
             yield_to_executor: true,
             max_budget: None,
         }
@@ -136,8 +132,7 @@ impl<T: 'static> Linker<T> {
     /// ```
     pub fn time_slicing(&mut self, config: TimeSlicing) -> wasmtime::Result<&mut Self> {
         let refill = config.refill();
-        let (module, name) = YIELD_IMPORT;
-        self.func_wrap_async(module, name, move |_: AsyncCaller<T>, ()| {
+        self.func_wrap_async(IMPORT_MODULE, IMPORT_NAME, move |_: AsyncCaller<T>, ()| {
             // Runs inside the wasm call, so the driver's call is known here;
             // the future below runs later.
             let spent = driver::charge(u64::from(refill));

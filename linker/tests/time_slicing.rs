@@ -65,8 +65,12 @@ fn expected() -> (i32, i32) {
     let mut store = Store::new(&engine, ());
     let wait = wasmtime::Func::wrap(&mut store, |_: i32| {});
     let instance = wasmtime::Instance::new(&mut store, &module, &[wait.into()]).unwrap();
-    let rec = instance.get_typed_func::<i32, i32>(&mut store, "rec").unwrap();
-    let io = instance.get_typed_func::<i32, i32>(&mut store, "io").unwrap();
+    let rec = instance
+        .get_typed_func::<i32, i32>(&mut store, "rec")
+        .unwrap();
+    let io = instance
+        .get_typed_func::<i32, i32>(&mut store, "io")
+        .unwrap();
     (
         rec.call(&mut store, DEPTH).unwrap(),
         io.call(&mut store, WAITS).unwrap(),
@@ -189,7 +193,9 @@ fn cpu_bound_and_io_bound_guests_share_one_thread_fairly() {
     {
         let mut store = Store::new(&engine, ());
         let instance = linker.instantiate(&mut store, &module).unwrap();
-        let spin = instance.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+        let spin = instance
+            .get_typed_func::<(), ()>(&mut store, "spin")
+            .unwrap();
         let (polls, all) = (spin_polls.clone(), cpu_slices.clone());
         spawner
             .spawn_local(async move {
@@ -210,7 +216,9 @@ fn cpu_bound_and_io_bound_guests_share_one_thread_fairly() {
     let rec = {
         let mut store = Store::new(&engine, ());
         let instance = linker.instantiate(&mut store, &module).unwrap();
-        let rec = instance.get_typed_func::<i32, i32>(&mut store, "rec").unwrap();
+        let rec = instance
+            .get_typed_func::<i32, i32>(&mut store, "rec")
+            .unwrap();
         let (polls, all) = (rec_polls.clone(), cpu_slices.clone());
         spawner
             .spawn_local_with_handle(async move {
@@ -230,7 +238,9 @@ fn cpu_bound_and_io_bound_guests_share_one_thread_fairly() {
     let io = {
         let mut store = Store::new(&engine, ());
         let instance = linker.instantiate(&mut store, &module).unwrap();
-        let io = instance.get_typed_func::<i32, i32>(&mut store, "io").unwrap();
+        let io = instance
+            .get_typed_func::<i32, i32>(&mut store, "io")
+            .unwrap();
         spawner
             .spawn_local_with_handle(async move { io.call_async(&mut store, WAITS).await })
             .unwrap()
@@ -318,7 +328,9 @@ fn a_call_over_its_budget_fails_and_the_instance_goes_on() {
         .unwrap();
     let mut store = Store::new(&engine, ());
     let instance = linker.instantiate(&mut store, &module).unwrap();
-    let spin = instance.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+    let spin = instance
+        .get_typed_func::<(), ()>(&mut store, "spin")
+        .unwrap();
     let err = futures::executor::block_on(spin.call_async(&mut store, ())).unwrap_err();
     match err.downcast_ref::<Error>() {
         Some(Error::OutOfBudget { spent, limit }) => {
@@ -328,7 +340,9 @@ fn a_call_over_its_budget_fails_and_the_instance_goes_on() {
         _ => panic!("expected OutOfBudget, got {err:?}"),
     }
     // Each call has its own budget, and the instance still works.
-    let io = instance.get_typed_func::<i32, i32>(&mut store, "io").unwrap();
+    let io = instance
+        .get_typed_func::<i32, i32>(&mut store, "io")
+        .unwrap();
     let (_, expected_io) = expected();
     let got = futures::executor::block_on(io.call_async(&mut store, WAITS)).unwrap();
     assert_eq!(got, expected_io);
@@ -350,7 +364,9 @@ fn without_yielding_a_spent_slice_does_not_suspend() {
         .unwrap();
     let mut store = Store::new(&engine, ());
     let instance = linker.instantiate(&mut store, &module).unwrap();
-    let rec = instance.get_typed_func::<i32, i32>(&mut store, "rec").unwrap();
+    let rec = instance
+        .get_typed_func::<i32, i32>(&mut store, "rec")
+        .unwrap();
     // Polled with a waker that never wakes: it must finish on the first poll.
     let mut call = Box::pin(rec.call_async(&mut store, DEPTH));
     let Poll::Ready(got) = call.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {

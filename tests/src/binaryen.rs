@@ -129,6 +129,9 @@ fn temp_path(suffix: &str) -> PathBuf {
 /// Fails when wasm-opt refuses the module, or when it silently ignored an
 /// option the output should show (older releases ignore unknown pass args).
 pub fn instrument(wasm: &[u8], options: &Options) -> Result<Vec<u8>, String> {
+    if options.yield_checks {
+        return Err("Binaryen has no yield checks (this project's own option)".into());
+    }
     let input = temp_path(".in.wasm");
     let output = temp_path(".out.wasm");
     std::fs::write(&input, wasm).map_err(|e| format!("writing {}: {e}", input.display()))?;

@@ -58,11 +58,15 @@ fn import_matches(pattern: &str, module: &str, name: &str) -> bool {
 /// matching `imports` when it is set, else all (except the `asyncify` runtime
 /// module, which is never a host import of an instrumented module).
 pub fn may_suspend_per(options: &Options) -> SuspendPredicate {
+    let yields = options.yield_checks;
     if options.ignore_imports {
-        return Arc::new(|_, _| false);
+        return Arc::new(move |module, name| yields && crate::host::is_yield_import(module, name));
     }
     let patterns = options.imports.clone();
     Arc::new(move |module, name| {
+        if crate::host::is_yield_import(module, name) {
+            return yields;
+        }
         module != crate::host::RUNTIME_MODULE
             && (patterns.is_empty() || patterns.iter().any(|p| import_matches(p, module, name)))
     })

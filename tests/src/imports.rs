@@ -63,7 +63,11 @@ pub(crate) fn define_imports(
     for import in module.imports() {
         let (m, n) = (import.module(), import.name());
         let ty = import.ty();
-        if instrumented && m == RUNTIME_MODULE && matches!(ty, ExternType::Func(_)) {
+        if instrumented
+            && m == RUNTIME_MODULE
+            && !crate::host::is_yield_import(m, n)
+            && matches!(ty, ExternType::Func(_))
+        {
             return Err(format!(
                 "the instrumented module still imports {m}.{n}: calls to the runtime \
                  functions should have been replaced"

@@ -42,6 +42,7 @@ pub fn run_linked(wasm: &[u8], config: &RunConfig, calls: &[(&str, Vec<Val>)]) -
         return outcome;
     };
     crate::host::note_exported_funcs(&mut store, &instance.wasmtime());
+    crate::host::spend_yield_budget(&mut store, &instance.wasmtime());
     record_calls(&mut outcome, calls, |export, args| {
         call_through_linker(&mut store, &instance, export, args)
     });

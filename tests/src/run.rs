@@ -247,6 +247,7 @@ pub fn run(wasm: &[u8], config: &RunConfig, calls: &[(&str, Vec<Val>)]) -> Outco
         return outcome;
     };
     note_exported_funcs(&mut store, &instance);
+    crate::host::spend_yield_budget(&mut store, &instance);
     let buffer = resolve_buffer(&mut store, &instance, &config.buffer);
     if config.instrumented {
         match buffer

@@ -33,23 +33,21 @@ use std::borrow::Cow;
 
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{
-    CodeSection, ExportKind, ExportSection, GlobalSection, GlobalType, ImportSection,
-    Instruction, Module, SectionId, TypeSection, ValType,
+    CodeSection, ExportKind, ExportSection, GlobalSection, GlobalType, ImportSection, Instruction,
+    Module, SectionId, TypeSection, ValType,
 };
 use wasmparser::{ExternalKind, FunctionBody, Operator};
 
 use crate::read::ModuleInfo;
 use crate::{glob_match, Error, Options};
 
+pub use asyncify_abi::yield_checks::{BUDGET_EXPORT, DEFAULT_BUDGET};
+
 /// The import a budget check calls when the budget is spent: module and name.
-pub const YIELD_IMPORT: (&str, &str) = ("asyncify", "yield");
-
-/// The export name of the budget global.
-pub const BUDGET_EXPORT: &str = "asyncify_budget";
-
-/// The budget global's initial value, in approximate instructions: about a
-/// millisecond of compiled code.
-pub const DEFAULT_BUDGET: i32 = 1_000_000;
+pub const YIELD_IMPORT: (&str, &str) = (
+    asyncify_abi::yield_checks::IMPORT_MODULE,
+    asyncify_abi::yield_checks::IMPORT_NAME,
+);
 
 /// Adds the yield checks to `bytes` (a valid binary module). A module without
 /// function bodies is returned unchanged.
@@ -75,9 +73,7 @@ pub(crate) fn add<'a>(bytes: &'a [u8], options: &Options) -> Result<Cow<'a, [u8]
         added: Added::default(),
     };
     let mut module = Module::new();
-    adder
-        .parse_core_module(&mut module, wasmparser::Parser::new(0), bytes)
-        .map_err(|e| Error::InvalidOutput(format!("adding yield checks: {e:?}")))?;
+    adder.parse_core_module(&mut module, wasmparser::Parser::new(0), bytes)?;
     Ok(Cow::Owned(module.finish()))
 }
 
@@ -480,15 +476,24 @@ mod tests {
                         (else (i32.const 0)))))"#,
             &Options::default(),
         );
-        assert!(text.contains(r#"(import "asyncify" "yield" (func "#), "{text}");
-        assert!(text.contains(r#"(export "asyncify_budget" (global "#), "{text}");
+        assert!(
+            text.contains(r#"(import "asyncify" "yield" (func "#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"(export "asyncify_budget" (global "#),
+            "{text}"
+        );
         // $leaf neither loops nor recurses: no check.
         let leaf = text.split("(func $leaf").nth(1).unwrap();
         let leaf = leaf.split("(func ").next().unwrap();
         assert!(!leaf.contains("call 0"), "{leaf}");
         // Two checks: one in $spin's loop (3 instructions), one at $rec's entry.
         assert_eq!(text.matches("call 0").count(), 2, "{text}");
-        assert!(text.contains("loop $l\n      global.get 0\n      i32.const 3"), "{text}");
+        assert!(
+            text.contains("loop $l\n      global.get 0\n      i32.const 3"),
+            "{text}"
+        );
         // Calls to the shifted functions are renumbered.
         assert!(text.contains("call $rec"), "{text}");
     }
@@ -513,10 +518,7 @@ mod tests {
             remove_list: vec!["spin".into()],
             ..Options::default()
         };
-        let text = with_checks(
-            r#"(module (func $spin (loop $l (br $l))))"#,
-            &options,
-        );
+        let text = with_checks(r#"(module (func $spin (loop $l (br $l))))"#, &options);
         assert_eq!(text.matches("call 0").count(), 0, "{text}");
     }
 
@@ -524,7 +526,10 @@ mod tests {
     fn sections_the_input_lacks_are_created() {
         // No import, global or export section at all.
         let text = with_checks(r#"(module (func (loop)))"#, &Options::default());
-        assert!(text.contains("(global (;0;) (mut i32) i32.const 1000000)"), "{text}");
+        assert!(
+            text.contains("(global (;0;) (mut i32) i32.const 1000000)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -532,7 +537,10 @@ mod tests {
         let bytes = wat::parse_str("(module (func (loop)))").unwrap();
         let once = add(&bytes, &Options::default()).unwrap().into_owned();
         let err = add(&once, &Options::default()).unwrap_err();
-        assert!(err.to_string().contains("already imports `asyncify.yield`"), "{err}");
+        assert!(
+            err.to_string().contains("already imports `asyncify.yield`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@
 //! suspends only imports that no indirect call can reach, see
 //! [`generate::imports_under_indirect_calls`]); `asserts` with the other
 //! imports listed (so uninstrumented code exists and its assertions must stay
-//! quiet); the secondary memory, with `exact_saves`; `import_globals`.
+//! quiet); the secondary memory, with `exact_saves`; `import_globals`; yield
+//! checks with half the imports listed, the budget emptied at instantiation
+//! and refilled with 0 so that every check fires (and suspends when the
+//! schedule says so).
 //!
 //! The asyncify buffer: for every set but the secondary memory, the module
 //! gets an extra memory 0 exported as `memory` that no guest instruction
@@ -113,10 +116,13 @@ enum OptionSet {
     /// Default options on modules that may also use tail calls, exceptions
     /// and GC (see [`generate`]).
     BeyondBinaryen,
+    /// Yield checks, with the budget so low that every check fires and
+    /// calls the yield import, which the schedule suspends like any other.
+    YieldChecks,
 }
 
 impl OptionSet {
-    const ALL: [OptionSet; 7] = [
+    const ALL: [OptionSet; 8] = [
         OptionSet::Default,
         OptionSet::ImportsList,
         OptionSet::IgnoreIndirect,
@@ -124,6 +130,7 @@ impl OptionSet {
         OptionSet::SecondaryMemory,
         OptionSet::ImportGlobals,
         OptionSet::BeyondBinaryen,
+        OptionSet::YieldChecks,
     ];
 
     fn options(self, imports: &[String]) -> Options {
@@ -160,6 +167,13 @@ impl OptionSet {
             },
             OptionSet::ImportGlobals => Options {
                 import_globals: true,
+                ..Options::default()
+            },
+            // Half the imports, so that the yield import is often the only
+            // way a function suspends.
+            OptionSet::YieldChecks => Options {
+                yield_checks: true,
+                imports: pick(0),
                 ..Options::default()
             },
         }
@@ -514,4 +528,9 @@ fn import_globals() {
 #[test]
 fn beyond_binaryen() {
     run(OptionSet::BeyondBinaryen);
+}
+
+#[test]
+fn yield_checks() {
+    run(OptionSet::YieldChecks);
 }
