@@ -114,6 +114,13 @@ pub struct InstrumentFlags {
     #[arg(long)]
     exact_saves: bool,
 
+    /// Add budget checks at loop headers and at the entry of functions that
+    /// can recurse; a spent budget calls the import `asyncify.yield`, which
+    /// may suspend: a CPU-bound guest can then give its thread back
+    /// (time-slicing; `asyncify run --yield-every`, `Linker::time_slicing`).
+    #[arg(long)]
+    yield_checks: bool,
+
     /// Print to standard error why each function is instrumented.
     #[arg(short, long)]
     verbose: bool,
@@ -148,6 +155,7 @@ impl InstrumentFlags {
             secondary_memory: self.secondary_memory,
             memory: self.memory.clone(),
             exact_saves: self.exact_saves,
+            yield_checks: self.yield_checks,
         };
         options.extend_only_list(parse_lists("only-list", &self.only_list)?);
         for arg in self.asyncify_pass_args() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use asyncify_linker::wasi::{self, wasmtime_wasi, I32Exit, WasiP1Ctx};
-use asyncify_linker::{AsyncCaller, Instance, Linker, UnknownImport};
+use asyncify_linker::{AsyncCaller, Instance, Linker, TimeSlicing, UnknownImport};
 use asyncify_transform::Options;
 use clap::Args;
 use wasmtime::{Engine, ExternType, FuncType, Module, Store, Trap, Val, ValType, WasmBacktrace};
@@ -99,6 +99,18 @@ pub struct RunArgs {
     #[arg(long)]
     default_values_unknown_imports: bool,
 
+    /// Time-slicing: a guest instrumented with yield checks gives the thread
+    /// back every N units (approximate wasm instructions) and then goes on.
+    /// With --instrument, adds the yield checks (--yield-checks).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    yield_every: Option<u32>,
+
+    /// Stop a call that has run more than N units (approximate wasm
+    /// instructions, counted by yield checks) with an error. With
+    /// --instrument, adds the yield checks (--yield-checks).
+    #[arg(long, value_name = "N")]
+    max_budget: Option<u64>,
+
     /// Compile the module every time: do not read or write the cache of
     /// compiled modules.
     #[arg(long)]
@@ -152,6 +164,14 @@ struct Loaded {
     instrumented: bool,
 }
 
+impl Loaded {
+    /// Whether the module has yield checks (exports their budget).
+    fn has_yield_checks(&self) -> bool {
+        let budget = asyncify_transform::yield_checks::BUDGET_EXPORT;
+        self.module.exports().any(|e| e.name() == budget)
+    }
+}
+
 /// Runs `asyncify run`, printing its own errors: the exit status depends on
 /// how the guest ended.
 pub fn main(args: RunArgs) -> ExitCode {
@@ -195,6 +215,16 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut store = Store::new(&engine, Host { wasi });
     let outcome = futures::executor::block_on(async {
         let mut linker = Linker::new(&engine);
+        if let Some(slicing) = time_slicing(args) {
+            linker.time_slicing(slicing)?;
+            if !main.has_yield_checks() {
+                eprintln!(
+                    "note: {} has no yield checks, so --yield-every and --max-budget do nothing; \
+                     instrument it with --yield-checks (or run it with --instrument)",
+                    main.path.display()
+                );
+            }
+        }
         for (name, preload) in &preloads {
             let instance = instantiate(&linker, &mut store, preload, args.async_wasi, unknown)?;
             initialize(&instance, &mut store).await?;
@@ -217,9 +247,24 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The linker's time slicing, when `--yield-every` or `--max-budget` is given.
+fn time_slicing(args: &RunArgs) -> Option<TimeSlicing> {
+    if args.yield_every.is_none() && args.max_budget.is_none() {
+        return None;
+    }
+    Some(TimeSlicing {
+        slice: args.yield_every.unwrap_or(TimeSlicing::default().slice),
+        yield_to_executor: args.yield_every.is_some(),
+        max_budget: args.max_budget,
+    })
+}
+
 /// The transform options, when `--instrument` is given.
 fn instrument_options(args: &RunArgs) -> anyhow::Result<Option<Options>> {
-    let options = args.flags.to_options()?;
+    let mut options = args.flags.to_options()?;
+    if args.instrument && time_slicing(args).is_some() {
+        options.yield_checks = true;
+    }
     if let Some(note) = args.flags.ignored_pass_args_note() {
         eprintln!("{note}");
     }
@@ -381,7 +426,7 @@ fn instantiate(
 ) -> wasmtime::Result<Instance> {
     let mut linker = linker.clone();
     if async_wasi {
-        wasi::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)?;
+        wasi::add_to_linker_async_suspending(&mut linker, |host: &mut Host| &mut host.wasi)?;
     } else {
         wasi::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     }
