@@ -41,6 +41,7 @@ const INSTRUMENT_KEYS: &[&str] = &[
     "secondaryMemory",
     "memory",
     "exactSaves",
+    "yieldChecks",
     "passArgs",
 ];
 
@@ -91,6 +92,7 @@ pub fn parse(json: &str, call: Call) -> Result<CallOptions, Error> {
         Some(_) => return Err(wrong_type("memory", "a non-empty string")),
     };
     o.exact_saves = switch(&map, "exactSaves")?;
+    o.yield_checks = switch(&map, "yieldChecks")?;
     for arg in strings(&map, "passArgs")? {
         o.apply_pass_arg(&arg)?;
     }
@@ -232,7 +234,7 @@ mod tests {
             "ignoreIndirect": true, "addList": "a, f(int, int)", "removeList": ["r"],
             "propagateAddList": true, "asserts": true, "importGlobals": true,
             "exportGlobals": false, "secondaryMemory": 3, "memory": "heap",
-            "exactSaves": true, "passArgs": ["asyncify-imports@wasi.*"]
+            "exactSaves": true, "yieldChecks": true, "passArgs": ["asyncify-imports@wasi.*"]
         }"#;
         let o = parse(json, Call::Instrument).unwrap().options;
         let expected = Options {
@@ -249,6 +251,7 @@ mod tests {
             secondary_memory: Some(3),
             memory: Some("heap".into()),
             exact_saves: true,
+            yield_checks: true,
         };
         assert_eq!(o, expected);
     }

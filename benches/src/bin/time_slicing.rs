@@ -119,11 +119,7 @@ fn instrument(yield_checks: bool) -> Result<Vec<u8>> {
 }
 
 /// The linker-driven variants: `slicing` set when the module has checks.
-fn linked<'a>(
-    engine: &'a Engine,
-    wasm: &[u8],
-    slicing: Option<TimeSlicing>,
-) -> Result<Runner<'a>> {
+fn linked<'a>(engine: &'a Engine, wasm: &[u8], slicing: Option<TimeSlicing>) -> Result<Runner<'a>> {
     let module = Module::new(engine, wasm)?;
     let mut linker = Linker::new(engine);
     linker.func_wrap_async("env", "wait", |_: AsyncCaller<()>, x: i32| async move {
@@ -197,8 +193,9 @@ fn measure(
 ) -> Result<Vec<(f64, u64)>> {
     let mut samples = vec![Vec::new(); variants.len()];
     let mut yields = vec![0u64; variants.len()];
-    let mut checksum = None;
     for _ in 0..rounds {
+        // `sum` changes memory, so the checksum is per round.
+        let mut checksum = None;
         for (k, (name, run)) in variants.iter_mut().enumerate() {
             let start = thread_cpu();
             let (out, y) = run(export, arg)?;
@@ -227,7 +224,7 @@ fn main() -> Result<()> {
     let rounds = if quick { 3 } else { 9 };
     let engine = Engine::default();
     let mut async_config = Config::new();
-    async_config.async_support(true).epoch_interruption(true);
+    async_config.epoch_interruption(true);
     let async_engine = Engine::new(&async_config)?;
     let ticking = Arc::new(AtomicBool::new(true));
     let ticker = {
@@ -254,8 +251,14 @@ fn main() -> Result<()> {
     let mut variants: Vec<(&str, Runner<'_>)> = vec![
         ("original", original(&engine)?),
         ("instrumented", linked(&engine, &plain, None)?),
-        ("checks, never firing", linked(&engine, &checked, Some(never))?),
-        ("checks, yielding", linked(&engine, &checked, Some(yielding))?),
+        (
+            "checks, never firing",
+            linked(&engine, &checked, Some(never))?,
+        ),
+        (
+            "checks, yielding",
+            linked(&engine, &checked, Some(yielding))?,
+        ),
         ("epoch yielding (fibers)", epoch_fibers(&async_engine)?),
     ];
 
