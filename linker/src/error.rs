@@ -152,7 +152,8 @@ pub enum Error {
     /// fails at the check where the budget ran out, and the instance stays
     /// usable.
     #[error(
-        "the call ran out of its budget: it spent {spent} of {limit} units (approximate wasm          instructions counted by the module's yield checks; `TimeSlicing::max_budget`)"
+        "the call ran out of its budget: it spent {spent} of {limit} units (approximate wasm \
+         instructions counted by the module's yield checks; `TimeSlicing::max_budget`)"
     )]
     OutOfBudget {
         /// Units the call had spent when it was stopped.

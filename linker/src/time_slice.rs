@@ -35,8 +35,10 @@ pub struct TimeSlicing {
     pub yield_to_executor: bool,
     /// The most one export call may spend in all (across its slices, not
     /// counting calls nested in its async imports, which have their own).
-    /// A call that exceeds it fails with [`Error::OutOfBudget`] at the check
+    /// A call that spends it fails with [`Error::OutOfBudget`] at the check
     /// where it ran out, and the instance stays usable. `None`: no limit.
+    /// Spending is counted in whole slices (a check fires when one is
+    /// spent), so the limit is exact to within a slice.
     pub max_budget: Option<u64>,
 }
 
@@ -55,11 +57,14 @@ impl TimeSlicing {
     /// or when there is neither yielding nor a limit, as much as fits (the
     /// checks then almost never fire).
     fn refill(&self) -> u32 {
-        if self.yield_to_executor || self.max_budget.is_some() {
-            self.slice.clamp(1, i32::MAX as u32)
+        let slice = if self.yield_to_executor || self.max_budget.is_some() {
+            self.slice
         } else {
             i32::MAX as u32
-        }
+        };
+        // A limit below one slice is checked when it is spent.
+        let limit = self.max_budget.map_or(u64::MAX, |m| m.max(1));
+        (slice as u64).min(limit).clamp(1, i32::MAX as u64) as u32
     }
 
     /// Sets a new instance's budget to its first slice. A module without
@@ -101,7 +106,7 @@ impl<T: 'static> Linker<T> {
     /// use wasmtime::{Engine, Module, Store};
     ///
     /// let wat = r#"(module
-    ///     (memory 1)
+    ///     (memory (export "memory") 1)
     ///     (func (export "count") (param $n i32) (result i32) (local $i i32)
     ///         (loop $next
     ///             (local.set $i (i32.add (local.get $i) (i32.const 1)))
@@ -137,7 +142,7 @@ impl<T: 'static> Linker<T> {
             // the future below runs later.
             let spent = driver::charge(u64::from(refill));
             let over = match (spent, config.max_budget) {
-                (Some(spent), Some(limit)) if spent > limit => {
+                (Some(spent), Some(limit)) if spent >= limit => {
                     Some(Error::OutOfBudget { spent, limit })
                 }
                 _ => None,
