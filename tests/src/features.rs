@@ -55,7 +55,7 @@ pub fn documented_additions(options: &Options, input: &[u8], output: &[u8]) -> W
     if options.secondary_memory.is_some() {
         add |= WasmFeatures::MULTI_MEMORY;
     }
-    if options.import_globals || options.export_globals {
+    if options.import_globals || options.export_globals || options.yield_checks {
         add |= WasmFeatures::MUTABLE_GLOBAL;
     }
     if tables(output) > tables(input) {

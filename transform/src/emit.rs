@@ -454,7 +454,7 @@ pub fn assemble(
                     raw,
                     section.range.start as u64,
                 ))?;
-                remap.parse_export_section(&mut s, reader)?;
+                ref_remap.parse_export_section(&mut s, reader)?;
                 let base = section_contents(&s);
                 copy(
                     &mut out,
