@@ -104,12 +104,10 @@ pub fn inspect(input: &[u8], options_json: &str) -> Result<String, Failure> {
     let call = options::parse(options_json, Call::Inspect)?;
     let interface = asyncify_transform::inspect::interface(input)?;
     let output = asyncify_transform::instrument(input, &call.options)?;
-    let report =
-        report::Report::new(&output, interface, &call.why, call.functions).map_err(|message| {
-            Failure {
-                kind: "Why",
-                message,
-            }
+    let report = report::Report::new(&output, interface, &call.why, call.functions, &call.options)
+        .map_err(|message| Failure {
+            kind: "Why",
+            message,
         })?;
     Ok(serde_json::to_string(&report).expect("the report serialises"))
 }

@@ -2,22 +2,22 @@
 //! `asyncify inspect --json` prints.
 
 use asyncify_transform::inspect::{Interface, Item};
-use asyncify_transform::{InstrumentedFunction, Output};
+use asyncify_transform::{glob_match, InstrumentedFunction, Options, Output};
 use serde::Serialize;
 
 /// The whole report.
 #[derive(Debug, Serialize)]
 pub struct Report {
     input_bytes: usize,
+    functions: u32,
     output_bytes: usize,
     growth: f64,
-    functions: u32,
     instrumented: usize,
     suspension_points: u64,
-    imports: Vec<Entry>,
-    exports: Vec<Entry>,
     frames: Frames,
     warnings: Vec<String>,
+    imports: Vec<Entry>,
+    exports: Vec<Entry>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     why: Vec<Why>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +51,9 @@ struct Why {
     function: String,
     instrumented: bool,
     chain: Vec<String>,
+    /// For an import: whether calls to it may suspend, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    import: Option<String>,
 }
 
 /// One instrumented function, with `functions: true`.
@@ -78,7 +81,14 @@ impl Report {
         interface: Interface,
         why: &[String],
         functions: bool,
+        options: &Options,
     ) -> Result<Report, String> {
+        let func_imports: Vec<String> = interface
+            .imports
+            .iter()
+            .filter(|i| i.ty.starts_with("func"))
+            .map(|i| format!("{}.{}", i.module, i.name))
+            .collect();
         let entry = |i: Item| Entry {
             module: i.module,
             name: i.name,
@@ -114,10 +124,14 @@ impl Report {
                     )
                 })?;
                 let chain = output.why(index);
+                let import = func_imports
+                    .get(index as usize)
+                    .map(|import| explain_import(import, options));
                 Ok(Why {
                     function: name.clone(),
                     instrumented: !chain.is_empty(),
                     chain,
+                    import,
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -160,4 +174,25 @@ fn find_function(output: &Output, name: &str) -> Option<u32> {
     name.parse::<u32>()
         .ok()
         .filter(|&i| i < output.function_count)
+}
+
+/// Why calls to the import `module.name` may suspend or not, under
+/// `options`: the text `asyncify inspect --why` gives.
+fn explain_import(import: &str, options: &Options) -> String {
+    if import.starts_with("asyncify.") {
+        return format!(
+            "`{import}` is an import, not instrumented itself: it is a function of the \
+             asyncify runtime, and its callers are instrumented"
+        );
+    }
+    let verdict = if options.ignore_imports {
+        "calls to it never suspend (--ignore-imports)".to_owned()
+    } else if options.imports.is_empty() {
+        "calls to it may suspend (without --imports, every import may)".to_owned()
+    } else if let Some(pattern) = options.imports.iter().find(|p| glob_match(p, import)) {
+        format!("calls to it may suspend (it matches `{pattern}` in --imports)")
+    } else {
+        "calls to it never suspend (it is not in --imports)".to_owned()
+    };
+    format!("`{import}` is an import, not instrumented itself: {verdict}")
 }
