@@ -61,6 +61,12 @@
 //!   moved back at once; in the rare cases where that cannot happen (the
 //!   call failed in the middle of the asyncify protocol), it is moved back
 //!   by the store's next WASI call.
+//! - **Shutting down.** Drop or finish the export calls (and with them any
+//!   file reads in flight) before dropping the tokio runtime they ran on.
+//!   wasmtime-wasi runs file I/O as tasks on that runtime's blocking pool;
+//!   if the runtime goes away while such a task is outstanding, wasmtime-wasi
+//!   itself panics ("JoinError::Cancelled") when the future is polled or
+//!   dropped. This is wasmtime-wasi's behaviour, not the linker's.
 //!
 //! ```
 //! # fn main() -> wasmtime::Result<()> {
