@@ -37,11 +37,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use asyncify_abi::State;
 use wasmtime::{AsContextMut, Result, StoreContextMut, Trap, Val};
 
 use crate::access;
 use crate::buffer::CallId;
-use crate::runtime::{self, Runtime, NORMAL, REWINDING, UNWINDING};
+use crate::runtime::{self, Runtime};
 use crate::Error;
 
 /// The future of an async import, its values type-erased.
@@ -432,33 +433,33 @@ impl<'r> CallCore<'r> {
             }
             (_, pending) => pending,
         };
-        let state = match rt.state(&mut *store) {
+        let raw = match rt.state(&mut *store) {
             Ok(state) => state,
             Err(e) => return Outcome::Failed(out.err().unwrap_or(e)),
         };
-        match (out, state) {
-            (Ok(out), NORMAL) if !resume_left => Outcome::Finished(Ok(out)),
-            (Ok(_), NORMAL) => Outcome::Failed(
+        match (out, State::from_value(raw)) {
+            (Ok(out), Some(State::Normal)) if !resume_left => Outcome::Finished(Ok(out)),
+            (Ok(_), Some(State::Normal)) => Outcome::Failed(
                 rt.protocol("a rewind ended without reaching the import that suspended")
                     .into(),
             ),
-            (Err(e), NORMAL) => Outcome::Finished(Err(e)),
-            (Ok(_), UNWINDING) => Outcome::Failed(
+            (Err(e), Some(State::Normal)) => Outcome::Finished(Err(e)),
+            (Ok(_), Some(State::Unwinding)) => Outcome::Failed(
                 rt.protocol(
                     "the instance started unwinding by itself (asyncify.start_unwind); \
                      this linker only drives unwinds that its async imports start",
                 )
                 .into(),
             ),
-            (Err(trap), UNWINDING) => match pending {
+            (Err(trap), Some(State::Unwinding)) => match pending {
                 Some((_, import)) => Outcome::Failed(self.unwind_failure(rt, store, trap, &import)),
                 None => Outcome::Failed(trap),
             },
-            (Ok(_), REWINDING) if resume_left => Outcome::Failed(
+            (Ok(_), Some(State::Rewinding)) if resume_left => Outcome::Failed(
                 rt.protocol("a rewind returned without reaching the import that suspended")
                     .into(),
             ),
-            (Ok(_), REWINDING) => Outcome::Failed(
+            (Ok(_), Some(State::Rewinding)) => Outcome::Failed(
                 rt.protocol(
                     "the rewind reached the import, but the instance stayed in the rewinding \
                      state (its `asyncify_stop_rewind` did not reset it)",
@@ -466,10 +467,9 @@ impl<'r> CallCore<'r> {
                 .into(),
             ),
             (Err(e), _) => Outcome::Failed(e),
-            (Ok(_), state) => Outcome::Failed(
-                rt.protocol(format!("unknown asyncify state {state}"))
-                    .into(),
-            ),
+            (Ok(_), None) => {
+                Outcome::Failed(rt.protocol(format!("unknown asyncify state {raw}")).into())
+            }
         }
     }
 
@@ -550,16 +550,17 @@ impl<'r> CallCore<'r> {
         rt.shared().buffer.reset(&mut *store);
         let mut settle = || -> Result<i32> {
             for _ in 0..3 {
-                match rt.state(&mut *store)? {
-                    UNWINDING => rt.stop_unwind(&mut *store)?,
-                    REWINDING => rt.stop_rewind(&mut *store)?,
-                    state => return Ok(state),
+                let raw = rt.state(&mut *store)?;
+                match State::from_value(raw) {
+                    Some(State::Unwinding) => rt.stop_unwind(&mut *store)?,
+                    Some(State::Rewinding) => rt.stop_rewind(&mut *store)?,
+                    _ => return Ok(raw),
                 }
             }
             rt.state(&mut *store)
         };
         let mut settled = settle();
-        if !matches!(settled, Ok(NORMAL)) {
+        if !matches!(settled, Ok(s) if s == State::Normal.value()) {
             // The stop functions check the header at the guest's data
             // pointer, which the guest may have left pointing anywhere:
             // point it at a valid header (by starting an unwind there) and
@@ -572,7 +573,7 @@ impl<'r> CallCore<'r> {
             }
         }
         let reason = match settled {
-            Ok(NORMAL) => return,
+            Ok(s) if s == State::Normal.value() => return,
             Ok(state) => format!(
                 "after a failed call it stays in asyncify state {state} (0 is normal) whatever \
                  the linker does to reset it"

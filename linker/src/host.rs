@@ -75,6 +75,17 @@ impl<T> std::fmt::Debug for AsyncCaller<T> {
     }
 }
 
+impl<T> AsyncCaller<T> {
+    /// A handle that belongs to no instance, for the linker's own futures
+    /// that reach the store the same way (the dynamic loader's).
+    pub(crate) fn detached() -> AsyncCaller<T> {
+        AsyncCaller {
+            instance: None,
+            _data: PhantomData,
+        }
+    }
+}
+
 impl<T: 'static> AsyncCaller<T> {
     /// Runs `f` with the store.
     ///

@@ -190,6 +190,7 @@
 mod access;
 mod buffer;
 mod driver;
+pub mod dylink;
 mod error;
 mod host;
 mod instance;

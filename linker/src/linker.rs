@@ -7,7 +7,7 @@ use std::task::Poll;
 
 use wasmtime::{
     AsContext, AsContextMut, Caller, Engine, Extern, ExternType, FuncType, ImportType, IntoFunc,
-    Module, Result, Val,
+    Module, Result, StoreContextMut, Val,
 };
 
 use crate::buffer::BufferConfig;
@@ -15,7 +15,7 @@ use crate::driver;
 use crate::error::surface;
 use crate::host::{self, AsyncHostFunc, InstanceSlot};
 use crate::instance::{Func, Instance, StoreCall};
-use crate::runtime::{self, Runtime, RUNTIME_EXPORTS};
+use crate::runtime::{self, Runtime};
 use crate::time_slice::TimeSlicing;
 use crate::{AsyncCaller, Error, UnknownImport, WasmValues};
 
@@ -563,7 +563,9 @@ impl<T: 'static> Linker<T> {
             .collect();
         for (name, item) in exports {
             let def = match (item, &instance.runtime) {
-                (Extern::Func(f), Some(rt)) if !RUNTIME_EXPORTS.contains(&name.as_str()) => {
+                (Extern::Func(f), Some(rt))
+                    if asyncify_abi::RuntimeFunction::from_export_name(&name).is_none() =>
+                {
                     Definition::Export(Func {
                         inner: f,
                         runtime: Some(rt.clone()),
@@ -832,7 +834,7 @@ impl<T: 'static> Linker<T> {
     /// let mut store = Store::new(&engine, ());
     /// let err = Linker::new(&engine).instantiate(&mut store, &module).unwrap_err();
     /// assert!(matches!(err.downcast_ref::<Error>(), Some(Error::UnknownImports(list)) if list.len() == 2));
-    /// assert!(err.to_string().contains("`env::a`: (type (func (param i32)))"));
+    /// assert!(err.to_string().contains("`env::a`: func (param i32)"));
     /// # Ok(())
     /// # }
     /// ```
@@ -1208,33 +1210,7 @@ impl<T: 'static> Resolved<T> {
         let mut first_memory = None;
         for import in &self.imports {
             let (m, n) = (import.module.as_str(), import.name.as_str());
-            let item = match &import.def {
-                Definition::Extern(e) => e.clone(),
-                Definition::Sync(key) => sync.get(&mut store, "", key)?,
-                Definition::Async(host) => {
-                    let ty = match &host.ty {
-                        Some(ty) => ty.clone(),
-                        None => return Err(wasmtime::format_err!("`{m}::{n}` has no type")),
-                    };
-                    Extern::Func(host::async_import(
-                        &mut store,
-                        ty,
-                        host.clone(),
-                        slot.clone(),
-                        m,
-                        n,
-                    ))
-                }
-                Definition::Export(func) => {
-                    if self.mem64.is_some() {
-                        let ty = func.inner.ty(&store);
-                        let host = host::export_as_async_import::<T>(func.clone());
-                        Extern::Func(host::async_import(&mut store, ty, host, slot.clone(), m, n))
-                    } else {
-                        Extern::Func(host::export_as_sync_import(&mut store, func.clone(), m, n))
-                    }
-                }
-            };
+            let item = extern_for(&mut store, &import.def, sync, &slot, self.mem64, m, n)?;
             if first_memory.is_none() && import.memory {
                 first_memory = Some(item.clone());
             }
@@ -1254,6 +1230,184 @@ impl<T: 'static> Resolved<T> {
         };
         if let Some(slicing) = &self.time_slicing {
             slicing.start_budget(&mut store, inner);
+        }
+        let instance = Instance { inner, runtime };
+        let _ = slot.set(instance.clone());
+        Ok(instance)
+    }
+}
+
+/// The extern that definition `def` of `m::n` gives one importing instance
+/// (whose [`Instance`] will be in `slot`; `mem64` is `Some` if the importer is
+/// instrumented).
+fn extern_for<T: 'static>(
+    store: &mut StoreContextMut<'_, T>,
+    def: &Definition<T>,
+    sync: &wasmtime::Linker<T>,
+    slot: &InstanceSlot,
+    mem64: Option<bool>,
+    m: &str,
+    n: &str,
+) -> Result<Extern> {
+    Ok(match def {
+        Definition::Extern(e) => e.clone(),
+        Definition::Sync(key) => sync.get(&mut *store, "", key)?,
+        Definition::Async(host) => {
+            let ty = match &host.ty {
+                Some(ty) => ty.clone(),
+                None => return Err(wasmtime::format_err!("`{m}::{n}` has no type")),
+            };
+            Extern::Func(host::async_import(
+                &mut *store,
+                ty,
+                host.clone(),
+                slot.clone(),
+                m,
+                n,
+            ))
+        }
+        Definition::Export(func) => {
+            if mem64.is_some() {
+                let ty = func.inner.ty(&*store);
+                let host = host::export_as_async_import::<T>(func.clone());
+                Extern::Func(host::async_import(
+                    &mut *store,
+                    ty,
+                    host,
+                    slot.clone(),
+                    m,
+                    n,
+                ))
+            } else {
+                Extern::Func(host::export_as_sync_import(&mut *store, func.clone(), m, n))
+            }
+        }
+    })
+}
+
+/// What the dynamic loader gives one import of a module it instantiates
+/// ([`Linker::instantiate_member`]).
+pub(crate) enum Provided<T> {
+    /// This item, as it is.
+    Extern(Extern),
+    /// An async host function, made for this importer.
+    Async(Arc<AsyncHostFunc<T>>),
+    /// The linker's own definition of the name.
+    Host,
+    /// Nothing: the import is reported as unknown.
+    Missing,
+}
+
+impl<T: 'static> Linker<T> {
+    /// Whether `module::name` is defined.
+    pub(crate) fn defines(&self, module: &str, name: &str) -> bool {
+        self.lookup(module, name).is_some()
+    }
+
+    /// The definition of `module::name` as an extern that `instance` could
+    /// import (an async import is made for it), if defined.
+    pub(crate) fn host_extern(
+        &self,
+        store: &mut StoreContextMut<'_, T>,
+        module: &str,
+        name: &str,
+        instance: &Instance,
+    ) -> Option<Result<Extern>> {
+        let def = self.lookup(module, name)?;
+        let mem64 = instance.runtime.as_ref().map(|_| false);
+        if matches!(def, Definition::Async(_)) && mem64.is_none() {
+            return Some(Err(wasmtime::format_err!(
+                "`{module}::{name}` is an async import, and the main module is not instrumented"
+            )));
+        }
+        let slot: InstanceSlot = Arc::new(OnceLock::new());
+        let _ = slot.set(instance.clone());
+        Some(extern_for(
+            store, def, &self.sync, &slot, mem64, module, name,
+        ))
+    }
+
+    /// The buffer settings instances get.
+    pub(crate) fn buffer_config(&self) -> &BufferConfig {
+        &self.buffer
+    }
+
+    /// Instantiates `module` as one member of a group of instances that share
+    /// one asyncify state (dynamic linking): `provide` decides each import
+    /// first, and `runtime` gives the group's runtime to the new instance if
+    /// the module is instrumented (creating it from this instance if the
+    /// group has none yet). Fails with [`Error::UnknownImports`] listing the
+    /// imports `provide` left [`Provided::Missing`] (or [`Provided::Host`]
+    /// without a definition).
+    pub(crate) fn instantiate_member(
+        &self,
+        store: &mut StoreContextMut<'_, T>,
+        module: &Module,
+        provide: &mut dyn FnMut(
+            &mut StoreContextMut<'_, T>,
+            &ImportType<'_>,
+        ) -> Result<Provided<T>>,
+        runtime: &mut dyn FnMut(
+            &mut StoreContextMut<'_, T>,
+            wasmtime::Instance,
+            bool,
+        ) -> Result<Option<Arc<Runtime>>>,
+    ) -> Result<Instance> {
+        let mem64 = runtime::instrumented(module);
+        let slot: InstanceSlot = Arc::new(OnceLock::new());
+        let mut externs = Vec::new();
+        let mut unknown = Vec::new();
+        for import in module.imports() {
+            let (m, n) = (import.module(), import.name());
+            let item = match provide(store, &import)? {
+                Provided::Extern(e) => Some(e),
+                Provided::Async(host) => {
+                    if mem64.is_none() {
+                        return Err(Error::NotInstrumented {
+                            importer: runtime::module_name(module),
+                            module: m.to_string(),
+                            name: n.to_string(),
+                        }
+                        .into());
+                    }
+                    let ty = match (&host.ty, import.ty()) {
+                        (Some(ty), _) => ty.clone(),
+                        (None, ExternType::Func(ty)) => ty,
+                        (None, _) => return Err(wasmtime::format_err!("`{m}::{n}` has no type")),
+                    };
+                    let func = host::async_import(&mut *store, ty, host, slot.clone(), m, n);
+                    Some(Extern::Func(func))
+                }
+                Provided::Host => match self.lookup(m, n) {
+                    Some(Definition::Async(_)) if mem64.is_none() => {
+                        return Err(Error::NotInstrumented {
+                            importer: runtime::module_name(module),
+                            module: m.to_string(),
+                            name: n.to_string(),
+                        }
+                        .into())
+                    }
+                    Some(def) => Some(extern_for(store, def, &self.sync, &slot, mem64, m, n)?),
+                    None => None,
+                },
+                Provided::Missing => None,
+            };
+            match item {
+                Some(item) => externs.push(item),
+                None => unknown.push(UnknownImport {
+                    module: m.to_string(),
+                    name: n.to_string(),
+                    ty: import.ty(),
+                }),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(Error::UnknownImports(unknown).into());
+        }
+        let inner = wasmtime::Instance::new(&mut *store, module, &externs).map_err(surface)?;
+        let runtime = runtime(store, inner, mem64.is_some())?;
+        if let Some(slicing) = &self.time_slicing {
+            slicing.start_budget(&mut *store, inner);
         }
         let instance = Instance { inner, runtime };
         let _ = slot.set(instance.clone());

@@ -6,51 +6,44 @@ use std::sync::{Mutex, MutexGuard};
 
 use wasmtime::{AsContextMut, Extern, Instance, Memory, Module, Result, TypedFunc, ValType};
 
+use asyncify_abi::{AbiType, RuntimeFunction};
+
 use crate::buffer::{Buffer, BufferConfig, CallId, Placement};
 use crate::Error;
-
-/// The five exports every asyncify-instrumented module has.
-pub(crate) const RUNTIME_EXPORTS: [&str; 5] = [
-    "asyncify_start_unwind",
-    "asyncify_stop_unwind",
-    "asyncify_start_rewind",
-    "asyncify_stop_rewind",
-    "asyncify_get_state",
-];
-
-/// Asyncify's state values.
-pub(crate) const NORMAL: i32 = 0;
-pub(crate) const UNWINDING: i32 = 1;
-pub(crate) const REWINDING: i32 = 2;
 
 /// Whether `module` is instrumented (has the five exports with their ABI
 /// types), and if so whether its buffer pointers are 64-bit.
 pub(crate) fn instrumented(module: &Module) -> Option<bool> {
-    let func = |name: &str| module.get_export(name).and_then(|e| e.func().cloned());
-    let state = func("asyncify_get_state")?;
-    if state.params().len() != 0
-        || !matches!(state.results().collect::<Vec<_>>()[..], [ValType::I32])
-    {
-        return None;
-    }
+    let func = |f: RuntimeFunction| {
+        module
+            .get_export(f.export_name())
+            .and_then(|e| e.func().cloned())
+    };
     let mut mem64 = None;
-    for name in ["asyncify_start_unwind", "asyncify_start_rewind"] {
-        let ty = func(name)?;
-        let params: Vec<_> = ty.params().collect();
-        let wide = match params[..] {
-            [ValType::I32] => false,
-            [ValType::I64] => true,
-            _ => return None,
-        };
-        if ty.results().len() != 0 || mem64.is_some_and(|w| w != wide) {
+    for f in RuntimeFunction::ALL {
+        let ty = func(f)?;
+        let params: Vec<ValType> = ty.params().collect();
+        let results: Vec<ValType> = ty.results().collect();
+        let sig = f.signature();
+        if params.len() != sig.params.len() || results.len() != sig.results.len() {
             return None;
         }
-        mem64 = Some(wide);
-    }
-    for name in ["asyncify_stop_unwind", "asyncify_stop_rewind"] {
-        let ty = func(name)?;
-        if ty.params().len() != 0 || ty.results().len() != 0 {
-            return None;
+        for (abi, ty) in sig
+            .params
+            .iter()
+            .chain(sig.results)
+            .zip(params.iter().chain(&results))
+        {
+            let wide = match (abi, ty) {
+                (AbiType::I32, ValType::I32) => continue,
+                (AbiType::Pointer, ValType::I32) => false,
+                (AbiType::Pointer, ValType::I64) => true,
+                _ => return None,
+            };
+            if mem64.is_some_and(|w| w != wide) {
+                return None;
+            }
+            mem64 = Some(wide);
         }
     }
     mem64
@@ -113,7 +106,8 @@ pub(crate) fn protocol_step() -> Option<&'static str> {
 }
 
 /// Runs `f` (one call of the runtime function `step`) marked as such.
-fn in_step<R>(step: &'static str, f: impl FnOnce() -> R) -> R {
+fn in_step<R>(step: RuntimeFunction, f: impl FnOnce() -> R) -> R {
+    let step = step.export_name();
     struct Restore(Option<&'static str>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -155,14 +149,17 @@ impl Runtime {
                     PtrFunc::P32(instance.get_typed_func(&mut *store, export)?)
                 })
             };
-        let start_unwind = ptr_func(&mut store, "asyncify_start_unwind")?;
-        let start_rewind = ptr_func(&mut store, "asyncify_start_rewind")?;
+        let start_unwind = ptr_func(&mut store, RuntimeFunction::StartUnwind.export_name())?;
+        let start_rewind = ptr_func(&mut store, RuntimeFunction::StartRewind.export_name())?;
         let (memory, placement) = buffer_memory(&mut store, instance, imported_memory, config);
         let buffer = Buffer::new(name.clone(), memory, placement, mem64, config);
         Ok(Runtime {
-            get_state: instance.get_typed_func(&mut store, "asyncify_get_state")?,
-            stop_unwind: instance.get_typed_func(&mut store, "asyncify_stop_unwind")?,
-            stop_rewind: instance.get_typed_func(&mut store, "asyncify_stop_rewind")?,
+            get_state: instance
+                .get_typed_func(&mut store, RuntimeFunction::GetState.export_name())?,
+            stop_unwind: instance
+                .get_typed_func(&mut store, RuntimeFunction::StopUnwind.export_name())?,
+            stop_rewind: instance
+                .get_typed_func(&mut store, RuntimeFunction::StopRewind.export_name())?,
             start_unwind,
             start_rewind,
             nesting_stack: config.nesting_stack,
@@ -186,28 +183,33 @@ impl Runtime {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state global's value (not checked: see [`State::from_value`]).
     pub fn state(&self, store: impl AsContextMut) -> Result<i32> {
-        in_step("asyncify_get_state", || self.get_state.call(store, ()))
+        in_step(RuntimeFunction::GetState, || self.get_state.call(store, ()))
     }
 
     pub fn start_unwind(&self, store: impl AsContextMut, ptr: u64) -> Result<()> {
-        in_step("asyncify_start_unwind", || {
+        in_step(RuntimeFunction::StartUnwind, || {
             self.start_unwind.call(store, ptr)
         })
     }
 
     pub fn stop_unwind(&self, store: impl AsContextMut) -> Result<()> {
-        in_step("asyncify_stop_unwind", || self.stop_unwind.call(store, ()))
+        in_step(RuntimeFunction::StopUnwind, || {
+            self.stop_unwind.call(store, ())
+        })
     }
 
     pub fn start_rewind(&self, store: impl AsContextMut, ptr: u64) -> Result<()> {
-        in_step("asyncify_start_rewind", || {
+        in_step(RuntimeFunction::StartRewind, || {
             self.start_rewind.call(store, ptr)
         })
     }
 
     pub fn stop_rewind(&self, store: impl AsContextMut) -> Result<()> {
-        in_step("asyncify_stop_rewind", || self.stop_rewind.call(store, ()))
+        in_step(RuntimeFunction::StopRewind, || {
+            self.stop_rewind.call(store, ())
+        })
     }
 
     pub fn unusable(&self, reason: &str) -> Error {
@@ -247,7 +249,7 @@ fn buffer_memory(
             ),
         };
     }
-    if let Some(m) = instance.get_memory(&mut store, "asyncify_memory") {
+    if let Some(m) = instance.get_memory(&mut store, asyncify_abi::SECONDARY_MEMORY_EXPORT) {
         return (Ok(m), Placement::WholeMemory);
     }
     match imported_memory {
