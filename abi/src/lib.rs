@@ -14,6 +14,9 @@
 //!   `cur` and `end`; frames are written from `cur` upward, laid out as
 //!   [`frame`] says.
 //!
+//! Beside the ABI, [`text`] holds the one spelling of WebAssembly types the
+//! crates use in their messages and reports.
+//!
 //! ```
 //! use asyncify_abi::{RuntimeFunction, State};
 //!
@@ -26,6 +29,8 @@
 
 #![no_std]
 #![warn(missing_docs)]
+
+pub mod text;
 
 /// The value of the state global.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

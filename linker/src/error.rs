@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use wasmtime::ExternType;
+use wasmtime::{ExternType, FuncType, ValType};
 
 /// A failure of the linker itself (as opposed to a guest trap or a host
 /// function's error).
@@ -185,39 +185,88 @@ pub struct UnknownImport {
     pub ty: ExternType,
 }
 
+impl UnknownImport {
+    /// The type the importing module expects, spelled as every message of
+    /// the project spells types ([`asyncify_abi::text`]): `func (param i32)`,
+    /// `global (mut i32)`, `memory 1`...
+    pub fn type_text(&self) -> String {
+        extern_type_text(&self.ty)
+    }
+}
+
 impl fmt::Display for UnknownImport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}::{}`: ", self.module, self.name)?;
-        match &self.ty {
-            ExternType::Func(t) => write!(f, "{t}"),
-            ExternType::Global(t) => write!(
-                f,
-                "(global {}{})",
-                if t.mutability().is_var() { "mut " } else { "" },
-                t.content()
-            ),
-            ExternType::Memory(t) => {
-                f.write_str("(memory ")?;
-                if t.is_64() {
-                    f.write_str("i64 ")?;
-                }
-                write!(f, "{}", t.minimum())?;
-                if let Some(max) = t.maximum() {
-                    write!(f, " {max}")?;
-                }
-                if t.is_shared() {
-                    f.write_str(" shared")?;
-                }
-                f.write_str(")")
+        write!(f, "`{}::{}`: {}", self.module, self.name, self.type_text())
+    }
+}
+
+/// `ty` in the text format's spelling, through the project's one printer.
+fn extern_type_text(ty: &ExternType) -> String {
+    use asyncify_abi::text::{self, Limits};
+    match ty {
+        ExternType::Func(t) => func_text(t, false),
+        ExternType::Tag(t) => func_text(t.ty(), true),
+        ExternType::Global(t) => text::ExternType::Global {
+            content: TextValType(t.content().clone()),
+            mutable: t.mutability().is_var(),
+        }
+        .to_string(),
+        ExternType::Memory(t) => {
+            let memory: text::ExternType<'_, TextValType> = text::ExternType::Memory {
+                address64: t.is_64(),
+                limits: Limits {
+                    min: t.minimum(),
+                    max: t.maximum(),
+                },
+                shared: t.is_shared(),
+            };
+            memory.to_string()
+        }
+        ExternType::Table(t) => text::ExternType::Table {
+            address64: t.is_64(),
+            limits: Limits {
+                min: t.minimum(),
+                max: t.maximum(),
+            },
+            element: TextValType(ValType::Ref(t.element().clone())),
+        }
+        .to_string(),
+    }
+}
+
+/// A function type, or a tag's when `tag`, through the shared printer.
+fn func_text(ty: &FuncType, tag: bool) -> String {
+    use asyncify_abi::text;
+    let params: Vec<TextValType> = ty.params().map(TextValType).collect();
+    let results: Vec<TextValType> = ty.results().map(TextValType).collect();
+    let ty = text::FuncType {
+        params: &params,
+        results: &results,
+    };
+    if tag {
+        text::ExternType::Tag(ty).to_string()
+    } else {
+        text::ExternType::Func(ty).to_string()
+    }
+}
+
+/// A wasmtime value type in the transform's spelling: wasmtime writes every
+/// reference long (`(ref null func)`), the text format and wasmparser
+/// abbreviate (`funcref`).
+struct TextValType(ValType);
+
+impl fmt::Display for TextValType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            ValType::Ref(r) if r.heap_type().is_abstract() => {
+                let heap = r.heap_type().to_string();
+                let text = asyncify_abi::text::AbstractRefType {
+                    nullable: r.is_nullable(),
+                    heap: &heap,
+                };
+                write!(f, "{text}")
             }
-            ExternType::Table(t) => {
-                write!(f, "(table {}", t.minimum())?;
-                if let Some(max) = t.maximum() {
-                    write!(f, " {max}")?;
-                }
-                write!(f, " {})", t.element())
-            }
-            other => write!(f, "{other:?}"),
+            other => write!(f, "{other}"),
         }
     }
 }

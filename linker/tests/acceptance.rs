@@ -463,11 +463,11 @@ fn js_runtime_missing_import_is_named() {
         .unwrap_err();
     let message = err.to_string();
     assert!(
-        message.contains("`env::get_time`: (type (func (result i32)))"),
+        message.contains("`env::get_time`: func (result i32)"),
         "{message}"
     );
     assert!(
-        message.contains("`env::sleep`: (type (func (param i32)))"),
+        message.contains("`env::sleep`: func (param i32)"),
         "{message}"
     );
 }
