@@ -202,8 +202,145 @@ fn out_of(group: &DynamicInstance<()>, store: &mut Store<()>) -> (Symbol, u32) {
     let Symbol::Data(address) = seed else {
         panic!("seed is data")
     };
-    let memory = group.memory().unwrap();
+    let memory = group.memory();
     let mut bytes = [0; 4];
     memory.read(&*store, address as usize, &mut bytes).unwrap();
     (seed, u32::from_le_bytes(bytes))
+}
+
+/// A plain main module that only opens libraries: `open(path)` is
+/// `dlopen`, `sym(handle, name)` is `dlsym`, `close(handle)` is `dlclose`,
+/// `error()` is `dlerror`; `put(at, byte)` writes a path.
+const OPENER: &str = r#"(module
+    (import "env" "dlopen" (func $dlopen (param i32 i32) (result i32)))
+    (import "env" "dlsym" (func $dlsym (param i32 i32) (result i32)))
+    (import "env" "dlclose" (func $dlclose (param i32) (result i32)))
+    (import "env" "dlerror" (func $dlerror (result i32)))
+    (memory (export "memory") 1)
+    (table (export "__indirect_function_table") 1 funcref)
+    (func (export "open") (param i32) (result i32) (call $dlopen (local.get 0) (i32.const 2)))
+    (func (export "sym") (param i32 i32) (result i32) (call $dlsym (local.get 0) (local.get 1)))
+    (func (export "close") (param i32) (result i32) (call $dlclose (local.get 0)))
+    (func (export "error") (result i32) (call $dlerror))
+    (func (export "call") (param i32) (result i32) (call_indirect (result i32) (local.get 0)))
+)"#;
+
+/// The guest side of [`OPENER`]: writes strings into its memory and calls it.
+struct Opener {
+    store: Store<()>,
+    group: DynamicInstance<()>,
+}
+
+impl Opener {
+    fn new(libraries: Vec<(&str, Vec<u8>)>, pending: bool) -> (Opener, Arc<AtomicU32>) {
+        let engine = Engine::default();
+        let linker = host(&engine, pending);
+        let (dynamic, loads) = dynamic(&linker, libraries, pending);
+        let mut store = Store::new(&engine, ());
+        let group =
+            futures::executor::block_on(dynamic.instantiate(&mut store, &main_module(OPENER)))
+                .unwrap_or_else(|e| panic!("{e:?}"));
+        (Opener { store, group }, loads)
+    }
+
+    /// Writes `text` and a NUL at `at`; returns `at`.
+    fn string(&mut self, at: i32, text: &str) -> i32 {
+        let memory = self.group.memory();
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.push(0);
+        memory.write(&mut self.store, at as usize, &bytes).unwrap();
+        at
+    }
+
+    fn call<P: wasmtime::WasmParams + Clone, R: wasmtime::WasmResults>(
+        &mut self,
+        name: &str,
+        params: P,
+    ) -> R {
+        let f = self
+            .group
+            .main()
+            .get_typed_func::<P, R>(&mut self.store, name)
+            .unwrap();
+        let (out, _) = run_counting(f.call_async(&mut self.store, params));
+        out.unwrap_or_else(|e| panic!("{name}: {e:?}"))
+    }
+
+    fn open(&mut self, path: &str) -> i32 {
+        let at = self.string(512, path);
+        self.call("open", at)
+    }
+
+    fn sym(&mut self, handle: i32, name: &str) -> i32 {
+        let at = self.string(768, name);
+        self.call("sym", (handle, at))
+    }
+
+    /// `dlerror`'s message, read from the guest's memory.
+    fn error(&mut self) -> Option<String> {
+        let at: i32 = self.call("error", ());
+        if at == 0 {
+            return None;
+        }
+        let data = self.group.memory().data(&self.store);
+        let text = &data[at as usize..];
+        let len = text.iter().position(|&b| b == 0).unwrap();
+        Some(String::from_utf8(text[..len].to_vec()).unwrap())
+    }
+}
+
+/// B: `b_value` (7) and `b_read_a()`, which reads A's `a_value` through
+/// `GOT.mem` (resolvable only once A, loaded after B, is there).
+const LIB_B: &str = r#"(module
+    (@dylink.0 (mem-info (memory 4 2)))
+    (import "env" "memory" (memory 0))
+    (import "env" "__memory_base" (global $mb i32))
+    (import "GOT.mem" "a_value" (global $a (mut i32)))
+    (data (global.get $mb) "\07\00\00\00")
+    (global (export "b_value") i32 (i32.const 0))
+    (func (export "b_read_a") (result i32) (i32.load (global.get $a)))
+)"#;
+
+/// A needs B: `a_value` (3), a pointer to B's `b_value` in its data (set by
+/// its data relocations), and `sum() = *b_ptr + b_read_a()`.
+const LIB_A: &str = r#"(module
+    (@dylink.0 (mem-info (memory 8 2)) (needed "libb.so"))
+    (import "env" "memory" (memory 0))
+    (import "env" "__memory_base" (global $mb i32))
+    (import "GOT.mem" "b_value" (global $b (mut i32)))
+    (import "env" "b_read_a" (func $b_read_a (result i32)))
+    (data (global.get $mb) "\03\00\00\00\00\00\00\00")
+    (global (export "a_value") i32 (i32.const 0))
+    (func (export "__wasm_apply_data_relocs")
+        (i32.store offset=4 (global.get $mb) (global.get $b)))
+    (func (export "sum") (result i32)
+        (i32.add (i32.load (i32.load offset=4 (global.get $mb))) (call $b_read_a)))
+)"#;
+
+#[test]
+fn two_libraries_use_each_others_data() {
+    for pending in [true, false] {
+        let libs = vec![
+            ("liba.so", wat::parse_str(LIB_A).unwrap()),
+            ("libb.so", wat::parse_str(LIB_B).unwrap()),
+        ];
+        let (mut guest, loads) = Opener::new(libs, pending);
+        let a = guest.open("liba.so");
+        assert!(a > 0, "{:?}", guest.error());
+        let sum = guest.sym(a, "sum");
+        assert!(sum > 0);
+        let got: i32 = guest.call("call", sum);
+        assert_eq!(got, 7 + 3);
+        // B came with A: opening it finds it loaded, with no new load.
+        let b = guest.open("libb.so");
+        assert!(b > 0 && b != a);
+        assert_eq!(loads.load(Ordering::Relaxed), 2);
+        // A's handle searches what A needs too.
+        assert!(guest.sym(a, "b_value") > 0);
+        assert_eq!(guest.sym(b, "sum"), 0);
+        assert!(guest
+            .error()
+            .unwrap()
+            .contains("undefined symbol `sum` in `libb.so`"));
+    }
 }

@@ -239,8 +239,8 @@ impl<T: 'static> DynamicLinker<T> {
     /// # Errors
     ///
     /// [`DylinkError`]s (downcast the error) for what the loader refuses or
-    /// cannot do, naming the library; wasmtime's errors for imports of the
-    /// wrong type.
+    /// cannot do, naming the library (a main module with no memory to share
+    /// is [`DylinkError::Unsupported`]).
     pub async fn instantiate(
         &self,
         mut store: impl AsContextMut<Data = T>,
@@ -253,10 +253,25 @@ impl<T: 'static> DynamicLinker<T> {
             library: "<main>".into(),
             message: "it was not loaded".into(),
         })?;
+        let (memory, table) = {
+            let st = group.state();
+            (st.memory, st.table)
+        };
+        let (Some(memory), Some(table)) = (memory, table) else {
+            return Err(DylinkError::Unsupported {
+                library: "<main>".into(),
+                reason: "it has no memory to share (export it as `memory`, or import \
+                         `env.memory` with a `dylink.0` section)"
+                    .into(),
+            }
+            .into());
+        };
         Ok(DynamicInstance {
             group,
             main,
             main_index: index,
+            memory,
+            table,
         })
     }
 }
@@ -340,6 +355,8 @@ pub struct DynamicInstance<T> {
     group: Arc<Group<T>>,
     main: Instance,
     main_index: usize,
+    memory: Memory,
+    table: Table,
 }
 
 impl<T> Clone for DynamicInstance<T> {
@@ -348,6 +365,8 @@ impl<T> Clone for DynamicInstance<T> {
             group: self.group.clone(),
             main: self.main.clone(),
             main_index: self.main_index,
+            memory: self.memory,
+            table: self.table,
         }
     }
 }
@@ -370,15 +389,14 @@ impl<T: 'static> DynamicInstance<T> {
         LibraryHandle::from_index(self.main_index).unwrap_or(LibraryHandle(NonZeroU32::MIN))
     }
 
-    /// The shared memory (`None` only for a plain main module that has no
-    /// memory to share).
-    pub fn memory(&self) -> Option<Memory> {
-        self.group.state().memory
+    /// The shared memory.
+    pub fn memory(&self) -> Memory {
+        self.memory
     }
 
     /// The shared function table.
-    pub fn table(&self) -> Option<Table> {
-        self.group.state().table
+    pub fn table(&self) -> Table {
+        self.table
     }
 
     /// Loads library `name` as the guest's `dlopen` would (the same
