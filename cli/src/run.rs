@@ -13,6 +13,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use asyncify_abi::{text, RuntimeFunction};
 use asyncify_linker::wasi::{self, wasmtime_wasi, I32Exit, WasiP1Ctx};
 use asyncify_linker::{AsyncCaller, Instance, Linker, TimeSlicing, UnknownImport};
 use asyncify_transform::Options;
@@ -353,15 +354,12 @@ fn instrument(
 /// Whether `module` has the five `asyncify_*` exports, as the linker requires
 /// to drive it.
 fn is_instrumented(module: &Module) -> bool {
-    [
-        "asyncify_start_unwind",
-        "asyncify_stop_unwind",
-        "asyncify_start_rewind",
-        "asyncify_stop_rewind",
-        "asyncify_get_state",
-    ]
-    .iter()
-    .all(|name| matches!(module.get_export(name), Some(ExternType::Func(_))))
+    RuntimeFunction::ALL.iter().all(|f| {
+        matches!(
+            module.get_export(f.export_name()),
+            Some(ExternType::Func(_))
+        )
+    })
 }
 
 /// `--async-wasi` needs every module that calls WASI (and the main one) to be
@@ -687,59 +685,15 @@ fn format_value(value: &Val) -> String {
     }
 }
 
-/// `(param i32 i32) (result i32)`, as in the text format.
+/// `(param i32 i32) (result i32)`, spelled by the project's one type printer.
 fn format_func_type(ty: &FuncType) -> String {
-    let mut text = String::new();
-    for (word, types) in [
-        ("param", ty.params().collect::<Vec<_>>()),
-        ("result", ty.results().collect()),
-    ] {
-        if types.is_empty() {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        text.push('(');
-        text.push_str(word);
-        for t in types {
-            text.push(' ');
-            text.push_str(&t.to_string());
-        }
-        text.push(')');
+    let params: Vec<ValType> = ty.params().collect();
+    let results: Vec<ValType> = ty.results().collect();
+    text::FuncType {
+        params: &params,
+        results: &results,
     }
-    text
-}
-
-/// An import's type, as in the text format: `func (param i32)`, `global i64`...
-fn format_import_type(ty: &ExternType) -> String {
-    match ty {
-        ExternType::Func(f) => match format_func_type(f) {
-            sig if sig.is_empty() => "func".to_string(),
-            sig => format!("func {sig}"),
-        },
-        ExternType::Global(g) if g.mutability().is_var() => format!("global (mut {})", g.content()),
-        ExternType::Global(g) => format!("global {}", g.content()),
-        ExternType::Memory(m) => {
-            let mut text = format!(
-                "memory{} {}",
-                if m.is_64() { " i64" } else { "" },
-                m.minimum()
-            );
-            if let Some(max) = m.maximum() {
-                text.push_str(&format!(" {max}"));
-            }
-            if m.is_shared() {
-                text.push_str(" shared");
-            }
-            text
-        }
-        ExternType::Table(t) => match t.maximum() {
-            Some(max) => format!("table {} {max} {}", t.minimum(), t.element()),
-            None => format!("table {} {}", t.minimum(), t.element()),
-        },
-        other => format!("{other:?}"),
-    }
+    .to_string()
 }
 
 /// The exit status for a run that failed with `error`, after printing it.
@@ -771,7 +725,7 @@ fn format_unknown_imports(imports: &[UnknownImport]) -> String {
             "\n  {}.{}: {}",
             import.module,
             import.name,
-            format_import_type(&import.ty)
+            import.type_text()
         ));
     }
     text
