@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use asyncify_transform::inspect::{interface, Interface, Item};
-use asyncify_transform::{glob_match, Error, InstrumentedFunction, Options, Output};
+use asyncify_transform::inspect::{explain_import, interface, Interface, Item};
+use asyncify_transform::{Error, InstrumentedFunction, Options, Output};
 use clap::Args;
 use serde::Serialize;
 use wasmparser::{ExternalKind, Payload, TypeRef};
@@ -305,26 +305,6 @@ fn explain(
         });
     }
     Ok(why)
-}
-
-/// Why calls to the import `module.name` may suspend or not, under `options`.
-fn explain_import(import: &str, options: &Options) -> String {
-    if import.starts_with("asyncify.") {
-        return format!(
-            "`{import}` is an import, not instrumented itself: it is a function of the \
-             asyncify runtime, and its callers are instrumented"
-        );
-    }
-    let verdict = if options.ignore_imports {
-        "calls to it never suspend (--ignore-imports)".to_owned()
-    } else if options.imports.is_empty() {
-        "calls to it may suspend (without --imports, every import may)".to_owned()
-    } else if let Some(pattern) = options.imports.iter().find(|p| glob_match(p, import)) {
-        format!("calls to it may suspend (it matches `{pattern}` in --imports)")
-    } else {
-        "calls to it never suspend (it is not in --imports)".to_owned()
-    };
-    format!("`{import}` is an import, not instrumented itself: {verdict}")
 }
 
 /// Finds a function by name-section name, export name, import

@@ -1,8 +1,8 @@
 //! The report `inspect` returns: the same fields, names and values as
 //! `asyncify inspect --json` prints.
 
-use asyncify_transform::inspect::{Interface, Item};
-use asyncify_transform::{glob_match, InstrumentedFunction, Options, Output};
+use asyncify_transform::inspect::{explain_import, Interface, Item};
+use asyncify_transform::{InstrumentedFunction, Options, Output};
 use serde::Serialize;
 
 /// The whole report.
@@ -174,25 +174,4 @@ fn find_function(output: &Output, name: &str) -> Option<u32> {
     name.parse::<u32>()
         .ok()
         .filter(|&i| i < output.function_count)
-}
-
-/// Why calls to the import `module.name` may suspend or not, under
-/// `options`: the text `asyncify inspect --why` gives.
-fn explain_import(import: &str, options: &Options) -> String {
-    if import.starts_with("asyncify.") {
-        return format!(
-            "`{import}` is an import, not instrumented itself: it is a function of the \
-             asyncify runtime, and its callers are instrumented"
-        );
-    }
-    let verdict = if options.ignore_imports {
-        "calls to it never suspend (--ignore-imports)".to_owned()
-    } else if options.imports.is_empty() {
-        "calls to it may suspend (without --imports, every import may)".to_owned()
-    } else if let Some(pattern) = options.imports.iter().find(|p| glob_match(p, import)) {
-        format!("calls to it may suspend (it matches `{pattern}` in --imports)")
-    } else {
-        "calls to it never suspend (it is not in --imports)".to_owned()
-    };
-    format!("`{import}` is an import, not instrumented itself: {verdict}")
 }
