@@ -18,6 +18,7 @@ use wasmtime::{
 use super::group::{GotEntry, Group, Library};
 use super::section::DylinkInfo;
 use super::space::{alloc_table, Space, LOW_RESERVE};
+use super::export_memory;
 use super::DylinkError;
 use crate::linker::Provided;
 use crate::runtime::{self, Runtime};
@@ -265,6 +266,10 @@ fn prepare<T: 'static>(
         }
         _ => bytes,
     };
+    // Host functions (WASI's) find the caller's memory by its export.
+    let bytes = export_memory::export_imported_memory(&bytes)
+        .map_err(&invalid)?
+        .unwrap_or(bytes);
     let module =
         Module::new(group.linker.engine(), &bytes).map_err(|e| invalid(format!("{e:#}")))?;
     if runtime::instrumented(&module) == Some(true) {

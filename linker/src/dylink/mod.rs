@@ -84,6 +84,7 @@
 //!   importer (imports are bound at instantiation); data (`GOT.mem`) and
 //!   function pointers (`GOT.func`) can point anywhere.
 
+mod export_memory;
 mod group;
 mod guest;
 mod load;
