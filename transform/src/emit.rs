@@ -4,45 +4,16 @@
 
 use wasm_encoder::reencode::Reencode;
 use wasm_encoder::{
-    BlockType, CodeSection, ConstExpr, Encode, EntityType, ExportKind, Function, GlobalType,
-    ImportSection, Instruction, MemArg, MemArgTarget, MemoryType, RawSection, Section,
+    CodeSection, ConstExpr, Encode, EntityType, ExportKind, Function, GlobalType, ImportSection,
+    MemoryType, RawSection, Section,
 };
 use wasmparser::BinaryReader;
 
-use asyncify_abi::{globals, header, AbiType, RuntimeFunction, Signature, State};
+use asyncify_abi::{globals, RuntimeFunction};
 
 use crate::read::ModuleInfo;
 use crate::rewrite::{EmitContext, Remap};
 use crate::Error;
-
-/// The distinct signatures of the runtime functions, in the order of their
-/// first use in [`RuntimeFunction::ALL`]: the first types the output appends
-/// (`[ptr] -> []`, `[] -> []`, `[] -> [i32]`).
-pub fn runtime_signatures() -> Vec<Signature> {
-    let mut signatures: Vec<Signature> = Vec::new();
-    for f in RuntimeFunction::ALL {
-        if !signatures.contains(&f.signature()) {
-            signatures.push(f.signature());
-        }
-    }
-    signatures
-}
-
-/// The position of `signature` among [`runtime_signatures`].
-pub fn runtime_signature_position(signature: Signature) -> u32 {
-    runtime_signatures()
-        .iter()
-        .position(|s| *s == signature)
-        .map_or(0, |p| p as u32)
-}
-
-/// The encoder's type for an ABI type, with pointers `i32` or `i64`.
-pub fn abi_val_type(t: AbiType, memory64: bool) -> wasm_encoder::ValType {
-    match t {
-        AbiType::Pointer if memory64 => wasm_encoder::ValType::I64,
-        AbiType::Pointer | AbiType::I32 => wasm_encoder::ValType::I32,
-    }
-}
 
 /// A function body for the code section.
 pub enum Body<'a> {
@@ -61,11 +32,13 @@ pub struct Additions {
     /// Type indices (output) of the runtime function types, appended to the type section:
     /// `[ptr] -> []`, `[] -> []`, `[] -> [i32]`, then the multi-value block types.
     pub extra_types: Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
-    pub first_extra_type: u32,
     /// Element types of the tables that hold saved references, in table order.
     pub ref_tables: Vec<wasm_encoder::RefType>,
-    /// Functions appended after the five runtime functions: (type index, body).
-    pub extra_functions: Vec<(u32, Function)>,
+    /// Output index of the first runtime function.
+    pub runtime_base: u32,
+    /// The functions appended after the input's, the runtime functions
+    /// first: (type index, body).
+    pub added_functions: Vec<(u32, Function)>,
     /// Type index of a tag to append after the input's tags (see
     /// [`EmitContext::reenter_tag`]).
     pub reenter_tag_type: Option<u32>,
@@ -143,13 +116,7 @@ pub fn assemble(
     } else {
         wasm_encoder::ValType::I32
     };
-    let defined_funcs = info.bodies.len() as u32;
-    let kept_imports = info
-        .func_imports
-        .iter()
-        .filter(|i| i.runtime.is_none())
-        .count() as u32;
-    let runtime_base = kept_imports + defined_funcs;
+    let runtime_base = add.runtime_base;
     let memory_count = info.memories.len() as u32;
 
     // What is still to be written, by section id.
@@ -265,13 +232,10 @@ pub fn assemble(
     let n_global_items = global_items.len();
 
     let mut func_items = wasm_encoder::FunctionSection::new();
-    for f in RuntimeFunction::ALL {
-        func_items.function(add.first_extra_type + runtime_signature_position(f.signature()));
-    }
-    for (ty, _) in &add.extra_functions {
+    for (ty, _) in &add.added_functions {
         func_items.function(*ty);
     }
-    let n_funcs = RuntimeFunction::ALL.len() as u32 + add.extra_functions.len() as u32;
+    let n_funcs = add.added_functions.len() as u32;
 
     let mut memory_items = wasm_encoder::MemorySection::new();
     if let Some(pages) = add.secondary_memory {
@@ -314,10 +278,7 @@ pub fn assemble(
             }
         }
     }
-    for f in runtime_functions(cx) {
-        code.function(&f);
-    }
-    for (_, f) in &add.extra_functions {
+    for (_, f) in &add.added_functions {
         code.function(f);
     }
 
@@ -626,62 +587,4 @@ fn section_contents<S: Section>(s: &S) -> Vec<u8> {
     let mut reader = BinaryReader::new(&bytes, 0);
     let _ = reader.read_var_u32();
     bytes[reader.original_position() as usize..].to_vec()
-}
-
-/// The bodies of the runtime functions, in [`RuntimeFunction::ALL`] order.
-fn runtime_functions(cx: &EmitContext) -> Vec<Function> {
-    let end_field = header::end_offset(cx.memory64);
-    let load = |offset: u64| {
-        let m = MemArg {
-            offset,
-            align: if cx.memory64 { 3 } else { 2 },
-            target: MemArgTarget::Memory(cx.memory),
-            ordering: None,
-        };
-        if cx.memory64 {
-            Instruction::I64Load(m)
-        } else {
-            Instruction::I32Load(m)
-        }
-    };
-    // Traps when cur > end.
-    let check = |f: &mut Function| {
-        f.instruction(&Instruction::GlobalGet(cx.data_global));
-        f.instruction(&load(header::CUR_OFFSET));
-        f.instruction(&Instruction::GlobalGet(cx.data_global));
-        f.instruction(&load(end_field));
-        f.instruction(&if cx.memory64 {
-            Instruction::I64GtU
-        } else {
-            Instruction::I32GtU
-        });
-        f.instruction(&Instruction::If(BlockType::Empty));
-        f.instruction(&Instruction::Unreachable);
-        f.instruction(&Instruction::End);
-    };
-    let set_state = |f: &mut Function, s: State| {
-        f.instruction(&Instruction::I32Const(s.value()));
-        f.instruction(&Instruction::GlobalSet(cx.state_global));
-    };
-    RuntimeFunction::ALL
-        .into_iter()
-        .map(|runtime| {
-            let mut f = Function::new([]);
-            match runtime.sets_state() {
-                Some(state) => {
-                    set_state(&mut f, state);
-                    if runtime.takes_pointer() {
-                        f.instruction(&Instruction::LocalGet(0));
-                        f.instruction(&Instruction::GlobalSet(cx.data_global));
-                    }
-                    check(&mut f);
-                }
-                None => {
-                    f.instruction(&Instruction::GlobalGet(cx.state_global));
-                }
-            }
-            f.instruction(&Instruction::End);
-            f
-        })
-        .collect()
 }

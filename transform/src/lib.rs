@@ -96,6 +96,7 @@ mod analysis;
 mod emit;
 mod error;
 pub mod inspect;
+mod layout;
 mod limits;
 mod liveness;
 mod options;
@@ -103,6 +104,7 @@ mod pipeline;
 mod plan;
 mod read;
 mod rewrite;
+mod runtime;
 pub mod yield_checks;
 
 pub use error::Error;

@@ -1,22 +1,18 @@
-//! The pipeline from a read module to output bytes: checks, analysis, plans,
-//! rewritten bodies, assembly and validation.
-
-use std::collections::{HashMap, HashSet};
+//! The pipeline from a read module to output bytes, as named phases (see the
+//! table in the crate documentation): checks, analyse, plan, layout, runtime
+//! functions, rewrite, assemble, validate and report.
 
 use wasmparser::{ExternalKind, ValType, Validator};
 
-use crate::analysis::analyse;
-use asyncify_abi::{globals, RuntimeFunction, Signature, SECONDARY_MEMORY_EXPORT};
+use crate::analysis::{analyse, Analysis};
+use asyncify_abi::{globals, RuntimeFunction, SECONDARY_MEMORY_EXPORT};
 
-use crate::emit::{
-    abi_val_type, assemble, runtime_signature_position, runtime_signatures, Additions, Body,
-};
-use crate::plan::{is_non_null_ref, plan_function, wrapper_plan, FunctionPlan, PlanContext};
+use crate::emit::{assemble, Additions, Body};
+use crate::layout::{Layout, Plans};
+use crate::plan::{plan_function, FunctionPlan, PlanContext};
 use crate::read::ModuleInfo;
-use crate::rewrite::{
-    emit_function, frame_functions, trampoline, val_type, EmitContext, Mode, RefTable, Remap,
-    TailCalls, TrampolineTarget,
-};
+use crate::rewrite::{emit_function, EmitContext, Mode};
+use crate::runtime::{added_functions, tail_calls, FOREIGN_EXCEPTION_TRAP_NAME};
 use crate::{Error, InstrumentedFunction, Options, Output, Progress};
 
 /// Runs every phase after reading.
@@ -25,192 +21,26 @@ pub fn run(
     options: &Options,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Output, Error> {
-    check_input(info, options)?;
-    let (memory, memory64) = buffer_memory(info, options)?;
-    let ptr_type = if memory64 { ValType::I64 } else { ValType::I32 };
-    check_runtime_imports(info, ptr_type)?;
-
+    let buffer = checks(info, options)?;
     let analysis = analyse(info, options)?;
+    let plans = plan(info, &analysis, options, buffer)?;
+    let layout = Layout::new(info, options, &analysis, &plans, buffer.memory64);
+    let cx = emit_context(info, options, &layout, &plans, buffer)?;
+    let added = added_functions(info, &layout, &plans, &cx)?;
+    let bodies = rewrite_bodies(info, options, &analysis, &plans.functions, &cx, progress)?;
     let mut warnings = analysis.warnings.clone();
-
-    // Index changes: runtime imports become the generated functions.
-    let kept_imports = info
-        .func_imports
-        .iter()
-        .filter(|i| i.runtime.is_none())
-        .count() as u32;
-    let defined = info.bodies.len() as u32;
-    let runtime_base = kept_imports + defined;
-    let funcs = function_map(info, runtime_base);
-    let remap = Remap {
-        funcs,
-        imported_globals: info.num_imported_globals,
-        global_shift: if options.import_globals { 2 } else { 0 },
-    };
-    let (state_global, data_global) = if options.import_globals {
-        (info.num_imported_globals, info.num_imported_globals + 1)
-    } else {
-        (info.num_globals, info.num_globals + 1)
-    };
-
-    // Types appended: the runtime signatures, then `[] -> R` for multi-value results.
-    let ptr_enc = val_type(ptr_type);
-    let encode = |types: &[asyncify_abi::AbiType]| -> Vec<wasm_encoder::ValType> {
-        types.iter().map(|&t| abi_val_type(t, memory64)).collect()
-    };
-    let mut extra_types: Vec<_> = runtime_signatures()
-        .into_iter()
-        .map(|s| (encode(s.params), encode(s.results)))
-        .collect();
-    let first_generated_function = runtime_base + RuntimeFunction::ALL.len() as u32;
-    let first_extra_type = info.num_types;
-    let multi_result_types =
-        multi_result_types(info, &analysis, first_extra_type, &mut extra_types);
-
-    let mut cx = EmitContext {
-        remap: remap.clone(),
-        state_global,
-        data_global,
-        memory,
-        memory64,
-        asserts: options.asserts,
-        no_assert_callee: no_assert_callees(info),
-        runtime_import_referenced: runtime_import_referenced(info),
-        frame_pop: first_generated_function,
-        frame_push: first_generated_function + 1,
-        multi_result_types,
-        ref_tables: HashMap::new(),
-        tail: None,
-        reenter_tag: None,
-        ref_wrappers: HashMap::new(),
-        foreign_exception_trap: None,
-    };
-    let plan_cx = PlanContext {
+    let wasm = assemble(
         info,
-        analysis: &analysis,
-        ptr_type,
-        exact_saves: options.exact_saves,
-    };
-
-    // Plans first: the reference types they save decide the tables to add.
-    let plans = plan_all(&plan_cx)?;
-    cx.ref_tables = ref_tables(info, &plans);
-
-    cx.reenter_tag = reenter_tag(info, &plans);
-
-    // Generated functions after the five runtime ones: `frame_pop` and
-    // `frame_push` when any function is instrumented, then the trampolines.
-    let mut extra_functions: Vec<(u32, wasm_encoder::Function)> = Vec::new();
-    if plans.iter().flatten().next().is_some() {
-        let ty = first_extra_type + extra_types.len() as u32;
-        extra_types.push((vec![ptr_enc], vec![ptr_enc]));
-        let [pop, push] = frame_functions(&cx);
-        extra_functions.push((ty, pop));
-        extra_functions.push((ty, push));
-    }
-
-    // Wrappers (see `wrapper_plan`), placed after `frame_push`: of the
-    // imports that a `try` tail-calls, and, when an indirect tail call may
-    // suspend, of every import that may suspend and may be called
-    // indirectly (the wrapper then replaces it wherever it is referenced).
-    let ref_wrapped: Vec<u32> = if plans.iter().flatten().any(|p| p.indirect_tail) {
-        plan_cx.suspending_imports_in_tables()
-    } else {
-        Vec::new()
-    };
-    let mut wrapped: Vec<u32> = plans
-        .iter()
-        .flatten()
-        .flat_map(|p| p.tail_to_wrapper.iter().map(|&(_, import)| import))
-        .chain(ref_wrapped.iter().copied())
-        .collect();
-    wrapped.sort_unstable();
-    wrapped.dedup();
-    let wrapper_base = first_generated_function + extra_functions.len() as u32;
-    // (plan, input body, output index)
-    let wrappers: Vec<(FunctionPlan, Vec<u8>, u32)> = wrapped
-        .iter()
-        .enumerate()
-        .map(|(j, &import)| {
-            let (plan, body) = wrapper_plan(info, import, info.num_funcs() + j as u32, ptr_type);
-            (plan, body, wrapper_base + j as u32)
-        })
-        .collect();
-
-    // Tail calls that may suspend: frame ids and one trampoline per result type.
-    if plans.iter().flatten().any(|p| p.tail_through) {
-        let wrapping = Wrapping {
-            wrapped: &wrapped,
-            ref_wrapped: &ref_wrapped,
-            wrappers: &wrappers,
-            base: wrapper_base,
-        };
-        let mut generated = Generated {
-            types: &mut extra_types,
-            first_type: first_extra_type,
-            functions: &mut extra_functions,
-            first_function: first_generated_function,
-        };
-        cx.tail = Some(tail_calls(
-            info,
-            &plans,
-            &wrapping,
-            &mut cx,
-            &mut generated,
-        )?);
-    }
-    let wrapper_functions = emit_wrappers(
-        info,
-        &wrappers,
-        &wrapped,
-        &mut cx,
-        first_extra_type,
-        &mut extra_types,
+        &cx,
+        &additions(info, options, &layout, &plans, &cx, added),
+        bodies,
+        &mut warnings,
     )?;
-    // After `frame_pop` and `frame_push` (there are wrappers only if some
-    // function is instrumented), before the trampolines.
-    if !wrapper_functions.is_empty() {
-        extra_functions.splice(2..2, wrapper_functions);
-    }
-    // Last, the function an unwind calls when a legacy `catch_all` handler
-    // that rethrows holds a host exception (see `plan::Recorder`): it traps,
-    // and its name says why.
-    let mut function_names = Vec::new();
-    if plans.iter().flatten().any(|p| !p.foreign_checks.is_empty()) {
-        let index = first_generated_function + extra_functions.len() as u32;
-        let mut f = wasm_encoder::Function::new([]);
-        f.instruction(&wasm_encoder::Instruction::Unreachable);
-        f.instruction(&wasm_encoder::Instruction::End);
-        extra_functions.push((first_extra_type + empty_signature_position(), f));
-        cx.foreign_exception_trap = Some(index);
-        function_names.push((index, FOREIGN_EXCEPTION_TRAP_NAME.to_string()));
-    }
-
-    let bodies = rewrite_bodies(info, options, &analysis, &plans, &cx, progress)?;
-
-    let add = Additions {
-        import_globals: options.import_globals,
-        export_globals: options.export_globals,
-        secondary_memory: options.secondary_memory,
-        extra_types,
-        first_extra_type,
-        extra_functions,
-        function_names,
-        reenter_tag_type: cx
-            .reenter_tag
-            .map(|_| first_extra_type + empty_signature_position()),
-        ref_remap: ref_remap(&remap, &cx),
-        declared_wrappers: declared_wrappers(&cx),
-        ref_tables: ref_table_types(&cx),
-    };
-    let wasm = assemble(info, &cx, &add, bodies, &mut warnings)?;
     validate(info, &wasm)?;
-
-    let instrumented = report(info, &analysis, &plans, cx.tail.is_some());
     Ok(Output {
         wasm,
         warnings,
-        instrumented,
+        instrumented: report(info, &analysis, &plans.functions, cx.tail.is_some()),
         function_count: info.num_funcs(),
         function_names: (0..info.num_funcs())
             .map(|f| info.names.get(&f).map(|s| s.to_string()))
@@ -219,22 +49,126 @@ pub fn run(
     })
 }
 
-/// The position of runtime function `r` among the generated runtime
-/// functions, which the output places in [`RuntimeFunction::ALL`] order.
-fn runtime_position(r: RuntimeFunction) -> u32 {
-    RuntimeFunction::ALL
-        .iter()
-        .position(|&f| f == r)
-        .map_or(0, |p| p as u32)
+/// The memory that holds the unwind buffer.
+#[derive(Debug, Clone, Copy)]
+struct BufferMemory {
+    index: u32,
+    memory64: bool,
 }
 
-/// The position of the runtime type `[] -> []` among the appended types,
-/// which the added functions and tags of that type share.
-fn empty_signature_position() -> u32 {
-    runtime_signature_position(Signature {
-        params: &[],
-        results: &[],
+/// Refuses what cannot be instrumented, chooses the buffer's memory and
+/// checks the types of the `asyncify.*` imports.
+fn checks(info: &ModuleInfo<'_>, options: &Options) -> Result<BufferMemory, Error> {
+    check_input(info, options)?;
+    let (index, memory64) = buffer_memory(info, options)?;
+    let ptr_type = if memory64 { ValType::I64 } else { ValType::I32 };
+    check_runtime_imports(info, ptr_type)?;
+    Ok(BufferMemory { index, memory64 })
+}
+
+/// The plan of every instrumented function and of the wrappers they need.
+fn plan(
+    info: &ModuleInfo<'_>,
+    analysis: &Analysis,
+    options: &Options,
+    buffer: BufferMemory,
+) -> Result<Plans, Error> {
+    let plan_cx = PlanContext {
+        info,
+        analysis,
+        ptr_type: if buffer.memory64 {
+            ValType::I64
+        } else {
+            ValType::I32
+        },
+        exact_saves: options.exact_saves,
+    };
+    let functions = plan_all(&plan_cx)?;
+    Ok(Plans::new(&plan_cx, functions))
+}
+
+/// What the rewrite of every body needs, with the frame ids of tail calls.
+fn emit_context(
+    info: &ModuleInfo<'_>,
+    options: &Options,
+    layout: &Layout,
+    plans: &Plans,
+    buffer: BufferMemory,
+) -> Result<EmitContext, Error> {
+    let tail = tail_calls(info, layout, plans)?;
+    // Wrappers replace imports in references only when tail calls may suspend.
+    let ref_wrappers = match &tail {
+        Some(tail) => plans
+            .ref_wrapped
+            .iter()
+            .map(|import| (*import, tail.wrappers[import]))
+            .collect(),
+        None => Default::default(),
+    };
+    // Without instrumented functions nothing calls the frame functions.
+    let first_generated = layout.runtime_base + RuntimeFunction::ALL.len() as u32;
+    let (frame_pop, frame_push) = layout
+        .frame
+        .map_or((first_generated, first_generated + 1), |f| (f.pop, f.push));
+    Ok(EmitContext {
+        remap: layout.remap.clone(),
+        state_global: layout.state_global,
+        data_global: layout.data_global,
+        memory: buffer.index,
+        memory64: buffer.memory64,
+        asserts: options.asserts,
+        no_assert_callee: no_assert_callees(info),
+        runtime_import_referenced: runtime_import_referenced(info),
+        frame_pop,
+        frame_push,
+        multi_result_types: layout.multi_result_types.clone(),
+        ref_tables: layout.ref_tables.clone(),
+        tail,
+        reenter_tag: layout.reenter_tag,
+        ref_wrappers,
+        foreign_exception_trap: layout.foreign_exception_trap,
     })
+}
+
+/// What assembly adds to the input's sections.
+fn additions(
+    info: &ModuleInfo<'_>,
+    options: &Options,
+    layout: &Layout,
+    plans: &Plans,
+    cx: &EmitContext,
+    added: Vec<wasm_encoder::Function>,
+) -> Additions {
+    let ref_remap = (!cx.ref_wrappers.is_empty()).then(|| {
+        let mut r = cx.remap.clone();
+        for (&import, &wrapper) in &cx.ref_wrappers {
+            r.funcs[import as usize] = wrapper;
+        }
+        r
+    });
+    let mut declared_wrappers: Vec<u32> = cx.ref_wrappers.values().copied().collect();
+    declared_wrappers.sort_unstable();
+    Additions {
+        import_globals: options.import_globals,
+        export_globals: options.export_globals,
+        secondary_memory: options.secondary_memory,
+        extra_types: layout.types.clone(),
+        runtime_base: layout.runtime_base,
+        added_functions: layout
+            .added_function_types(plans, info)
+            .into_iter()
+            .zip(added)
+            .collect(),
+        function_names: layout
+            .foreign_exception_trap
+            .map(|f| (f, FOREIGN_EXCEPTION_TRAP_NAME.to_string()))
+            .into_iter()
+            .collect(),
+        reenter_tag_type: layout.reenter_tag.map(|_| layout.empty_type),
+        ref_remap,
+        declared_wrappers,
+        ref_tables: layout.ref_table_types(),
+    }
 }
 
 /// Finds the runtime of an earlier asyncify pass under minified export names:
@@ -366,62 +300,6 @@ fn check_runtime_imports(info: &ModuleInfo<'_>, ptr_type: ValType) -> Result<(),
     Ok(())
 }
 
-/// The name (in the name section) of the function that traps when a
-/// suspension happens inside a legacy `catch_all` handler that rethrows and
-/// holds an exception of a tag the module cannot name (thrown by the host):
-/// wasm backtraces show it.
-pub const FOREIGN_EXCEPTION_TRAP_NAME: &str = "asyncify: cannot suspend inside a catch_all \
-     handler that rethrows a host exception (its tag is not the module's, so a rewind \
-     could not throw it again)";
-
-/// The functions (input indices; past the input's, the wrappers of
-/// `wrapped` in order) that a tail call that may suspend can reach, so that a
-/// rewind may find their frame on top when it enters the function that made
-/// the call: the targets of direct tail calls, the wrappers that tail calls
-/// inside a `try` go to, and when an indirect tail call may suspend, every
-/// instrumented function that may be in a table or a reference (with the
-/// wrappers that replace imports there).
-fn tail_reached(
-    info: &ModuleInfo<'_>,
-    plans: &[Option<FunctionPlan>],
-    wrapped: &[u32],
-    ref_wrapped: &[u32],
-) -> HashSet<u32> {
-    let wrapper_of = |import: u32| {
-        let j = wrapped.binary_search(&import).expect("a wrapped import");
-        info.num_funcs() + j as u32
-    };
-    let mut reached = HashSet::new();
-    for plan in plans.iter().flatten() {
-        reached.extend(plan.tail_targets.iter().copied());
-        reached.extend(
-            plan.tail_to_wrapper
-                .iter()
-                .map(|&(_, import)| wrapper_of(import)),
-        );
-    }
-    if plans.iter().flatten().any(|p| p.indirect_tail) {
-        let imports = info.func_imports.len() as u32;
-        reached.extend(info.referenced_funcs.iter().copied().filter(|&f| {
-            f >= imports
-                && plans
-                    .get((f - imports) as usize)
-                    .is_some_and(Option::is_some)
-        }));
-        reached.extend(ref_wrapped.iter().map(|&import| wrapper_of(import)));
-    }
-    reached
-}
-
-/// The input function whose type function `f` has: `f` itself, or for a
-/// wrapper's index (past the input's functions) the import it wraps.
-fn wrapped_or_self(wrapped: &[u32], info: &ModuleInfo<'_>, f: u32) -> u32 {
-    match f.checked_sub(info.num_funcs()) {
-        Some(j) => wrapped[j as usize],
-        None => f,
-    }
-}
-
 /// Refuses inputs that cannot be instrumented: already instrumented (by this
 /// crate or by Binaryen under minified names), relocatable object files, and
 /// export names the options would add that the module already uses.
@@ -498,125 +376,6 @@ fn buffer_memory(info: &ModuleInfo<'_>, options: &Options) -> Result<(u32, bool)
     })
 }
 
-/// The wrappers of imports (see [`wrapper_plan`]) and where they start in the
-/// output's function index space.
-struct Wrapping<'w> {
-    /// The wrapped imports, increasing.
-    wrapped: &'w [u32],
-    /// Those that replace their import wherever it is referenced.
-    ref_wrapped: &'w [u32],
-    /// Per wrapper: its plan, its input body, its output index.
-    wrappers: &'w [(FunctionPlan, Vec<u8>, u32)],
-    /// Output index of the first wrapper.
-    base: u32,
-}
-
-/// The types and functions the output appends, as they are added.
-struct Generated<'g> {
-    /// Appended types: (params, results).
-    types: &'g mut Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
-    /// Type index of the first appended type.
-    first_type: u32,
-    /// Appended functions after the runtime ones: (type index, body).
-    functions: &'g mut Vec<(u32, wasm_encoder::Function)>,
-    /// Function index of the first of them.
-    first_function: u32,
-}
-
-/// Frame owner ids for every instrumented function and wrapper, and one
-/// trampoline per result type of the functions whose tail calls may suspend
-/// (appended to `generated`).
-fn tail_calls(
-    info: &ModuleInfo<'_>,
-    plans: &[Option<FunctionPlan>],
-    wrapping: &Wrapping<'_>,
-    cx: &mut EmitContext,
-    generated: &mut Generated<'_>,
-) -> Result<TailCalls, Error> {
-    let mut tail = TailCalls::default();
-    let mut by_results: Vec<(Vec<ValType>, Vec<TrampolineTarget>)> = Vec::new();
-    let owners = plans
-        .iter()
-        .flatten()
-        .map(|p| (p, cx.remap.func(p.func_index)))
-        .chain(wrapping.wrappers.iter().map(|(p, _, out)| (p, *out)));
-    let reached = tail_reached(info, plans, wrapping.wrapped, wrapping.ref_wrapped);
-    for (plan, func) in owners {
-        let f = plan.func_index;
-        let id = tail.ids.len() as u32;
-        tail.ids.insert(f, id);
-        if !reached.contains(&f) {
-            // Every frame names its owner, but a rewind only goes through
-            // a trampoline to a function that a tail call may reach.
-            continue;
-        }
-        let ty = info.func_type(wrapped_or_self(wrapping.wrapped, info, f));
-        let results = info.module_val_types(ty.results());
-        let params = info.module_val_types(ty.params());
-        if let Some(&p) = params.iter().find(|&&p| is_non_null_ref(p)) {
-            let function = match f.checked_sub(info.num_funcs()) {
-                Some(j) => format!(
-                    "the wrapper of {}",
-                    info.func_label(wrapping.wrapped[j as usize])
-                ),
-                None => info.func_label(f),
-            };
-            return Err(Error::Unsupported {
-                function,
-                instruction: "return_call".into(),
-                detail: format!(
-                    "the function may be reached by a tail call that suspends, and it takes \
-                     a non-nullable reference parameter ({}): a rewind re-enters it through \
-                     a trampoline that has no such value to pass",
-                    info.format_val_type(p)
-                ),
-            });
-        }
-        let target = TrampolineTarget { id, func, params };
-        match by_results.iter_mut().find(|(r, _)| *r == results) {
-            Some((_, targets)) => targets.push(target),
-            None => by_results.push((results, vec![target])),
-        }
-    }
-    let needed: Vec<Vec<ValType>> = plans
-        .iter()
-        .flatten()
-        .filter(|p| p.tail_through)
-        .map(|p| info.module_val_types(info.func_type(p.func_index).results()))
-        .collect();
-    let id_count = tail.ids.len() as u32;
-    for (j, &import) in wrapping.wrapped.iter().enumerate() {
-        tail.wrappers.insert(import, wrapping.base + j as u32);
-    }
-    for &import in wrapping.ref_wrapped {
-        cx.ref_wrappers.insert(import, tail.wrappers[&import]);
-    }
-    for results in &needed {
-        if !by_results.iter().any(|(r, _)| r == results) {
-            // No reachable target returns these: the trampoline only traps.
-            by_results.push((results.clone(), Vec::new()));
-        }
-    }
-    for (results, targets) in &by_results {
-        if !needed.contains(results) {
-            continue;
-        }
-        let index = generated.first_function
-            + generated.functions.len() as u32
-            + wrapping.wrappers.len() as u32;
-        tail.trampolines.insert(results.clone(), index);
-        let ty = generated.first_type + generated.types.len() as u32;
-        generated.types.push((
-            vec![wasm_encoder::ValType::I32],
-            results.iter().map(|&t| val_type(t)).collect(),
-        ));
-        generated
-            .functions
-            .push((ty, trampoline(targets, id_count, &cx.remap)?));
-    }
-    Ok(tail)
-}
-
 /// Validates the output; an engine limit the output goes over (the input was
 /// close to it) is reported as such, anything else is a bug.
 fn validate(info: &ModuleInfo<'_>, wasm: &[u8]) -> Result<(), Error> {
@@ -633,7 +392,7 @@ fn validate(info: &ModuleInfo<'_>, wasm: &[u8]) -> Result<(), Error> {
 /// What [`Output::instrumented`] reports for every instrumented function.
 fn report(
     info: &ModuleInfo<'_>,
-    analysis: &crate::analysis::Analysis,
+    analysis: &Analysis,
     plans: &[Option<FunctionPlan>],
     tail_ids: bool,
 ) -> Vec<InstrumentedFunction> {
@@ -681,59 +440,13 @@ fn report(
         .collect()
 }
 
-/// Per input function, its output index: imports of `asyncify.*` go (their
-/// calls go to the generated runtime functions, placed from `runtime_base`
-/// in [`RuntimeFunction::ALL`] order), so the functions after them move down.
-fn function_map(info: &ModuleInfo<'_>, runtime_base: u32) -> Vec<u32> {
-    let mut funcs = Vec::with_capacity(info.num_funcs() as usize);
-    let mut removed = 0;
-    for f in 0..info.num_funcs() {
-        match info.func_imports.get(f as usize).and_then(|i| i.runtime) {
-            Some(r) => {
-                removed += 1;
-                funcs.push(runtime_base + runtime_position(r));
-            }
-            None => funcs.push(f - removed),
-        }
-    }
-    funcs
-}
-
-/// One table per reference type that some frame saves (with its two slot
-/// globals), after the input's tables and the state and data globals, in
-/// the order the plans first save them.
-fn ref_tables(info: &ModuleInfo<'_>, plans: &[Option<FunctionPlan>]) -> HashMap<ValType, RefTable> {
-    let mut tables = HashMap::new();
-    let mut ref_types: Vec<ValType> = Vec::new();
-    for plan in plans.iter().flatten() {
-        for t in &plan.ref_types {
-            if !ref_types.contains(t) {
-                ref_types.push(*t);
-            }
-        }
-    }
-    let first_extra_global = info.num_globals + 2;
-    for (i, t) in ref_types.iter().enumerate() {
-        let i = i as u32;
-        tables.insert(
-            *t,
-            RefTable {
-                table: info.num_tables + i,
-                next_global: first_extra_global + 2 * i,
-                live_global: first_extra_global + 2 * i + 1,
-            },
-        );
-    }
-    tables
-}
-
 /// Every defined function's output body: instrumented by its plan, copied
 /// with indices remapped (and asserts), or, when nothing changes, the input's
 /// bytes. Runs on all cores.
 fn rewrite_bodies<'a>(
     info: &ModuleInfo<'a>,
     options: &Options,
-    analysis: &crate::analysis::Analysis,
+    analysis: &Analysis,
     plans: &[Option<FunctionPlan>],
     cx: &EmitContext,
     progress: &mut dyn FnMut(Progress),
@@ -768,65 +481,6 @@ fn rewrite_bodies<'a>(
     parallel_map(info.bodies.len(), &rewrite_one, progress)
 }
 
-/// When wrappers replace imports in references: the function remapping for
-/// tables, globals and element segments (calls keep `cx.remap`).
-fn ref_remap(remap: &Remap, cx: &EmitContext) -> Option<Remap> {
-    (!cx.ref_wrappers.is_empty()).then(|| {
-        let mut r = remap.clone();
-        for (&import, &wrapper) in &cx.ref_wrappers {
-            r.funcs[import as usize] = wrapper;
-        }
-        r
-    })
-}
-
-/// The wrappers that replace imports in references, increasing.
-fn declared_wrappers(cx: &EmitContext) -> Vec<u32> {
-    let mut w: Vec<u32> = cx.ref_wrappers.values().copied().collect();
-    w.sort_unstable();
-    w
-}
-
-/// Element types of the added reference tables, in table order.
-fn ref_table_types(cx: &EmitContext) -> Vec<wasm_encoder::RefType> {
-    let mut tables: Vec<(u32, ValType)> =
-        cx.ref_tables.iter().map(|(t, r)| (r.table, *t)).collect();
-    tables.sort_by_key(|(i, _)| *i);
-    tables
-        .into_iter()
-        .map(|(_, t)| match val_type(t) {
-            wasm_encoder::ValType::Ref(r) => r,
-            other => unreachable!("reference table of non-reference type {other:?}"),
-        })
-        .collect()
-}
-
-/// A type `[] -> R` for every multi-value result type `R` of an instrumented
-/// function (block types of the rewrite), appended to `extra_types`; by the
-/// function's type index.
-fn multi_result_types(
-    info: &ModuleInfo<'_>,
-    analysis: &crate::analysis::Analysis,
-    first_extra_type: u32,
-    extra_types: &mut Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
-) -> HashMap<u32, u32> {
-    let num_imports = info.func_imports.len() as u32;
-    let defined = info.bodies.len() as u32;
-    let mut multi_result_types = HashMap::new();
-    for d in 0..defined {
-        let f = num_imports + d;
-        if analysis.instrumented[f as usize].is_some() {
-            let ty = info.funcs[d as usize].ty;
-            let results = info.module_val_types(info.func_type(f).results());
-            if results.len() > 1 && !multi_result_types.contains_key(&ty) {
-                multi_result_types.insert(ty, first_extra_type + extra_types.len() as u32);
-                extra_types.push((vec![], results.iter().map(|&t| val_type(t)).collect()));
-            }
-        }
-    }
-    multi_result_types
-}
-
 /// Per function: calls of it need no assert after them (the runtime imports,
 /// which change the state on purpose).
 fn no_assert_callees(info: &ModuleInfo<'_>) -> Vec<bool> {
@@ -843,45 +497,6 @@ fn runtime_import_referenced(info: &ModuleInfo<'_>) -> bool {
         .iter()
         .enumerate()
         .any(|(i, imp)| imp.runtime.is_some() && info.referenced_funcs.contains(&(i as u32)))
-}
-
-/// A tag to re-enter legacy `catch_all` handlers (after the input's tags),
-/// when some handler without a recorder holds a point.
-fn reenter_tag(info: &ModuleInfo<'_>, plans: &[Option<FunctionPlan>]) -> Option<u32> {
-    let reenters_catch_all = plans.iter().flatten().any(|p| {
-        p.constructs
-            .values()
-            .flat_map(|c| &c.handlers)
-            .any(|h| h.tag.is_none() && h.recorder.is_none() && !h.items.is_empty())
-    });
-    reenters_catch_all.then(|| info.types.as_ref().tag_count())
-}
-
-/// The bodies of the wrappers (type index, body), in `wrapped` order; a
-/// multi-value result type of a wrapped import gets its `[] -> R` type.
-fn emit_wrappers(
-    info: &ModuleInfo<'_>,
-    wrappers: &[(FunctionPlan, Vec<u8>, u32)],
-    wrapped: &[u32],
-    cx: &mut EmitContext,
-    first_extra_type: u32,
-    extra_types: &mut Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
-) -> Result<Vec<(u32, wasm_encoder::Function)>, Error> {
-    let mut wrapper_functions = Vec::with_capacity(wrappers.len());
-    for ((plan, body, _), &import) in wrappers.iter().zip(wrapped) {
-        let ty = info.func_imports[import as usize].ty;
-        let results = info.module_val_types(info.func_type(import).results());
-        if results.len() > 1 && !cx.multi_result_types.contains_key(&ty) {
-            cx.multi_result_types
-                .insert(ty, first_extra_type + extra_types.len() as u32);
-            extra_types.push((vec![], results.iter().map(|&t| val_type(t)).collect()));
-        }
-        let body = wasmparser::FunctionBody::new(wasmparser::BinaryReader::new(body, 0));
-        let label = format!("the wrapper of {}", info.func_label(import));
-        let f = emit_function(cx, &body, &results, ty, Mode::Instrument(plan), label)?;
-        wrapper_functions.push((ty, f));
-    }
-    Ok(wrapper_functions)
 }
 
 /// The plan of every defined function that is instrumented, in parallel.
