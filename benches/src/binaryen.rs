@@ -6,7 +6,10 @@
 //! (npm's binaryen 132, runs in Node; installed with `npm ci` there when Node
 //! is present and it is missing). Outputs are cached in `target/bench-cache/`
 //! under a key made of the input's SHA-256, the tool's version and the flags,
-//! so a rerun of a benchmark skips a run that took minutes.
+//! so a rerun of a benchmark skips a run that took minutes: the output
+//! (`KEY.wasm`) and a log of every run (`KEY.txt`, [`RunRecord`] lines), which
+//! benches that take medians over several runs top up ([`cached_runs`],
+//! [`append_run`]). This is the benches' one Binaryen cache.
 //!
 //! ```no_run
 //! use asyncify_benches::binaryen;
@@ -373,22 +376,26 @@ pub fn cached_wasm_opt(
         })
     };
     let _ = std::fs::remove_file(&partial_path);
-    let record = match &outcome {
-        Ok(output) => format!(
-            "ok {} {}\n",
-            output.run.wall.as_secs_f64(),
-            output.run.peak_rss_bytes
-        ),
-        Err(WasmOptFailure::TimedOut(after)) => format!("timeout {}\n", after.as_secs_f64()),
-        Err(WasmOptFailure::Failed(message)) => format!("failed {message}\n"),
+    let result = match &outcome {
+        Ok(output) => RunResult::Succeeded {
+            wall: output.run.wall,
+            peak_rss: output.run.peak_rss_bytes,
+            output_bytes: output.wasm.len() as u64,
+        },
+        Err(WasmOptFailure::TimedOut(after)) => RunResult::TimedOut(*after),
+        Err(WasmOptFailure::Failed(message)) => RunResult::Failed(message.clone()),
     };
-    std::fs::write(&record_path, record)
-        .with_context(|| format!("writing {}", record_path.display()))?;
+    append_run_to(&record_path, &RunRecord::now(result))?;
     Ok(outcome)
 }
 
 /// The cache key: input hash, tool version and flags, safe as a file name.
 fn cache_key(input: &[u8], version: &str, flags: &[&str]) -> String {
+    cache_key_of_hash(&sha256_hex(input), version, flags)
+}
+
+/// [`cache_key`] for an input known by its [`sha256_hex`].
+fn cache_key_of_hash(input_sha256: &str, version: &str, flags: &[&str]) -> String {
     let flags_hash = sha256_hex(flags.join("\u{1f}").as_bytes());
     let version: String = version
         .chars()
@@ -396,12 +403,13 @@ fn cache_key(input: &[u8], version: &str, flags: &[&str]) -> String {
         .collect();
     format!(
         "{}-wasm-opt{version}-{}",
-        &sha256_hex(input)[..32],
+        input_sha256.get(..32).unwrap_or(input_sha256),
         &flags_hash[..12]
     )
 }
 
-/// One line of a cache record.
+/// What a run log says for [`cached_wasm_opt`]: a refusal or a timeout if
+/// one was recorded (the longest timeout), else the last successful run.
 enum Record {
     Ok(CachedRun),
     TimedOut(Duration),
@@ -409,24 +417,179 @@ enum Record {
 }
 
 fn parse_record(text: &str) -> Option<Record> {
-    let line = text.lines().next()?;
-    let (kind, rest) = line.split_once(' ')?;
-    match kind {
-        "ok" => {
-            let mut fields = rest.split_whitespace();
-            let wall = Duration::from_secs_f64(fields.next()?.parse().ok()?);
-            let peak_rss_bytes = fields.next()?.parse().ok()?;
-            Some(Record::Ok(CachedRun {
-                wall,
-                peak_rss_bytes,
-            }))
+    let records: Vec<RunRecord> = text.lines().filter_map(RunRecord::from_line).collect();
+    let mut timed_out: Option<Duration> = None;
+    let mut succeeded = None;
+    for record in &records {
+        match &record.result {
+            RunResult::Failed(message) => return Some(Record::Failed(message.clone())),
+            RunResult::TimedOut(after) => {
+                timed_out = Some(timed_out.map_or(*after, |longest| longest.max(*after)));
+            }
+            RunResult::Succeeded { wall, peak_rss, .. } => {
+                succeeded = Some(CachedRun {
+                    wall: *wall,
+                    peak_rss_bytes: *peak_rss,
+                });
+            }
         }
-        "timeout" => Some(Record::TimedOut(Duration::from_secs_f64(
-            rest.parse().ok()?,
-        ))),
-        "failed" => Some(Record::Failed(rest.to_string())),
-        _ => None,
     }
+    match (succeeded, timed_out) {
+        (Some(run), _) => Some(Record::Ok(run)),
+        (None, Some(after)) => Some(Record::TimedOut(after)),
+        (None, None) => None,
+    }
+}
+
+/// One run of a tool, as the Binaryen cache records it: every run of
+/// [`cached_wasm_opt`] and of the benches that take medians over several runs
+/// (`transform_table`) goes to one log a key ([`cached_runs`], [`append_run`]),
+/// a line a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// When it ran (Unix seconds).
+    pub measured_at: u64,
+    /// What it did.
+    pub result: RunResult,
+}
+
+/// What one recorded run did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunResult {
+    /// It wrote its output.
+    Succeeded {
+        /// Wall time.
+        wall: Duration,
+        /// Peak RSS in bytes.
+        peak_rss: u64,
+        /// Size of the output.
+        output_bytes: u64,
+    },
+    /// It exited with an error (a one-line message).
+    Failed(String),
+    /// It was killed after running this long.
+    TimedOut(Duration),
+}
+
+impl RunRecord {
+    /// A record of a run that ended now.
+    pub fn now(result: RunResult) -> RunRecord {
+        let measured_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        RunRecord {
+            measured_at,
+            result,
+        }
+    }
+
+    /// Its line in a run log.
+    pub fn to_line(&self) -> String {
+        let at = self.measured_at;
+        match &self.result {
+            RunResult::Succeeded {
+                wall,
+                peak_rss,
+                output_bytes,
+            } => {
+                format!("ok {at} {} {peak_rss} {output_bytes}", wall.as_secs_f64())
+            }
+            RunResult::Failed(message) => format!("failed {at} {}", message.replace('\n', " ")),
+            RunResult::TimedOut(after) => format!("timeout {at} {}", after.as_secs_f64()),
+        }
+    }
+
+    /// The record a line of a run log holds, if it is one. A line of the
+    /// older one-record format (`ok WALL PEAK`, `timeout SECONDS`,
+    /// `failed MESSAGE`, no time of measurement) reads as measured at 0.
+    pub fn from_line(line: &str) -> Option<RunRecord> {
+        RunRecord::from_dated_line(line).or_else(|| RunRecord::from_undated_line(line))
+    }
+
+    fn from_undated_line(line: &str) -> Option<RunRecord> {
+        let (kind, rest) = line.split_once(' ')?;
+        let result = match kind {
+            "ok" => {
+                let mut numbers = rest.split_whitespace();
+                RunResult::Succeeded {
+                    wall: Duration::from_secs_f64(numbers.next()?.parse().ok()?),
+                    peak_rss: numbers.next()?.parse().ok()?,
+                    output_bytes: 0,
+                }
+            }
+            "timeout" => RunResult::TimedOut(Duration::from_secs_f64(rest.parse().ok()?)),
+            "failed" => RunResult::Failed(rest.to_string()),
+            _ => return None,
+        };
+        Some(RunRecord {
+            measured_at: 0,
+            result,
+        })
+    }
+
+    fn from_dated_line(line: &str) -> Option<RunRecord> {
+        let mut fields = line.splitn(3, ' ');
+        let kind = fields.next()?;
+        let measured_at = fields.next()?.parse().ok()?;
+        let rest = fields.next()?;
+        let result = match kind {
+            "ok" => {
+                let mut numbers = rest.split_whitespace();
+                RunResult::Succeeded {
+                    wall: Duration::from_secs_f64(numbers.next()?.parse().ok()?),
+                    peak_rss: numbers.next()?.parse().ok()?,
+                    output_bytes: numbers.next()?.parse().ok()?,
+                }
+            }
+            "failed" => RunResult::Failed(rest.to_string()),
+            "timeout" => RunResult::TimedOut(Duration::from_secs_f64(rest.parse().ok()?)),
+            _ => return None,
+        };
+        Some(RunRecord {
+            measured_at,
+            result,
+        })
+    }
+}
+
+/// The run log of `tool` with `flags` on the input whose [`sha256_hex`] is
+/// `input_sha256` (the file [`cached_wasm_opt`] reads and writes too).
+fn run_log_path(tool: &WasmOpt, input_sha256: &str, flags: &[&str]) -> PathBuf {
+    let key = cache_key_of_hash(input_sha256, &tool.version, flags);
+    cache_dir().join(format!("{key}.txt"))
+}
+
+/// Every recorded run of `tool` with `flags` on the input whose
+/// [`sha256_hex`] is `input_sha256`, oldest first.
+pub fn cached_runs(tool: &WasmOpt, input_sha256: &str, flags: &[&str]) -> Vec<RunRecord> {
+    std::fs::read_to_string(run_log_path(tool, input_sha256, flags))
+        .map(|text| text.lines().filter_map(RunRecord::from_line).collect())
+        .unwrap_or_default()
+}
+
+/// Adds `record` to the run log of `tool` with `flags` on the input whose
+/// [`sha256_hex`] is `input_sha256`.
+pub fn append_run(
+    tool: &WasmOpt,
+    input_sha256: &str,
+    flags: &[&str],
+    record: &RunRecord,
+) -> Result<()> {
+    append_run_to(&run_log_path(tool, input_sha256, flags), record)
+}
+
+fn append_run_to(path: &Path, record: &RunRecord) -> Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{}", record.to_line()).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -443,7 +606,41 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip() {
+    fn run_records_round_trip() {
+        for result in [
+            RunResult::Succeeded {
+                wall: Duration::from_secs_f64(6.5),
+                peak_rss: 255_000_000,
+                output_bytes: 2_285_832,
+            },
+            RunResult::Failed("module is already instrumented".to_string()),
+            RunResult::TimedOut(Duration::from_secs(1800)),
+        ] {
+            let record = RunRecord {
+                measured_at: 1_795_000_000,
+                result,
+            };
+            assert_eq!(RunRecord::from_line(&record.to_line()), Some(record));
+        }
+        assert_eq!(RunRecord::from_line("garbage"), None);
+    }
+
+    #[test]
+    fn a_run_log_reads_as_one_outcome() {
+        assert!(matches!(
+            parse_record("ok 1 1.5 1024 10\nok 2 2.5 2048 10\n"),
+            Some(Record::Ok(CachedRun {
+                peak_rss_bytes: 2048,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse_record("timeout 1 60\ntimeout 2 1800\n"),
+            Some(Record::TimedOut(after)) if after.as_secs() == 1800
+        ));
+        assert!(matches!(parse_record("failed 1 boom\n"), Some(Record::Failed(m)) if m == "boom"));
+        assert!(parse_record("").is_none());
+        // The older one-line records still read.
         assert!(matches!(
             parse_record("ok 1.5 1024\n"),
             Some(Record::Ok(CachedRun {
@@ -453,9 +650,8 @@ mod tests {
         ));
         assert!(matches!(
             parse_record("timeout 1800\n"),
-            Some(Record::TimedOut(_))
+            Some(Record::TimedOut(after)) if after.as_secs() == 1800
         ));
-        assert!(matches!(parse_record("failed boom\n"), Some(Record::Failed(m)) if m == "boom"));
     }
 
     #[test]

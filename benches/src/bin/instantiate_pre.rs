@@ -17,9 +17,8 @@
 //! and the ratio.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
 
-use asyncify_benches::sections::{median, thousands};
+use asyncify_benches::sections::{median, thousands, thread_cpu_time};
 use asyncify_linker::{AsyncCaller, Linker};
 use wasmtime::{Engine, Module, Result, Store};
 
@@ -29,21 +28,6 @@ const SYNC: usize = 8;
 const ASYNC: usize = 4;
 /// Definitions in the linker that the module does not import.
 const EXTRA: usize = 40;
-
-/// CPU time used by this thread so far (wall time if the clock is missing).
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` writes one `timespec` through a valid pointer.
-    let failed = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0;
-    if failed {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        return START.get_or_init(Instant::now).elapsed();
-    }
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
 
 fn module_wat() -> String {
     let mut wat = String::from("(module\n");

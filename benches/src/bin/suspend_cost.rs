@@ -25,7 +25,7 @@ use std::future::Future;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use asyncify_benches::sections::{load_average, median, ratio, thousands};
+use asyncify_benches::sections::{load_average, median, ratio, thousands, thread_cpu_time};
 use asyncify_linker::{AsyncCaller, Linker};
 use wasmtime::{bail, format_err, Engine, Module, Result, Store};
 
@@ -107,24 +107,6 @@ fn chain_wat(locals: u32) -> String {
 enum Import {
     Ready,
     PendingOnce,
-}
-
-/// CPU time used by this thread so far. Unlike wall time it leaves out the
-/// moments the (shared, busy) machine runs something else; fibers switch
-/// stacks on this same thread, so both sides are measured alike.
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` writes one `timespec` through a valid pointer.
-    let failed = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0;
-    if failed {
-        // Not expected on Linux; wall time is the next best clock.
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        return START.get_or_init(Instant::now).elapsed();
-    }
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Runs `n` export calls in one `block_on`.

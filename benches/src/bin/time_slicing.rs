@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use asyncify_benches::sections::{load_average, median, ratio};
+use asyncify_benches::sections::{load_average, median, ratio, thread_cpu_time};
 use asyncify_linker::{AsyncCaller, Linker, TimeSlicing};
 use asyncify_transform::Options;
 use wasmtime::{Config, Engine, Module, Result, Store};
@@ -74,19 +74,6 @@ const WORK: [(&str, i32, i32); 3] = [
 
 /// Units (approximate instructions) per slice in the "yielding" runs.
 const SLICE: u32 = 100_000;
-
-/// Thread CPU time (the fibers of wasmtime's async run on this thread too).
-fn thread_cpu() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
 
 /// Counts the polls of a future that returned `Pending` (its yields).
 struct CountPending<F> {
@@ -197,9 +184,9 @@ fn measure(
         // `sum` changes memory, so the checksum is per round.
         let mut checksum = None;
         for (k, (name, run)) in variants.iter_mut().enumerate() {
-            let start = thread_cpu();
+            let start = thread_cpu_time();
             let (out, y) = run(export, arg)?;
-            samples[k].push((thread_cpu() - start).as_secs_f64());
+            samples[k].push((thread_cpu_time() - start).as_secs_f64());
             yields[k] = y;
             if export != "wait_once" {
                 match checksum {

@@ -14,18 +14,18 @@
 //! `ru_maxrss`. Medians of 5 runs of ours and 3 of each Binaryen run (1 for
 //! modules over 5 MB); `--quick` takes QuickJS and the project's modules
 //! only, one run each. Binaryen results (time, RSS, size, or its refusal)
-//! are cached in `target/bench-cache/transform-table/` by input SHA-256,
-//! Binaryen version and flags, so a rerun does not spend the half hour that
+//! are kept in the benches' one Binaryen cache (`target/bench-cache/`, by input SHA-256,
+//! Binaryen version and flags: `binaryen::cached_runs`), so a rerun does not spend the half hour that
 //! Binaryen needs on yosys; `--fresh` ignores the cache, `--cache-only` never
 //! runs Binaryen (figures not in the cache show as not measured).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use asyncify_benches::binaryen::{self, WasmOpt};
-use asyncify_benches::sections::{self, duration, memory, ratio, thousands};
+use asyncify_benches::binaryen::{self, RunRecord, RunResult, WasmOpt};
+use asyncify_benches::sections::{self, duration, memory, ratio, thousands, thread_cpu_time};
 
 /// Runs of `asyncify instrument` (and of validation) per module.
 const OUR_RUNS: usize = 5;
@@ -336,12 +336,12 @@ fn measure_validation(bytes: &[u8], runs: usize) -> std::result::Result<Validati
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
     for _ in 0..runs {
-        let (started, cpu_before) = (Instant::now(), thread_cpu());
+        let (started, cpu_before) = (Instant::now(), thread_cpu_time());
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
             .validate_all(bytes)
             .map_err(|error| sections::first_line(&error.to_string()))?;
         walls.push(started.elapsed().as_secs_f64());
-        cpus.push(thread_cpu().saturating_sub(cpu_before).as_secs_f64());
+        cpus.push(thread_cpu_time().saturating_sub(cpu_before).as_secs_f64());
     }
     let median =
         |samples: &[f64]| Duration::from_secs_f64(sections::median(samples).unwrap_or(0.0));
@@ -366,105 +366,6 @@ fn children_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    // SAFETY: an all-zero `timespec` is valid for clock_gettime to overwrite.
-    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: the pointer is valid for writes.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_secs(now.tv_sec.max(0) as u64) + Duration::from_nanos(now.tv_nsec.max(0) as u64)
-}
-
-/// One cached Binaryen run.
-#[derive(Debug, Clone, PartialEq)]
-struct RunRecord {
-    /// When it ran (Unix seconds).
-    measured_at: u64,
-    result: RunResult,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum RunResult {
-    Succeeded {
-        wall: Duration,
-        peak_rss: u64,
-        output_bytes: u64,
-    },
-    Failed(String),
-    TimedOut(Duration),
-}
-
-impl RunRecord {
-    /// One line of a cache file.
-    fn to_line(&self) -> String {
-        let at = self.measured_at;
-        match &self.result {
-            RunResult::Succeeded {
-                wall,
-                peak_rss,
-                output_bytes,
-            } => {
-                format!("ok {at} {} {peak_rss} {output_bytes}", wall.as_secs_f64())
-            }
-            RunResult::Failed(message) => format!("failed {at} {}", message.replace('\n', " ")),
-            RunResult::TimedOut(after) => format!("timeout {at} {}", after.as_secs_f64()),
-        }
-    }
-
-    fn from_line(line: &str) -> Option<RunRecord> {
-        let mut fields = line.splitn(3, ' ');
-        let kind = fields.next()?;
-        let measured_at = fields.next()?.parse().ok()?;
-        let rest = fields.next()?;
-        let result = match kind {
-            "ok" => {
-                let mut numbers = rest.split_whitespace();
-                RunResult::Succeeded {
-                    wall: Duration::from_secs_f64(numbers.next()?.parse().ok()?),
-                    peak_rss: numbers.next()?.parse().ok()?,
-                    output_bytes: numbers.next()?.parse().ok()?,
-                }
-            }
-            "failed" => RunResult::Failed(rest.to_string()),
-            "timeout" => RunResult::TimedOut(Duration::from_secs_f64(rest.parse().ok()?)),
-            _ => return None,
-        };
-        Some(RunRecord {
-            measured_at,
-            result,
-        })
-    }
-}
-
-/// The cache file for one module (by hash), Binaryen version and flags.
-fn cache_file(input_sha256: &str, config: &BinaryenConfig) -> PathBuf {
-    let flags: String = config
-        .flags()
-        .join("")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let version: String = config
-        .tool
-        .version
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-        .collect();
-    binaryen::cache_dir().join("transform-table").join(format!(
-        "{}-wasm-opt{version}-{flags}.runs",
-        &input_sha256[..32]
-    ))
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Binaryen on `module`: the cached runs, topped up with fresh ones until
 /// there are `runs` successful ones (a failure or a timeout at least as long
 /// as `timeout` ends it; both are cached too).
@@ -476,13 +377,10 @@ fn measure_binaryen(
     args: &Args,
     scratch: &Path,
 ) -> Result<Outcome> {
-    let cache = cache_file(input_sha256, config);
     let mut records: Vec<RunRecord> = if args.fresh {
         Vec::new()
     } else {
-        std::fs::read_to_string(&cache)
-            .map(|text| text.lines().filter_map(RunRecord::from_line).collect())
-            .unwrap_or_default()
+        binaryen::cached_runs(&config.tool, input_sha256, &config.flags())
     };
     // A timeout shorter than the one asked for now proves nothing.
     records.retain(|record| match record.result {
@@ -512,7 +410,6 @@ fn measure_binaryen(
             successes + 1,
             duration(args.timeout)
         );
-        let measured_at = now_unix();
         asyncify_benches::binaryen::reset_peak_rss_mark();
         let run = binaryen::run_measured(
             Command::new(&config.tool.path)
@@ -538,11 +435,8 @@ fn measure_binaryen(
         };
         let _ = std::fs::remove_file(scratch);
         eprintln!("transform_table:   {}", describe(&result));
-        let record = RunRecord {
-            measured_at,
-            result,
-        };
-        append_record(&cache, &record)?;
+        let record = RunRecord::now(result);
+        binaryen::append_run(&config.tool, input_sha256, &config.flags(), &record)?;
         records.push(record);
     }
 }
@@ -562,19 +456,6 @@ fn describe(result: &RunResult) -> String {
         RunResult::Failed(message) => format!("refused: {message}"),
         RunResult::TimedOut(after) => format!("timed out after {}", duration(*after)),
     }
-}
-
-fn append_record(cache: &Path, record: &RunRecord) -> Result<()> {
-    use std::io::Write;
-    if let Some(dir) = cache.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(cache)
-        .with_context(|| format!("opening {}", cache.display()))?;
-    writeln!(file, "{}", record.to_line()).with_context(|| format!("writing {}", cache.display()))
 }
 
 /// A refusal or timeout among the records, if any (the first record with
@@ -939,7 +820,7 @@ fn render(
         push(
             &mut out,
             &format!(
-                "† from the cache in `target/bench-cache/transform-table/` (same input bytes, \
+                "† from the cache in `target/bench-cache/` (same input bytes, \
                  Binaryen version and flags), measured {span}; `--fresh` measures again.\n"
             ),
         );
@@ -1087,26 +968,6 @@ fn verdicts(configs: &[BinaryenConfig], results: &[ModuleResult]) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cache_records_round_trip() {
-        for result in [
-            RunResult::Succeeded {
-                wall: Duration::from_secs_f64(6.5),
-                peak_rss: 255_000_000,
-                output_bytes: 2_285_832,
-            },
-            RunResult::Failed("module is already instrumented".to_string()),
-            RunResult::TimedOut(Duration::from_secs(1800)),
-        ] {
-            let record = RunRecord {
-                measured_at: 1_795_000_000,
-                result,
-            };
-            assert_eq!(RunRecord::from_line(&record.to_line()), Some(record));
-        }
-        assert_eq!(RunRecord::from_line("garbage"), None);
-    }
 
     #[test]
     fn refusals_lose_their_prefix() {
