@@ -4,6 +4,7 @@
 //! transform itself lives in the `asyncify-transform` library.
 
 mod cache;
+mod dylink;
 mod files;
 mod inspect;
 mod instrument;

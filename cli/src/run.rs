@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use asyncify_abi::{text, RuntimeFunction};
+use asyncify_linker::dylink::DynamicLinker;
 use asyncify_linker::wasi::{self, wasmtime_wasi, I32Exit, WasiP1Ctx};
 use asyncify_linker::{AsyncCaller, Instance, Linker, TimeSlicing, UnknownImport};
 use asyncify_transform::Options;
@@ -22,6 +23,7 @@ use wasmtime::{Engine, ExternType, FuncType, Module, Store, Trap, Val, ValType, 
 use wasmtime_wasi::{FsPerms, Rng as _, WasiCtxBuilder};
 
 use crate::cache::Cache;
+use crate::dylink;
 use crate::files;
 use crate::instrument::{print_reasons, InstrumentFlags};
 use crate::message::{format_error, join_causes, transform_error};
@@ -75,6 +77,14 @@ pub struct RunArgs {
     /// NAME, so that MODULE (and later preloads) can import them. Repeatable.
     #[arg(long, value_name = "NAME=FILE")]
     preload: Vec<String>,
+
+    /// Link dynamically: MODULE is the main module, and the shared library
+    /// (side module) in FILE is what the guest's `dlopen("NAME")`, or a
+    /// `needed` entry NAME, loads. Libraries not given here load from the
+    /// guest's --dir directories. Repeatable. A main module with a `dylink.0`
+    /// section or `env.dlopen` imports is linked dynamically without it.
+    #[arg(long, value_name = "NAME=FILE", conflicts_with = "preload")]
+    library: Vec<String>,
 
     /// Instrument MODULE and the preloaded modules with asyncify before
     /// running them (with the instrumentation options below). A module that
@@ -188,6 +198,18 @@ pub fn main(args: RunArgs) -> ExitCode {
 fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let options = instrument_options(args)?;
     let engine = Engine::new(&wasmtime::Config::new()).map_err(wasmtime_error)?;
+    let input = files::read_module(&args.module)?;
+    if dylink::is_dynamic(&input, &args.library) {
+        if !args.preload.is_empty() {
+            bail!(
+                "--preload does not combine with dynamic linking ({} is a main module: it \
+                 uses `dlopen` or has a `dylink.0` section); give its libraries with --library \
+                 NAME=FILE",
+                files::describe(&args.module)
+            );
+        }
+        return run_dynamic(args, &engine, options, &input);
+    }
     let cache = Cache::new(args.no_cache, args.cache_dir.clone());
     let load = |path: &Path| load(&engine, &cache, path, options.as_ref(), &args.flags);
     let main = load(&args.module)?;
@@ -232,11 +254,79 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             linker.instance(&mut store, name, &instance)?;
         }
         let instance = instantiate(&linker, &mut store, &main, args.async_wasi, unknown)?;
-        match &args.invoke {
-            Some(name) => invoke(&instance, &mut store, name, &args.args).await,
-            None => start(&instance, &mut store, &main.path).await,
-        }
+        call_main(args, &instance, &mut store).await
     });
+    report(outcome)
+}
+
+/// `asyncify run` of a main module and its shared libraries (see
+/// [`dylink`]): with --instrument, the loader instruments each module as it
+/// loads it, so that they share one asyncify state.
+fn run_dynamic(
+    args: &RunArgs,
+    engine: &Engine,
+    options: Option<Options>,
+    main: &[u8],
+) -> anyhow::Result<ExitCode> {
+    if args.trap_unknown_imports || args.default_values_unknown_imports {
+        bail!(
+            "--trap-unknown-imports and --default-values-unknown-imports do not apply to a \
+             dynamically linked run (--library, or a main module that uses `dlopen` or has a \
+             `dylink.0` section): every import must be defined"
+        );
+    }
+    let libraries = dylink::read_libraries(&args.library)?;
+    let instrumented = options.is_some() || dylink::has_runtime_exports(main);
+    let wasi = wasi_context(args)?;
+    let mut store = Store::new(engine, Host { wasi });
+    let outcome = futures::executor::block_on(async {
+        let mut linker = Linker::new(engine);
+        if let Some(slicing) = time_slicing(args) {
+            linker.time_slicing(slicing)?;
+        }
+        if args.async_wasi {
+            wasi::add_to_linker_async_suspending(&mut linker, |host: &mut Host| &mut host.wasi)?;
+        } else {
+            wasi::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
+        }
+        let host_imports = dylink::imported_names(main, HOST_MODULE);
+        define_builtins(
+            &mut linker,
+            host_imports.iter().map(String::as_str),
+            instrumented,
+        )?;
+        let mut dynamic = DynamicLinker::new(&linker);
+        for (name, wasm) in libraries {
+            dynamic.library(&name, wasm);
+        }
+        dynamic.loader(dylink::loader(
+            dylink::dir_mappings(&args.dirs),
+            args.async_wasi,
+        ));
+        dynamic.instrument_on_load(options);
+        let group = dynamic
+            .instantiate(&mut store, main)
+            .await
+            .map_err(|e| e.context(format!("cannot load {}", files::describe(&args.module))))?;
+        call_main(args, group.main(), &mut store).await
+    });
+    report(outcome)
+}
+
+/// Runs `_start`, or the export --invoke names, of `instance`.
+async fn call_main(
+    args: &RunArgs,
+    instance: &Instance,
+    store: &mut Store<Host>,
+) -> wasmtime::Result<Vec<Val>> {
+    match &args.invoke {
+        Some(name) => invoke(instance, store, name, &args.args).await,
+        None => start(instance, store, &args.module).await,
+    }
+}
+
+/// Prints the results of a run that returned, or its error; the exit status.
+fn report(outcome: wasmtime::Result<Vec<Val>>) -> anyhow::Result<ExitCode> {
     match outcome {
         Ok(results) => {
             for value in &results {
@@ -428,7 +518,12 @@ fn instantiate(
     } else {
         wasi::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     }
-    define_builtins(&mut linker, &loaded.module, loaded.instrumented)?;
+    let host_imports = loaded
+        .module
+        .imports()
+        .filter(|i| i.module() == HOST_MODULE)
+        .map(|i| i.name());
+    define_builtins(&mut linker, host_imports, loaded.instrumented)?;
     match unknown {
         UnknownImports::Refuse => linker.instantiate(store, &loaded.module),
         UnknownImports::Trap => {
@@ -478,15 +573,15 @@ fn define_default_values(
     Ok(())
 }
 
-/// Defines the `asyncify_host` functions `module` imports: async for an
-/// instrumented module, synchronous otherwise.
-fn define_builtins(
+/// Defines the `asyncify_host` functions named in `imports` (what a module
+/// imports from it): async for an instrumented module, synchronous otherwise.
+fn define_builtins<'a>(
     linker: &mut Linker<Host>,
-    module: &Module,
+    imports: impl Iterator<Item = &'a str>,
     instrumented: bool,
 ) -> wasmtime::Result<()> {
-    for import in module.imports().filter(|i| i.module() == HOST_MODULE) {
-        match (import.name(), instrumented) {
+    for import in imports {
+        match (import, instrumented) {
             ("sleep_ms", true) => {
                 linker.func_wrap_async(
                     HOST_MODULE,
