@@ -16,7 +16,8 @@
 //! (with their `i32` pointers, so only when memory64 is off).
 //! Since wasm-smith rarely emits calls, in most inputs calls to added imports
 //! (`inject.tick`, or `inject.<type>` replacing the numeric value on top of
-//! the stack) are put after some operators: suspension points everywhere,
+//! the stack) are put after some operators, by the property tests' generator
+//! (`tests/inject`, crate `asyncify-inject`): suspension points everywhere,
 //! with values live on the operand stack. A name section (`f<index>`) is
 //! added so that the add, remove and only lists have names to match.
 //!
@@ -28,16 +29,14 @@
 use std::convert::Infallible;
 
 use arbitrary::Unstructured;
+use asyncify_inject::{self as inject, splitmix, InjectSet, Injections};
 use asyncify_transform::{instrument, Error, Options};
 use libfuzzer_sys::fuzz_target;
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{
     EntityType, ImportSection, NameMap, NameSection, SectionId, TypeSection, ValType as EncValType,
 };
-use wasmparser::{
-    ExternalKind, OperatorsReader, Parser, Payload, TypeRef, ValType, ValidPayload, Validator,
-    WasmFeatures,
-};
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef, Validator, WasmFeatures};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
@@ -430,40 +429,25 @@ fn import_pool(simd: bool, runtime: bool) -> Vec<u8> {
     module.finish()
 }
 
-/// splitmix64, for the choices drawn from a seed.
-fn splitmix(state: u64) -> u64 {
-    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// What an injected call does: `inject.tick` takes and returns nothing,
-/// `inject.<type>` maps a value of that type to a new one.
-const INJECTED: [(&str, Option<EncValType>); 6] = [
-    ("tick", None),
-    ("i32", Some(EncValType::I32)),
-    ("i64", Some(EncValType::I64)),
-    ("f32", Some(EncValType::F32)),
-    ("f64", Some(EncValType::F64)),
-    ("v128", Some(EncValType::V128)),
-];
-
-/// Where calls go: per defined function, `(operator index, INJECTED index)`,
-/// the call right after that operator.
-type Plan = Vec<Vec<(usize, usize)>>;
-
-/// Adds the injected calls (one operator in `one_in` gets one; none when 0)
-/// and the name section to wasm-smith's module.
+/// Adds the injected calls (`asyncify_inject`, the property tests'
+/// generator: one operator in `one_in` gets one; none when 0) and the name
+/// section to wasm-smith's module. No table is added, so the set leaves out
+/// `inject.indirect` (and `split`, and `v128` without SIMD).
 fn finish(smith: &[u8], seed: u64, one_in: u64, simd: bool) -> Result<Vec<u8>, String> {
-    let kinds = if simd { 6 } else { 5 };
-    let (plan, counts) = plan_calls(smith, seed, one_in, kinds).map_err(|e| e.to_string())?;
-    let inject = counts.defined > 0 && plan.iter().any(|p| !p.is_empty());
+    let counts = counts(smith).map_err(|e| e.to_string())?;
+    let set = InjectSet::direct_only(simd);
+    let options = inject::PlanOptions {
+        seed,
+        one_in,
+        fuel_global: None,
+    };
+    let plan = inject::plan(smith, &set, &options)?;
+    let injecting = counts.defined > 0 && plan.iter().any(|p| !p.is_empty());
     let mut finish = Finish {
         imports: counts.func_imports,
         types: counts.types,
         defined: counts.defined,
-        added: if inject { kinds } else { 0 },
+        set: if injecting { set } else { InjectSet::none() },
         plan,
         body: 0,
         imports_done: false,
@@ -482,29 +466,17 @@ struct Counts {
     defined: u32,
 }
 
-/// Decides where calls go, following the operand stack with a validator to
-/// know the type on top: where it is numeric (and an injected import maps
-/// it), that import; elsewhere, `inject.tick`.
-fn plan_calls(
-    smith: &[u8],
-    seed: u64,
-    one_in: u64,
-    kinds: usize,
-) -> wasmparser::Result<(Plan, Counts)> {
-    let mut validator = Validator::new_with_features(WasmFeatures::all());
+fn counts(smith: &[u8]) -> wasmparser::Result<Counts> {
     let mut counts = Counts::default();
-    let mut plan = Vec::new();
-    let mut rng = seed;
     for payload in Parser::new(0).parse_all(smith) {
-        let payload = payload?;
-        match &payload {
+        match payload? {
             Payload::TypeSection(reader) => {
-                for group in reader.clone() {
+                for group in reader {
                     counts.types += group?.types().len() as u32;
                 }
             }
             Payload::ImportSection(reader) => {
-                for import in reader.clone().into_imports() {
+                for import in reader.into_imports() {
                     if matches!(import?.ty, TypeRef::Func(_) | TypeRef::FuncExact(_)) {
                         counts.func_imports += 1;
                     }
@@ -513,70 +485,26 @@ fn plan_calls(
             Payload::FunctionSection(reader) => counts.defined += reader.count(),
             _ => {}
         }
-        let ValidPayload::Func(func, body) = validator.payload(&payload)? else {
-            continue;
-        };
-        let mut points = Vec::new();
-        if one_in > 0 {
-            let mut fv = func.into_validator(Default::default());
-            let mut reader = body.get_binary_reader();
-            fv.read_locals(&mut reader)?;
-            let mut ops = OperatorsReader::new(reader);
-            let mut index = 0;
-            while !ops.eof() {
-                let (op, offset) = ops.read_with_offset()?;
-                fv.op(offset, &op)?;
-                rng = splitmix(rng);
-                if rng.is_multiple_of(one_in) && fv.control_stack_height() > 0 {
-                    let height = fv.operand_stack_height() as usize;
-                    let base = fv.get_control_frame(0).map_or(height, |f| f.height);
-                    let top = if height > base {
-                        fv.get_operand_type(0).flatten()
-                    } else {
-                        None
-                    };
-                    let kind = match top {
-                        Some(ValType::I32) => 1,
-                        Some(ValType::I64) => 2,
-                        Some(ValType::F32) => 3,
-                        Some(ValType::F64) => 4,
-                        Some(ValType::V128) if kinds > 5 => 5,
-                        _ => 0,
-                    };
-                    // Sometimes a tick even where a value could be mapped.
-                    let kind = if (rng >> 40).is_multiple_of(4) {
-                        0
-                    } else {
-                        kind
-                    };
-                    points.push((index, kind));
-                }
-                index += 1;
-            }
-        }
-        plan.push(points);
     }
-    Ok((plan, counts))
+    Ok(counts)
 }
 
-/// The re-encoder: `added` imports after wasm-smith's function imports
+/// The re-encoder: the set's imports after wasm-smith's function imports
 /// (defined functions move up by that many), their types after
 /// wasm-smith's, the calls of `plan`, and a name section at the end.
 struct Finish {
     imports: u32,
     types: u32,
     defined: u32,
-    added: usize,
-    plan: Plan,
+    set: InjectSet,
+    plan: Injections,
     body: usize,
     imports_done: bool,
 }
 
 impl Finish {
     fn add_imports(&mut self, section: &mut ImportSection) {
-        for (k, (name, _)) in INJECTED.iter().take(self.added).enumerate() {
-            section.import("inject", name, EntityType::Function(self.types + k as u32));
-        }
+        inject::add_imports(section, &self.set, self.types);
         self.imports_done = true;
     }
 }
@@ -588,7 +516,7 @@ impl Reencode for Finish {
         Ok(if func < self.imports {
             func
         } else {
-            func + self.added as u32
+            func + self.set.len() as u32
         })
     }
 
@@ -598,10 +526,7 @@ impl Reencode for Finish {
         section: wasmparser::TypeSectionReader<'_>,
     ) -> Result<(), reencode::Error<Infallible>> {
         reencode::utils::parse_type_section(self, types, section)?;
-        for (_, ty) in INJECTED.iter().take(self.added) {
-            let tys: Vec<EncValType> = ty.iter().copied().collect();
-            types.ty().function(tys.clone(), tys);
-        }
+        inject::add_types(types, &self.set);
         Ok(())
     }
 
@@ -620,19 +545,12 @@ impl Reencode for Finish {
         code: &mut wasm_encoder::CodeSection,
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), reencode::Error<Infallible>> {
-        let mut f = self.new_function_with_parsed_locals(&func)?;
         let points = self.plan.get(self.body).cloned().unwrap_or_default();
         self.body += 1;
-        let mut points = points.into_iter().peekable();
-        let mut reader = func.get_operators_reader()?;
-        let mut index = 0;
-        while !reader.eof() {
-            f.instruction(&self.parse_instruction(&mut reader)?);
-            while let Some((_, kind)) = points.next_if(|&(at, _)| at == index) {
-                f.instructions().call(self.imports + kind as u32);
-            }
-            index += 1;
-        }
+        let (set, first_import) = (self.set.clone(), self.imports);
+        let f = inject::inject_calls(self, &func, &points, |f, k| {
+            inject::emit_call(f, &set, k, first_import, None)
+        })?;
         code.function(&f);
         Ok(())
     }
@@ -646,13 +564,13 @@ impl Reencode for Finish {
         // No import section in wasm-smith's module: add one before the
         // first section that comes after it.
         let past_imports = before.is_none_or(|b| !matches!(b, SectionId::Type | SectionId::Import));
-        if self.added > 0 && !self.imports_done && past_imports {
+        if !self.set.is_empty() && !self.imports_done && past_imports {
             let mut imports = ImportSection::new();
             self.add_imports(&mut imports);
             module.section(&imports);
         }
         if before.is_none() {
-            let base = self.imports + self.added as u32;
+            let base = self.imports + self.set.len() as u32;
             let mut map = NameMap::new();
             for i in base..base + self.defined {
                 map.append(i, &format!("f{i}"));

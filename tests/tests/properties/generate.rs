@@ -8,7 +8,7 @@
 //! - injected calls (in seven cases of eight): wasm-smith rarely emits a
 //!   `call`, so after some operators a call to an added import goes in,
 //!   `inject.<type>` replacing the value on top of the stack or `inject.tick`
-//!   (see [`plan_injections`]): suspension points everywhere, with values
+//!   (see `asyncify_inject`, shared with the fuzz target): suspension points everywhere, with values
 //!   live on the operand stack and in locals;
 //! - every function, global, table and memory exported under a predictable
 //!   name (`f3`, `g0`, `t0`, `mem0`), so the driver calls the functions and
@@ -32,19 +32,17 @@ use std::collections::{BTreeSet, HashSet};
 use std::convert::Infallible;
 
 use arbitrary::Unstructured;
+use asyncify_inject::{self as inject, splitmix, InjectSet, Injections};
 use asyncify_tests::{Val, V128};
 
 use crate::shapes::{self, Flavor, Kinds};
 use wasm_encoder::reencode::{self, Error as ReencodeError, Reencode};
 use wasm_encoder::{
-    CodeSection, ConstExpr, ElementSection, Elements, EntityType, ExportKind, ExportSection,
-    Function, FunctionSection, ImportSection, MemorySection, MemoryType, RefType, SectionId,
-    TableSection, TableType, TypeSection,
+    CodeSection, ConstExpr, ElementSection, Elements, ExportKind, ExportSection, Function,
+    FunctionSection, ImportSection, MemorySection, MemoryType, RefType, SectionId, TableSection,
+    TableType, TypeSection,
 };
-use wasmparser::{
-    CompositeInnerType, ElementItems, Operator, Parser, Payload, TypeRef, ValType, ValidPayload,
-    Validator, WasmFeatures,
-};
+use wasmparser::{CompositeInnerType, ElementItems, Operator, Parser, Payload, TypeRef, ValType};
 
 /// The imports a module may take (each with probability 1/2, as wasm-smith
 /// picks them). Numeric signatures only, some multi-value, one with `v128`.
@@ -165,7 +163,12 @@ fn build(
         .ensure_termination(FUEL)
         .map_err(|e| format!("ensure_termination: {e}"))?;
     let smith = module.to_bytes();
-    let injections = plan_injections(&smith, fuel, seed, one_in)?;
+    let options = inject::PlanOptions {
+        seed,
+        one_in,
+        fuel_global: Some(fuel),
+    };
+    let injections = inject::plan(&smith, &InjectSet::all(), &options)?;
     if one_in > 0 {
         features += &format!(" injected-calls(1/{one_in})");
     }
@@ -304,155 +307,6 @@ pub fn section_rank(id: SectionId) -> u8 {
     }
 }
 
-/// An import added for injected calls (module `inject`).
-struct Injected {
-    name: &'static str,
-    params: &'static [ValType],
-    results: &'static [ValType],
-}
-
-/// The injected imports, in this order after wasm-smith's: `tick` and
-/// `indirect` take and return nothing (`indirect` is only called through a
-/// table, with `call_indirect`), `i32` ... `v128` map a value of their type to
-/// a new one (the host derives it from the argument), `split` maps an `i32`
-/// to two, which an `i32.xor` after the call joins again.
-const INJECTED: [Injected; 8] = [
-    Injected {
-        name: "tick",
-        params: &[],
-        results: &[],
-    },
-    Injected {
-        name: "indirect",
-        params: &[],
-        results: &[],
-    },
-    Injected {
-        name: "i32",
-        params: &[ValType::I32],
-        results: &[ValType::I32],
-    },
-    Injected {
-        name: "i64",
-        params: &[ValType::I64],
-        results: &[ValType::I64],
-    },
-    Injected {
-        name: "f32",
-        params: &[ValType::F32],
-        results: &[ValType::F32],
-    },
-    Injected {
-        name: "f64",
-        params: &[ValType::F64],
-        results: &[ValType::F64],
-    },
-    Injected {
-        name: "v128",
-        params: &[ValType::V128],
-        results: &[ValType::V128],
-    },
-    Injected {
-        name: "split",
-        params: &[ValType::I32],
-        results: &[ValType::I32, ValType::I32],
-    },
-];
-
-/// Indices in [`INJECTED`].
-const TICK: usize = 0;
-const INDIRECT: usize = 1;
-const SPLIT: usize = 7;
-
-/// Where to put injected calls: per defined function, `(operator index,
-/// injected import)` pairs, the call going right after that operator.
-type Injections = Vec<Vec<(usize, usize)>>;
-
-/// Decides the injected calls. Where the operand on top of the stack (inside
-/// the current block) has a numeric type, a call of `inject.<type>` (or, for
-/// an `i32`, one time in three `inject.split`) replaces it by a value the
-/// host computed from it; elsewhere `inject.tick` is called, or
-/// `inject.indirect` through the added table. Values below the top stay on
-/// the operand stack across the call, which exercises the transform's
-/// spilling of stack values. The fuel code (from a `global.get` of
-/// `fuel_global` to its `global.set`, and the operator before it) gets none:
-/// a host value there would take away the guarantee that the module
-/// terminates.
-fn plan_injections(
-    smith: &[u8],
-    fuel_global: u32,
-    seed: u64,
-    one_in: u64,
-) -> Result<Injections, String> {
-    let err = |e: wasmparser::BinaryReaderError| e.to_string();
-    let mut validator = Validator::new_with_features(WasmFeatures::all());
-    let mut plan = Vec::new();
-    let mut rng = seed;
-    for payload in Parser::new(0).parse_all(smith) {
-        let payload = payload.map_err(err)?;
-        let ValidPayload::Func(func, body) = validator.payload(&payload).map_err(err)? else {
-            continue;
-        };
-        let mut fv = func.into_validator(Default::default());
-        let mut points = Vec::new();
-        for pair in body.get_locals_reader().map_err(err)? {
-            let (count, ty) = pair.map_err(err)?;
-            fv.define_locals(0, count, ty).map_err(err)?;
-        }
-        let mut reader = body.get_operators_reader().map_err(err)?;
-        let mut ops = Vec::new();
-        while !reader.eof() {
-            ops.push(reader.read_with_offset().map_err(err)?);
-        }
-        let fuel_get = |op: Option<&Operator>| matches!(op, Some(Operator::GlobalGet { global_index }) if *global_index == fuel_global);
-        let fuel_set = |op: &Operator| matches!(op, Operator::GlobalSet { global_index } if *global_index == fuel_global);
-        let mut in_fuel_code = false;
-        for (index, (op, offset)) in ops.iter().enumerate() {
-            fv.op(*offset, op).map_err(err)?;
-            if fuel_get(Some(op)) {
-                in_fuel_code = true;
-            } else if fuel_set(op) {
-                in_fuel_code = false;
-            }
-            // Nor right before the fuel code: a bulk-memory check starts
-            // with the length there (`local.get`, then `global.get`).
-            let fuel_next = fuel_get(ops.get(index + 1).map(|(op, _)| op));
-            rng = splitmix(rng);
-            let wanted = rng.checked_rem(one_in) == Some(0);
-            if wanted && !in_fuel_code && !fuel_next && fv.control_stack_height() > 0 {
-                let height = fv.operand_stack_height() as usize;
-                let frame_base = fv.get_control_frame(0).map_or(height, |f| f.height);
-                let top = if height > frame_base {
-                    fv.get_operand_type(0).flatten()
-                } else {
-                    None
-                };
-                let choice = (rng >> 32) % 6;
-                let import = match top {
-                    Some(ValType::I32) if choice < 2 => SPLIT,
-                    Some(ty) => INJECTED
-                        .iter()
-                        .position(|i| i.params == [ty] && i.results == [ty])
-                        .unwrap_or(TICK),
-                    None if choice < 3 => INDIRECT,
-                    None => TICK,
-                };
-                points.push((index, import));
-            }
-        }
-        plan.push(points);
-    }
-    Ok(plan)
-}
-
-/// splitmix64: the injection decisions' random stream.
-fn splitmix(state: u64) -> u64 {
-    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Re-encodes wasm-smith's output into the module under test: adds the
 /// injected imports and calls, the buffer memory (shifting guest memory
 /// indices), a `refuel` function, gives guest memories at least one page,
@@ -464,6 +318,8 @@ struct Finish {
     types: u32,
     tables: u32,
     fuel_global: u32,
+    /// The injected imports (all of them: `indirect` goes in the added table).
+    set: InjectSet,
     injections: Injections,
     /// The defined function being re-encoded.
     body: usize,
@@ -484,13 +340,7 @@ impl Finish {
     }
 
     fn add_imports(&self, section: &mut ImportSection) {
-        for (k, injected) in INJECTED.iter().enumerate() {
-            section.import(
-                "inject",
-                injected.name,
-                EntityType::Function(self.injected_type(k)),
-            );
-        }
+        inject::add_imports(section, &self.set, self.injected_type(0));
     }
 
     fn add_table(&self, section: &mut TableSection) {
@@ -504,25 +354,13 @@ impl Finish {
     }
 
     fn add_elements(&self, section: &mut ElementSection) {
-        let indirect = [self.imports + INDIRECT as u32];
+        let indirect = self.set.position(InjectSet::INDIRECT).unwrap_or(0) as u32;
+        let indirect = [self.imports + indirect];
         section.active(
             Some(self.table()),
             &ConstExpr::i32_const(0),
             Elements::Functions(indirect[..].into()),
         );
-    }
-
-    fn inject(&self, f: &mut Function, k: usize) {
-        let mut code = f.instructions();
-        if k == INDIRECT {
-            code.i32_const(0)
-                .call_indirect(self.table(), self.injected_type(k));
-        } else {
-            code.call(self.imports + k as u32);
-            if k == SPLIT {
-                code.i32_xor();
-            }
-        }
     }
 
     fn refuel(&self) -> Function {
@@ -542,7 +380,7 @@ impl Reencode for Finish {
         Ok(if func < self.imports {
             func
         } else {
-            func + INJECTED.len() as u32
+            func + self.set.len() as u32
         })
     }
 
@@ -556,13 +394,7 @@ impl Reencode for Finish {
         section: wasmparser::TypeSectionReader<'_>,
     ) -> Result<(), ReencodeError<Infallible>> {
         reencode::utils::parse_type_section(self, types, section)?;
-        for injected in &INJECTED {
-            let params = injected.params.iter().map(|&t| self.val_type(t));
-            let params = params.collect::<Result<Vec<_>, _>>()?;
-            let results = injected.results.iter().map(|&t| self.val_type(t));
-            let results = results.collect::<Result<Vec<_>, _>>()?;
-            types.ty().function(params, results);
-        }
+        inject::add_types(types, &self.set);
         Ok(())
     }
 
@@ -583,7 +415,7 @@ impl Reencode for Finish {
         section: wasmparser::FunctionSectionReader<'_>,
     ) -> Result<(), ReencodeError<Infallible>> {
         reencode::utils::parse_function_section(self, functions, section)?;
-        functions.function(self.injected_type(TICK));
+        functions.function(self.injected_type(self.set.position(InjectSet::TICK).unwrap_or(0)));
         Ok(())
     }
 
@@ -624,19 +456,16 @@ impl Reencode for Finish {
         code: &mut CodeSection,
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), ReencodeError<Infallible>> {
-        let mut f = self.new_function_with_parsed_locals(&func)?;
         let points = self.injections.get(self.body).cloned().unwrap_or_default();
         self.body += 1;
-        let mut next = points.iter().peekable();
-        let mut reader = func.get_operators_reader()?;
-        let mut index = 0;
-        while !reader.eof() {
-            f.instruction(&self.parse_instruction(&mut reader)?);
-            while let Some(&(_, import)) = next.next_if(|(at, _)| *at == index) {
-                self.inject(&mut f, import);
-            }
-            index += 1;
-        }
+        let (set, first_import) = (self.set.clone(), self.imports);
+        let indirect = Some((
+            self.table(),
+            self.injected_type(set.position(InjectSet::INDIRECT).unwrap_or(0)),
+        ));
+        let f = inject::inject_calls(self, &func, &points, |f, k| {
+            inject::emit_call(f, &set, k, first_import, indirect)
+        })?;
         code.function(&f);
         Ok(())
     }
@@ -771,7 +600,8 @@ fn finish(
         return Err("wasm-smith made no function".into());
     }
     let shift = u32::from(buffer_memory);
-    let funcs = c.imported_funcs + INJECTED.len() as u32 + c.defined_funcs + 1;
+    let set = InjectSet::all();
+    let funcs = c.imported_funcs + set.len() as u32 + c.defined_funcs + 1;
     let mut exports = Vec::new();
     if buffer_memory {
         exports.push(("memory".to_string(), ExportKind::Memory, 0));
@@ -800,6 +630,7 @@ fn finish(
         types: c.types,
         tables: c.tables,
         fuel_global,
+        set,
         injections,
         body: 0,
         exports,
