@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
-use asyncify_linker::dylink::{DynamicInstance, DynamicLinker, Symbol};
+use asyncify_linker::dylink::{DylinkError, DynamicInstance, DynamicLinker, Symbol};
 use asyncify_linker::{AsyncCaller, Linker};
 use common::{poll_once, yield_now};
 use wasmtime::{Engine, Store};
@@ -343,4 +343,266 @@ fn two_libraries_use_each_others_data() {
             .unwrap()
             .contains("undefined symbol `sum` in `libb.so`"));
     }
+}
+
+/// A library whose constructor counts its runs in its data (`runs`), and
+/// that waits in it (`slow_double`).
+const COUNTING: &str = r#"(module
+    (@dylink.0 (mem-info (memory 4 2)))
+    (import "env" "memory" (memory 0))
+    (import "env" "__memory_base" (global $mb i32))
+    (import "env" "slow_double" (func $slow (param i32) (result i32)))
+    (global (export "runs") i32 (i32.const 0))
+    (func (export "__wasm_call_ctors")
+        (i32.store (global.get $mb)
+            (i32.add (i32.load (global.get $mb)) (call $slow (i32.const 1)))))
+    (func (export "get_runs") (result i32) (i32.load (global.get $mb)))
+)"#;
+
+#[test]
+fn a_library_loaded_twice_is_the_same_handle_and_constructed_once() {
+    for pending in [true, false] {
+        let (mut guest, loads) = Opener::new(vec![("libc.so", side(COUNTING))], pending);
+        let first = guest.open("libc.so");
+        let second = guest.open("libc.so");
+        assert!(first > 0);
+        assert_eq!(first, second);
+        assert_eq!(loads.load(Ordering::Relaxed), 1);
+        let get_runs = guest.sym(first, "get_runs");
+        let runs: i32 = guest.call("call", get_runs);
+        assert_eq!(runs, 2, "the constructor added slow_double(1) once");
+        let handle = guest.group.handle("libc.so").unwrap();
+        assert_eq!(guest.group.info(handle).unwrap().open_count, 2);
+        let closed: i32 = guest.call("close", first);
+        assert_eq!(closed, 0);
+        let closed: i32 = guest.call("close", first);
+        assert_eq!(closed, 0);
+        let closed: i32 = guest.call("close", first);
+        assert_eq!(closed, -1);
+        assert!(guest.error().unwrap().contains("invalid library handle"));
+        // Closed everywhere, it stays loaded: opening it again runs nothing.
+        let third = guest.open("libc.so");
+        assert_eq!(third, first);
+        let runs: i32 = guest.call("call", get_runs);
+        assert_eq!(runs, 2);
+        assert_eq!(loads.load(Ordering::Relaxed), 1);
+    }
+}
+
+/// A library that needs a function and a datum nobody defines.
+const UNRESOLVED: &str = r#"(module
+    (@dylink.0 (mem-info (memory 0 0)))
+    (import "env" "memory" (memory 0))
+    (import "GOT.mem" "nowhere_data" (global $d (mut i32)))
+    (import "GOT.func" "nowhere_func" (global $f (mut i32)))
+    (func (export "use") (result i32) (i32.add (global.get $d) (global.get $f)))
+)"#;
+
+/// The same, with both weak.
+const WEAK: &str = r#"(module
+    (@dylink.0 (mem-info (memory 0 0))
+        (import-info "GOT.mem" "nowhere_data" binding-weak)
+        (import-info "env" "nowhere_call" binding-weak))
+    (import "env" "memory" (memory 0))
+    (import "GOT.mem" "nowhere_data" (global $d (mut i32)))
+    (import "env" "nowhere_call" (func $call))
+    (func (export "data") (result i32) (global.get $d))
+    (func (export "call_it") (call $call))
+)"#;
+
+#[test]
+fn missing_symbols_are_named_and_weak_ones_are_zero() {
+    let libs = vec![
+        ("libu.so", wat::parse_str(UNRESOLVED).unwrap()),
+        ("libw.so", wat::parse_str(WEAK).unwrap()),
+        ("libside.so", side(SIDE)),
+    ];
+    let (mut guest, _) = Opener::new(libs, true);
+    assert_eq!(guest.error(), None);
+    assert_eq!(guest.open("libu.so"), 0);
+    let message = guest.error().unwrap();
+    assert!(
+        message.contains("library `libu.so` has undefined symbols")
+            && message.contains("GOT.mem::nowhere_data")
+            && message.contains("GOT.func::nowhere_func"),
+        "{message}"
+    );
+    assert_eq!(guest.error(), None, "dlerror clears the message");
+    assert_eq!(
+        guest.group.handle("libu.so"),
+        None,
+        "the failed load is forgotten"
+    );
+
+    let w = guest.open("libw.so");
+    assert!(w > 0, "{:?}", guest.error());
+    let data = guest.sym(w, "data");
+    let zero: i32 = guest.call("call", data);
+    assert_eq!(zero, 0);
+    // The weak function traps when called, naming itself.
+    let call_it = guest
+        .group
+        .get_func(&mut guest.store, guest.group.handle("libw.so"), "call_it")
+        .unwrap();
+    let err = futures::executor::block_on(call_it.call_async(&mut guest.store, &[], &mut []))
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("weak undefined function `env::nowhere_call`"));
+
+    // A library that imports a function nobody defines.
+    assert_eq!(guest.open("libside.so"), 0);
+    let message = guest.error().unwrap();
+    assert!(message.contains("env::main_callback"), "{message}");
+    assert!(!message.contains("slow_double"), "{message}");
+    // dlsym of a missing name: 0 and a message naming it, then 0.
+    assert_eq!(guest.sym(0, "nothing"), 0);
+    assert!(guest
+        .error()
+        .unwrap()
+        .contains("undefined symbol `nothing`"));
+    // The host side reports the same as a typed error.
+    let err = guest
+        .group
+        .dlsym(&mut guest.store, None, "nothing")
+        .unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<DylinkError>(),
+        Some(DylinkError::UndefinedSymbol { symbol, library: None }) if symbol == "nothing"
+    ));
+}
+
+/// A library whose constructor traps (after waiting).
+const CTOR_TRAP: &str = r#"(module
+    (@dylink.0 (mem-info (memory 0 0)))
+    (import "env" "memory" (memory 0))
+    (import "env" "slow_double" (func $slow (param i32) (result i32)))
+    (func (export "__wasm_call_ctors") (drop (call $slow (i32.const 1))) unreachable)
+    (func (export "f") (result i32) (i32.const 1))
+)"#;
+
+#[test]
+fn a_constructor_that_traps_fails_dlopen_and_is_forgotten() {
+    for pending in [true, false] {
+        let (mut guest, loads) = Opener::new(vec![("libtrap.so", side(CTOR_TRAP))], pending);
+        assert_eq!(guest.open("libtrap.so"), 0);
+        let message = guest.error().unwrap();
+        assert!(
+            message.contains("the constructors of library `libtrap.so` failed")
+                && message.contains("unreachable"),
+            "{message}"
+        );
+        assert_eq!(guest.sym(0, "f"), 0, "nothing of it is found");
+        // Forgotten: the next dlopen loads it again, and fails again.
+        assert_eq!(guest.open("libtrap.so"), 0);
+        assert_eq!(loads.load(Ordering::Relaxed), 2);
+        // The group still works.
+        let usage = guest.group.main().buffer_usage().unwrap();
+        assert_eq!((usage.in_use, usage.suspended), (0, 0));
+        let err = futures::executor::block_on(guest.group.dlopen(&mut guest.store, "libtrap.so"))
+            .unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<DylinkError>(),
+            Some(DylinkError::Constructor { library, .. }) if library == "libtrap.so"
+        ));
+    }
+}
+
+#[test]
+fn needed_cycles_and_absent_libraries_are_refused_by_name() {
+    let lib = |needed: &str| {
+        wat::parse_str(format!(
+            r#"(module (@dylink.0 (mem-info) (needed "{needed}")) (import "env" "memory" (memory 0)))"#
+        ))
+        .unwrap()
+    };
+    let libs = vec![
+        ("libx.so", lib("liby.so")),
+        ("liby.so", lib("libz.so")),
+        ("libz.so", lib("liby.so")),
+        ("libn.so", lib("libabsent.so")),
+        ("plain.wasm", wat::parse_str("(module)").unwrap()),
+    ];
+    let (mut guest, _) = Opener::new(libs, true);
+    assert_eq!(guest.open("libx.so"), 0);
+    let message = guest.error().unwrap();
+    assert!(
+        message.contains("need each other in a cycle: liby.so -> libz.so -> liby.so"),
+        "{message}"
+    );
+    assert_eq!(guest.open("libn.so"), 0);
+    let message = guest.error().unwrap();
+    assert!(
+        message.contains("cannot load library `libabsent.so`: no such file: libabsent.so"),
+        "{message}"
+    );
+    assert_eq!(guest.open("plain.wasm"), 0);
+    assert!(guest.error().unwrap().contains("is not a shared library"));
+    let err =
+        futures::executor::block_on(guest.group.dlopen(&mut guest.store, "libx.so")).unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<DylinkError>(),
+        Some(DylinkError::NeededCycle { chain }) if chain.len() == 3
+    ));
+    // Nothing was left half loaded.
+    for name in ["libx.so", "liby.so", "libz.so", "libn.so"] {
+        assert_eq!(guest.group.handle(name), None, "{name}");
+    }
+}
+
+#[test]
+fn hostile_pointers_and_handles_fail_cleanly() {
+    let (mut guest, loads) = Opener::new(vec![("libc.so", side(COUNTING))], true);
+    let size = guest.group.memory().data_size(&guest.store) as i32;
+    // Outside memory, at its last byte without a NUL, negative.
+    for pointer in [size, i32::MAX, -1, -4096] {
+        let handle: i32 = guest.call("open", pointer);
+        assert_eq!(handle, 0);
+        let message = guest.error().unwrap();
+        assert!(message.contains("bad path pointer"), "{pointer}: {message}");
+    }
+    // (`dlerror` took memory for its messages: the memory grew.)
+    let size = guest.group.memory().data_size(&guest.store) as i32;
+    guest
+        .group
+        .memory()
+        .write(&mut guest.store, size as usize - 1, &[b'x'])
+        .unwrap();
+    let handle: i32 = guest.call("open", size - 1);
+    assert_eq!(handle, 0);
+    assert!(guest
+        .error()
+        .unwrap()
+        .contains("no NUL before the end of memory"));
+    // Longer than the cap: refused without reading on.
+    let long = "a".repeat(5000);
+    assert_eq!(guest.open(&long), 0);
+    assert!(guest
+        .error()
+        .unwrap()
+        .contains("no NUL in its first 4096 bytes"));
+    // Not UTF-8.
+    guest
+        .group
+        .memory()
+        .write(&mut guest.store, 600, &[0xff, 0xfe, 0])
+        .unwrap();
+    let handle: i32 = guest.call("open", 600);
+    assert_eq!(handle, 0);
+    assert!(guest.error().unwrap().contains("not UTF-8"));
+    assert_eq!(
+        loads.load(Ordering::Relaxed),
+        0,
+        "nothing reached the loader"
+    );
+    // Handles never given out, and the symbol name pointer outside memory.
+    let c = guest.open("libc.so");
+    for handle in [c + 1, 12345, -1, i32::MIN] {
+        assert_eq!(guest.sym(handle, "get_runs"), 0);
+        assert!(guest.error().unwrap().contains("invalid library handle"));
+    }
+    let found: i32 = guest.call("sym", (c, -8));
+    assert_eq!(found, 0);
+    assert!(guest.error().unwrap().contains("bad symbol name pointer"));
+    // dlopen(NULL) is the main module.
+    let main: i32 = guest.call("open", 0);
+    assert_eq!(main as u32, guest.group.main_handle().get());
 }

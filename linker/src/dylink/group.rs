@@ -428,7 +428,8 @@ impl<T: 'static> Group<T> {
         }
         // The host's definitions: functions get a slot, i32 globals are
         // absolute addresses.
-        let main = self.state().main.and_then(|i| self.instance(i));
+        let main = self.state().main;
+        let main = main.and_then(|i| self.instance(i));
         let host = match &main {
             Some(main) => self
                 .linker
