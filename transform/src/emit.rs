@@ -1,16 +1,26 @@
-//! Emitting: assemble the output module from the input's sections, the
-//! rewritten bodies and the runtime (state globals, the five exports, and the
-//! optional secondary memory). Sections that do not change are copied as bytes.
+//! Assembly: the output module from the input's sections, the rewritten
+//! bodies and the additions the [`Layout`](crate::layout::Layout) places
+//! (types, the state globals, runtime functions and their exports, reference
+//! tables, the re-entry tag, the secondary memory), through
+//! [`Reencode`]: each input section is copied with the additions appended,
+//! and a section the input lacks is created in its place in the binary
+//! format's order ([`Reencode::intersperse_section_hook`]). Items that no
+//! index change touches (globals, element and data segments, function
+//! bodies, custom sections) are copied as bytes.
 
-use wasm_encoder::reencode::Reencode;
+use std::convert::Infallible;
+
+use wasm_encoder::reencode::{Error as ReencodeError, Reencode};
 use wasm_encoder::{
-    CodeSection, ConstExpr, Encode, EntityType, ExportKind, Function, GlobalType, ImportSection,
-    MemoryType, RawSection, Section,
+    CodeSection, ConstExpr, DataSection, ElementSection, EntityType, ExportKind, ExportSection,
+    Function, FunctionSection, GlobalSection, GlobalType, ImportSection, MemorySection, MemoryType,
+    Module, RawSection, SectionId, TableSection, TagSection, TypeSection,
 };
-use wasmparser::BinaryReader;
+use wasmparser::{BinaryReader, FromReader, SectionLimited};
 
 use asyncify_abi::{globals, RuntimeFunction};
 
+use crate::layout::AppendedType;
 use crate::read::ModuleInfo;
 use crate::rewrite::{EmitContext, Remap};
 use crate::Error;
@@ -23,15 +33,14 @@ pub enum Body<'a> {
     Raw(&'a [u8]),
 }
 
-/// What the emitter adds to the module.
+/// What the output adds to the input's sections, as the layout placed it.
 pub struct Additions {
     pub import_globals: bool,
     pub export_globals: bool,
     /// Pages of a new memory for the buffer, exported as `asyncify_memory`.
     pub secondary_memory: Option<u64>,
-    /// Type indices (output) of the runtime function types, appended to the type section:
-    /// `[ptr] -> []`, `[] -> []`, `[] -> [i32]`, then the multi-value block types.
-    pub extra_types: Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
+    /// Types appended to the type section, in order.
+    pub extra_types: Vec<AppendedType>,
     /// Element types of the tables that hold saved references, in table order.
     pub ref_tables: Vec<wasm_encoder::RefType>,
     /// Output index of the first runtime function.
@@ -55,48 +64,26 @@ pub struct Additions {
     pub function_names: Vec<(u32, String)>,
 }
 
-/// Section order ranks (the binary format's required order).
-fn rank(id: u8) -> u8 {
+/// The position of a section in a module's required order (the tag section
+/// sits between memory and global, data count before code); custom sections
+/// are 0.
+pub(crate) fn section_rank(id: SectionId) -> u8 {
     match id {
-        1 => 1,
-        2 => 2,
-        3 => 3,
-        4 => 4,
-        5 => 5,
-        13 => 6,
-        6 => 7,
-        7 => 8,
-        8 => 9,
-        9 => 10,
-        12 => 11,
-        10 => 12,
-        11 => 13,
-        _ => 0,
+        SectionId::Custom => 0,
+        SectionId::Type => 1,
+        SectionId::Import => 2,
+        SectionId::Function => 3,
+        SectionId::Table => 4,
+        SectionId::Memory => 5,
+        SectionId::Tag => 6,
+        SectionId::Global => 7,
+        SectionId::Export => 8,
+        SectionId::Start => 9,
+        SectionId::Element => 10,
+        SectionId::DataCount => 11,
+        SectionId::Code => 12,
+        SectionId::Data => 13,
     }
-}
-
-/// Appends `extra` encoded items (each already encoded, count `n_extra`) to a
-/// vector section whose contents are `raw` (count followed by items).
-fn splice(raw: &[u8], n_extra: u32, extra: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut reader = BinaryReader::new(raw, 0);
-    let count = reader.read_var_u32()?;
-    let rest = &raw[reader.original_position() as usize..];
-    let mut out = Vec::with_capacity(raw.len() + extra.len() + 5);
-    (count + n_extra).encode(&mut out);
-    out.extend_from_slice(rest);
-    out.extend_from_slice(extra);
-    Ok(out)
-}
-
-/// Encodes a section's items without its count prefix.
-fn items_only<S: Section>(section: &S) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    section.encode(&mut bytes);
-    // Skip the size and the count.
-    let mut reader = BinaryReader::new(&bytes, 0);
-    let _ = reader.read_var_u32();
-    let _ = reader.read_var_u32();
-    bytes[reader.original_position() as usize..].to_vec()
 }
 
 /// Assembles the output module.
@@ -107,429 +94,508 @@ pub fn assemble(
     bodies: Vec<Body<'_>>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>, Error> {
-    let bytes = info.bytes;
-    let mut out = wasm_encoder::Module::new();
-    let mut remap: Remap = cx.remap.clone();
-    let shift = !remap.is_identity();
-    let ptr_val = if cx.memory64 {
-        wasm_encoder::ValType::I64
-    } else {
-        wasm_encoder::ValType::I32
-    };
-    let runtime_base = add.runtime_base;
-    let memory_count = info.memories.len() as u32;
+    let mut assembler = Assembler::new(info, cx, add, bodies, warnings);
+    let mut module = Module::new();
+    assembler.parse_core_module(&mut module, wasmparser::Parser::new(0), info.bytes)?;
+    Ok(module.finish())
+}
 
-    // What is still to be written, by section id.
-    let mut pending: Vec<u8> = vec![1, 3, 7, 10];
-    // Whether a name section was written (added function names need one).
-    let mut named = false;
-    if add.import_globals {
-        pending.push(2);
-    }
-    if !add.import_globals || !add.ref_tables.is_empty() {
-        pending.push(6);
-    }
-    if add.secondary_memory.is_some() {
-        pending.push(5);
-    }
-    if !add.ref_tables.is_empty() {
-        pending.push(4);
-    }
-    // Function references: wrappers instead of the imports they replace.
-    let mut ref_remap: Remap = add.ref_remap.clone().unwrap_or_else(|| remap.clone());
-    let refs_change = add.ref_remap.is_some();
-    let mut declared_items = wasm_encoder::ElementSection::new();
-    if !add.declared_wrappers.is_empty() {
-        pending.push(9);
-        declared_items.declared(wasm_encoder::Elements::Functions(
-            std::borrow::Cow::Borrowed(&add.declared_wrappers),
-        ));
-    }
-    let mut tag_items = wasm_encoder::TagSection::new();
-    if let Some(func_type_index) = add.reenter_tag_type {
-        pending.push(13);
-        tag_items.tag(wasm_encoder::TagType {
-            kind: wasm_encoder::TagKind::Exception,
-            func_type_idx: func_type_index,
-        });
-    }
-    let mut table_items = wasm_encoder::TableSection::new();
-    for &element_type in &add.ref_tables {
-        table_items.table(wasm_encoder::TableType {
-            element_type,
-            table64: false,
-            minimum: 0,
-            maximum: None,
-            shared: false,
-        });
-    }
-    let n_tables = add.ref_tables.len() as u32;
+/// The [`Reencode`] that copies the input and adds what [`Additions`] lists.
+struct Assembler<'a, 'b> {
+    info: &'b ModuleInfo<'a>,
+    add: &'b Additions,
+    /// Index changes for calls, the start function, data and names.
+    remap: Remap,
+    /// Index changes for function references (tables, globals, elements,
+    /// exports): `remap` with wrappers in place of the imports they replace.
+    ref_remap: Remap,
+    /// Whether any index changes (sections that hold indices are re-encoded).
+    shift: bool,
+    /// Whether function references change.
+    refs_change: bool,
+    ptr_type: wasm_encoder::ValType,
+    state_global: u32,
+    data_global: u32,
+    /// Input function bodies, taken when the code section is written.
+    bodies: Vec<Body<'a>>,
+    /// Sections the input lacks that the additions need, increasing in
+    /// [`section_rank`]: each is written before the first input section that
+    /// must follow it, or at the end.
+    missing: Vec<SectionId>,
+    /// Whether a name section was written (added function names need one).
+    named: bool,
+    warnings: &'b mut Vec<String>,
+}
 
-    let mut type_items = wasm_encoder::TypeSection::new();
-    for (p, r) in &add.extra_types {
-        type_items
-            .ty()
-            .function(p.iter().copied(), r.iter().copied());
-    }
-    let n_types = add.extra_types.len() as u32;
-
-    let mut global_items = wasm_encoder::GlobalSection::new();
-    let mut global_imports = ImportSection::new();
-    if add.import_globals {
-        global_imports.import(
-            globals::IMPORT_MODULE,
-            globals::STATE,
-            EntityType::Global(GlobalType {
-                val_type: wasm_encoder::ValType::I32,
-                mutable: true,
-                shared: false,
-            }),
-        );
-        global_imports.import(
-            globals::IMPORT_MODULE,
-            globals::DATA,
-            EntityType::Global(GlobalType {
-                val_type: ptr_val,
-                mutable: true,
-                shared: false,
-            }),
-        );
-    } else {
-        global_items.global(
-            GlobalType {
-                val_type: wasm_encoder::ValType::I32,
-                mutable: true,
-                shared: false,
-            },
-            &ConstExpr::i32_const(0),
-        );
-        let zero = if cx.memory64 {
-            ConstExpr::i64_const(0)
-        } else {
-            ConstExpr::i32_const(0)
-        };
-        global_items.global(
-            GlobalType {
-                val_type: ptr_val,
-                mutable: true,
-                shared: false,
-            },
-            &zero,
-        );
-    }
-
-    // Slot allocators of the reference tables: `next` and `live` for each.
-    for _ in 0..2 * add.ref_tables.len() {
-        global_items.global(
-            GlobalType {
-                val_type: wasm_encoder::ValType::I32,
-                mutable: true,
-                shared: false,
-            },
-            &ConstExpr::i32_const(0),
-        );
-    }
-    let n_global_items = global_items.len();
-
-    let mut func_items = wasm_encoder::FunctionSection::new();
-    for (ty, _) in &add.added_functions {
-        func_items.function(*ty);
-    }
-    let n_funcs = add.added_functions.len() as u32;
-
-    let mut memory_items = wasm_encoder::MemorySection::new();
-    if let Some(pages) = add.secondary_memory {
-        memory_items.memory(MemoryType {
-            minimum: pages,
-            maximum: Some(pages),
-            memory64: false,
-            shared: false,
-            page_size_log2: None,
-        });
-    }
-
-    let mut export_items = wasm_encoder::ExportSection::new();
-    for (i, f) in RuntimeFunction::ALL.into_iter().enumerate() {
-        export_items.export(f.export_name(), ExportKind::Func, runtime_base + i as u32);
-    }
-    if add.export_globals {
-        export_items.export(globals::STATE, ExportKind::Global, cx.state_global);
-        export_items.export(globals::DATA, ExportKind::Global, cx.data_global);
-    }
-    if add.secondary_memory.is_some() {
-        export_items.export(
-            asyncify_abi::SECONDARY_MEMORY_EXPORT,
-            ExportKind::Memory,
-            memory_count,
-        );
-    }
-    let n_exports = RuntimeFunction::ALL.len() as u32
-        + if add.export_globals { 2 } else { 0 }
-        + u32::from(add.secondary_memory.is_some());
-
-    let mut code = CodeSection::new();
-    for b in &bodies {
-        match b {
-            Body::Encoded(f) => {
-                code.function(f);
-            }
-            Body::Raw(bytes) => {
-                code.raw(bytes);
-            }
-        }
-    }
-    for (_, f) in &add.added_functions {
-        code.function(f);
-    }
-
-    // Emits the fresh section for `id` when the input had none.
-    let mut emit_fresh = |out: &mut wasm_encoder::Module, id: u8| match id {
-        1 => {
-            out.section(&type_items);
-        }
-        2 => {
-            out.section(&global_imports);
-        }
-        3 => {
-            out.section(&func_items);
-        }
-        4 => {
-            out.section(&table_items);
-        }
-        5 => {
-            out.section(&memory_items);
-        }
-        6 => {
-            out.section(&global_items);
-        }
-        7 => {
-            out.section(&export_items);
-        }
-        10 => {
-            out.section(&code);
-        }
-        13 => {
-            out.section(&tag_items);
-        }
-        9 => {
-            out.section(&declared_items);
-        }
-        _ => {}
-    };
-    let flush = |out: &mut wasm_encoder::Module,
-                 pending: &mut Vec<u8>,
-                 upto: u8,
-                 emit_fresh: &mut dyn FnMut(&mut wasm_encoder::Module, u8)| {
-        let mut ids: Vec<u8> = pending
-            .iter()
-            .copied()
-            .filter(|&id| rank(id) < upto)
+impl<'a, 'b> Assembler<'a, 'b> {
+    fn new(
+        info: &'b ModuleInfo<'a>,
+        cx: &EmitContext,
+        add: &'b Additions,
+        bodies: Vec<Body<'a>>,
+        warnings: &'b mut Vec<String>,
+    ) -> Self {
+        let remap = cx.remap.clone();
+        let needed = [
+            (SectionId::Type, true),
+            (SectionId::Import, add.import_globals),
+            (SectionId::Function, true),
+            (SectionId::Table, !add.ref_tables.is_empty()),
+            (SectionId::Memory, add.secondary_memory.is_some()),
+            (SectionId::Tag, add.reenter_tag_type.is_some()),
+            (
+                SectionId::Global,
+                !add.import_globals || !add.ref_tables.is_empty(),
+            ),
+            (SectionId::Export, true),
+            (SectionId::Element, !add.declared_wrappers.is_empty()),
+            (SectionId::Code, true),
+        ];
+        let present: Vec<u8> = info.sections.iter().map(|s| s.id).collect();
+        let missing = needed
+            .into_iter()
+            .filter(|&(id, needed)| needed && !present.contains(&(id as u8)))
+            .map(|(id, _)| id)
             .collect();
-        ids.sort_by_key(|&id| rank(id));
-        for id in ids {
-            emit_fresh(out, id);
-            pending.retain(|&p| p != id);
+        Assembler {
+            info,
+            add,
+            shift: !remap.is_identity(),
+            refs_change: add.ref_remap.is_some(),
+            ref_remap: add.ref_remap.clone().unwrap_or_else(|| remap.clone()),
+            remap,
+            ptr_type: if cx.memory64 {
+                wasm_encoder::ValType::I64
+            } else {
+                wasm_encoder::ValType::I32
+            },
+            state_global: cx.state_global,
+            data_global: cx.data_global,
+            bodies,
+            missing,
+            named: false,
+            warnings,
         }
-    };
+    }
 
-    for section in &info.sections {
-        let raw = &bytes[section.range.clone()];
-        let id = section.id;
-        if id != 0 {
-            flush(&mut out, &mut pending, rank(id), &mut emit_fresh);
-        }
-        pending.retain(|&p| p != id);
-        let copy = |out: &mut wasm_encoder::Module, data: &[u8]| {
-            out.section(&RawSection { id, data });
+    /// The state and data globals' types.
+    fn state_globals(&self) -> [GlobalType; 2] {
+        let global = |val_type| GlobalType {
+            val_type,
+            mutable: true,
+            shared: false,
         };
+        [global(wasm_encoder::ValType::I32), global(self.ptr_type)]
+    }
+
+    fn add_types(&self, types: &mut TypeSection) {
+        for (params, results) in &self.add.extra_types {
+            types
+                .ty()
+                .function(params.iter().copied(), results.iter().copied());
+        }
+    }
+
+    fn add_imports(&self, imports: &mut ImportSection) {
+        if self.add.import_globals {
+            let [state, data] = self.state_globals();
+            imports.import(
+                globals::IMPORT_MODULE,
+                globals::STATE,
+                EntityType::Global(state),
+            );
+            imports.import(
+                globals::IMPORT_MODULE,
+                globals::DATA,
+                EntityType::Global(data),
+            );
+        }
+    }
+
+    fn add_functions(&self, functions: &mut FunctionSection) {
+        for (ty, _) in &self.add.added_functions {
+            functions.function(*ty);
+        }
+    }
+
+    fn add_tables(&self, tables: &mut TableSection) {
+        for &element_type in &self.add.ref_tables {
+            tables.table(wasm_encoder::TableType {
+                element_type,
+                table64: false,
+                minimum: 0,
+                maximum: None,
+                shared: false,
+            });
+        }
+    }
+
+    fn add_memories(&self, memories: &mut MemorySection) {
+        if let Some(pages) = self.add.secondary_memory {
+            memories.memory(MemoryType {
+                minimum: pages,
+                maximum: Some(pages),
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+        }
+    }
+
+    fn add_tags(&self, tags: &mut TagSection) {
+        if let Some(func_type_idx) = self.add.reenter_tag_type {
+            tags.tag(wasm_encoder::TagType {
+                kind: wasm_encoder::TagKind::Exception,
+                func_type_idx,
+            });
+        }
+    }
+
+    /// The state and data globals (unless imported), then the slot
+    /// allocators of the reference tables: `next` and `live` for each.
+    fn add_globals(&self, section: &mut GlobalSection) {
+        if !self.add.import_globals {
+            let [state, data] = self.state_globals();
+            section.global(state, &ConstExpr::i32_const(0));
+            let zero = if self.ptr_type == wasm_encoder::ValType::I64 {
+                ConstExpr::i64_const(0)
+            } else {
+                ConstExpr::i32_const(0)
+            };
+            section.global(data, &zero);
+        }
+        for _ in 0..2 * self.add.ref_tables.len() {
+            section.global(
+                GlobalType {
+                    val_type: wasm_encoder::ValType::I32,
+                    mutable: true,
+                    shared: false,
+                },
+                &ConstExpr::i32_const(0),
+            );
+        }
+    }
+
+    fn add_exports(&self, exports: &mut ExportSection) {
+        for (i, f) in RuntimeFunction::ALL.into_iter().enumerate() {
+            exports.export(
+                f.export_name(),
+                ExportKind::Func,
+                self.add.runtime_base + i as u32,
+            );
+        }
+        if self.add.export_globals {
+            exports.export(globals::STATE, ExportKind::Global, self.state_global);
+            exports.export(globals::DATA, ExportKind::Global, self.data_global);
+        }
+        if self.add.secondary_memory.is_some() {
+            exports.export(
+                asyncify_abi::SECONDARY_MEMORY_EXPORT,
+                ExportKind::Memory,
+                self.info.memories.len() as u32,
+            );
+        }
+    }
+
+    fn add_elements(&self, elements: &mut ElementSection) {
+        if !self.add.declared_wrappers.is_empty() {
+            elements.declared(wasm_encoder::Elements::Functions(
+                std::borrow::Cow::Borrowed(&self.add.declared_wrappers),
+            ));
+        }
+    }
+
+    /// The input's bodies, then the added functions'.
+    fn add_code(&mut self, code: &mut CodeSection) {
+        for body in std::mem::take(&mut self.bodies) {
+            match body {
+                Body::Encoded(f) => code.function(&f),
+                Body::Raw(bytes) => code.raw(bytes),
+            };
+        }
+        for (_, f) in &self.add.added_functions {
+            code.function(f);
+        }
+    }
+
+    /// Writes a section the input lacks, with only the additions.
+    fn write_missing(&mut self, module: &mut Module, id: SectionId) {
         match id {
-            1 => copy(&mut out, &splice(raw, n_types, &items_only(&type_items))?),
-            2 => {
-                let mut imports = ImportSection::new();
-                let reader = wasmparser::ImportSectionReader::new(BinaryReader::new(
-                    raw,
-                    section.range.start as u64,
-                ))?;
-                for group in reader {
-                    for import in group? {
-                        let (_, import) = import?;
-                        if import.module == asyncify_abi::RUNTIME_IMPORT_MODULE
-                            && matches!(import.ty, wasmparser::TypeRef::Func(_))
-                            && RuntimeFunction::from_import_name(import.name).is_some()
-                        {
-                            continue;
-                        }
-                        let ty = remap.entity_type(import.ty)?;
-                        imports.import(import.module, import.name, ty);
-                    }
-                }
-                if add.import_globals {
-                    imports.import(
-                        globals::IMPORT_MODULE,
-                        globals::STATE,
-                        EntityType::Global(GlobalType {
-                            val_type: wasm_encoder::ValType::I32,
-                            mutable: true,
-                            shared: false,
-                        }),
-                    );
-                    imports.import(
-                        globals::IMPORT_MODULE,
-                        globals::DATA,
-                        EntityType::Global(GlobalType {
-                            val_type: ptr_val,
-                            mutable: true,
-                            shared: false,
-                        }),
-                    );
-                }
-                out.section(&imports);
+            SectionId::Type => module.section(&with(TypeSection::new(), |s| self.add_types(s))),
+            SectionId::Import => {
+                module.section(&with(ImportSection::new(), |s| self.add_imports(s)))
             }
-            3 => copy(&mut out, &splice(raw, n_funcs, &items_only(&func_items))?),
-            13 if add.reenter_tag_type.is_some() => {
-                copy(&mut out, &splice(raw, 1, &items_only(&tag_items))?)
+            SectionId::Function => {
+                module.section(&with(FunctionSection::new(), |s| self.add_functions(s)))
             }
-            5 if add.secondary_memory.is_some() => {
-                copy(&mut out, &splice(raw, 1, &items_only(&memory_items))?)
+            SectionId::Table => module.section(&with(TableSection::new(), |s| self.add_tables(s))),
+            SectionId::Memory => {
+                module.section(&with(MemorySection::new(), |s| self.add_memories(s)))
             }
-            6 => {
-                let base = if shift || refs_change {
-                    let mut s = wasm_encoder::GlobalSection::new();
-                    let reader = wasmparser::GlobalSectionReader::new(BinaryReader::new(
-                        raw,
-                        section.range.start as u64,
-                    ))?;
-                    ref_remap.parse_global_section(&mut s, reader)?;
-                    section_contents(&s)
-                } else {
-                    raw.to_vec()
-                };
-                copy(
-                    &mut out,
-                    &splice(&base, n_global_items, &items_only(&global_items))?,
-                );
+            SectionId::Tag => module.section(&with(TagSection::new(), |s| self.add_tags(s))),
+            SectionId::Global => {
+                module.section(&with(GlobalSection::new(), |s| self.add_globals(s)))
             }
-            7 => {
-                let mut s = wasm_encoder::ExportSection::new();
-                let reader = wasmparser::ExportSectionReader::new(BinaryReader::new(
-                    raw,
-                    section.range.start as u64,
-                ))?;
-                ref_remap.parse_export_section(&mut s, reader)?;
-                let base = section_contents(&s);
-                copy(
-                    &mut out,
-                    &splice(&base, n_exports, &items_only(&export_items))?,
-                );
+            SectionId::Export => {
+                module.section(&with(ExportSection::new(), |s| self.add_exports(s)))
             }
-            8 if shift => {
-                let mut r = BinaryReader::new(raw, 0);
-                let f = r.read_var_u32()?;
-                out.section(&wasm_encoder::StartSection {
-                    function_index: remap.func(f),
-                });
+            SectionId::Element => {
+                module.section(&with(ElementSection::new(), |s| self.add_elements(s)))
             }
-            4 => {
-                let base = if shift || refs_change {
-                    let mut s = wasm_encoder::TableSection::new();
-                    ref_remap.parse_table_section(
-                        &mut s,
-                        wasmparser::TableSectionReader::new(BinaryReader::new(
-                            raw,
-                            section.range.start as u64,
-                        ))?,
-                    )?;
-                    section_contents(&s)
-                } else {
-                    raw.to_vec()
-                };
-                copy(
-                    &mut out,
-                    &splice(&base, n_tables, &items_only(&table_items))?,
-                );
+            SectionId::Code => {
+                let mut code = CodeSection::new();
+                self.add_code(&mut code);
+                module.section(&code)
             }
-            9 | 11 if shift || (id == 9 && refs_change) => {
-                let mut data = Vec::new();
-                match id {
-                    9 => {
-                        let mut s = wasm_encoder::ElementSection::new();
-                        ref_remap.parse_element_section(
-                            &mut s,
-                            wasmparser::ElementSectionReader::new(BinaryReader::new(
-                                raw,
-                                section.range.start as u64,
-                            ))?,
-                        )?;
-                        if !add.declared_wrappers.is_empty() {
-                            s.declared(wasm_encoder::Elements::Functions(
-                                std::borrow::Cow::Borrowed(&add.declared_wrappers),
-                            ));
-                        }
-                        data = section_contents(&s);
-                    }
-                    11 => {
-                        let mut s = wasm_encoder::DataSection::new();
-                        remap.parse_data_section(
-                            &mut s,
-                            wasmparser::DataSectionReader::new(BinaryReader::new(
-                                raw,
-                                section.range.start as u64,
-                            ))?,
-                        )?;
-                        data = section_contents(&s);
-                    }
-                    _ => {}
-                }
-                copy(&mut out, &data);
+            _ => module,
+        };
+    }
+
+    /// The function names to add when the input has no name section.
+    fn write_added_names(&self, module: &mut Module) {
+        if !self.named && !self.add.function_names.is_empty() {
+            let mut names = wasm_encoder::NameSection::new();
+            let mut map = wasm_encoder::NameMap::new();
+            for (index, name) in &self.add.function_names {
+                map.append(*index, name);
             }
-            10 => {
-                out.section(&code);
-            }
-            0 => {
-                let reader = wasmparser::CustomSectionReader::new(BinaryReader::new(
-                    raw,
-                    section.range.start as u64,
-                ))?;
-                let name = reader.name();
-                if name.starts_with(".debug_")
-                    || name == "sourceMappingURL"
-                    || name == "external_debug_info"
+            names.functions(&map);
+            module.section(&names);
+        }
+    }
+}
+
+/// Where each item of `section` is in the input.
+fn item_ranges<'s, T: FromReader<'s>>(
+    section: SectionLimited<'s, T>,
+) -> Result<Vec<std::ops::Range<usize>>, ReencodeError> {
+    let end = section.range().end as usize;
+    let mut starts = Vec::with_capacity(section.count() as usize);
+    for item in section.into_iter_with_offsets() {
+        starts.push(item?.0 as usize);
+    }
+    let ends = starts.iter().skip(1).copied().chain([end]);
+    Ok(starts
+        .iter()
+        .zip(ends)
+        .map(|(&start, end)| start..end)
+        .collect())
+}
+
+/// `section` after `fill`.
+fn with<S>(mut section: S, fill: impl FnOnce(&mut S)) -> S {
+    fill(&mut section);
+    section
+}
+
+impl<'a> Reencode for Assembler<'a, '_> {
+    type Error = Infallible;
+
+    fn function_index(&mut self, func: u32) -> Result<u32, ReencodeError> {
+        Ok(self.remap.func(func))
+    }
+
+    fn global_index(&mut self, global: u32) -> Result<u32, ReencodeError> {
+        Ok(self.remap.global(global))
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut Module,
+        _after: Option<SectionId>,
+        before: Option<SectionId>,
+    ) -> Result<(), ReencodeError> {
+        let due = |id: SectionId| before.is_none_or(|b| section_rank(id) < section_rank(b));
+        while let Some(&id) = self.missing.first().filter(|&&id| due(id)) {
+            self.missing.remove(0);
+            self.write_missing(module, id);
+        }
+        if before.is_none() {
+            self.write_added_names(module);
+        }
+        Ok(())
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        self.remap.parse_type_section(types, section)?;
+        self.add_types(types);
+        Ok(())
+    }
+
+    /// The input's imports but those of the runtime functions (the output
+    /// defines them), then the state globals when imported.
+    fn parse_import_section(
+        &mut self,
+        imports: &mut ImportSection,
+        section: wasmparser::ImportSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        for group in section {
+            for import in group? {
+                let (_, import) = import?;
+                if import.module == asyncify_abi::RUNTIME_IMPORT_MODULE
+                    && matches!(import.ty, wasmparser::TypeRef::Func(_))
+                    && RuntimeFunction::from_import_name(import.name).is_some()
                 {
-                    warnings.push(format!("dropped custom section `{name}`: the rewrite changes code offsets, so its debug information would be wrong"));
                     continue;
                 }
-                if name == "name" && (shift || !add.function_names.is_empty()) {
-                    let names = wasmparser::NameSectionReader::new(BinaryReader::new(
-                        reader.data(),
-                        reader.data_offset(),
-                    ));
-                    let s = match name_section(&mut remap, names, &add.function_names) {
-                        Ok(n) => n,
-                        Err(_) => {
-                            warnings.push("dropped a malformed name section".into());
-                            continue;
-                        }
-                    };
-                    named = true;
-                    out.section(&s);
-                    continue;
-                }
-                copy(&mut out, raw);
+                let ty = self.remap.entity_type(import.ty)?;
+                imports.import(import.module, import.name, ty);
             }
-            _ => copy(&mut out, raw),
         }
+        self.add_imports(imports);
+        Ok(())
     }
-    flush(&mut out, &mut pending, u8::MAX, &mut emit_fresh);
-    if !named && !add.function_names.is_empty() {
-        let mut names = wasm_encoder::NameSection::new();
-        let mut map = wasm_encoder::NameMap::new();
-        for (index, name) in &add.function_names {
-            map.append(*index, name);
+
+    fn parse_function_section(
+        &mut self,
+        functions: &mut FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        self.remap.parse_function_section(functions, section)?;
+        self.add_functions(functions);
+        Ok(())
+    }
+
+    fn parse_table_section(
+        &mut self,
+        tables: &mut TableSection,
+        section: wasmparser::TableSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        self.ref_remap.parse_table_section(tables, section)?;
+        self.add_tables(tables);
+        Ok(())
+    }
+
+    fn parse_memory_section(
+        &mut self,
+        memories: &mut MemorySection,
+        section: wasmparser::MemorySectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        self.remap.parse_memory_section(memories, section)?;
+        self.add_memories(memories);
+        Ok(())
+    }
+
+    fn parse_tag_section(
+        &mut self,
+        tags: &mut TagSection,
+        section: wasmparser::TagSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        self.remap.parse_tag_section(tags, section)?;
+        self.add_tags(tags);
+        Ok(())
+    }
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        if self.shift || self.refs_change {
+            self.ref_remap.parse_global_section(globals, section)?;
+        } else {
+            for range in item_ranges(section)? {
+                globals.raw(&self.info.bytes[range]);
+            }
         }
-        names.functions(&map);
-        out.section(&names);
+        self.add_globals(globals);
+        Ok(())
     }
-    Ok(out.finish())
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut ExportSection,
+        section: wasmparser::ExportSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        self.ref_remap.parse_export_section(exports, section)?;
+        self.add_exports(exports);
+        Ok(())
+    }
+
+    fn parse_element_section(
+        &mut self,
+        elements: &mut ElementSection,
+        section: wasmparser::ElementSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        if self.shift || self.refs_change {
+            self.ref_remap.parse_element_section(elements, section)?;
+        } else {
+            for range in item_ranges(section)? {
+                elements.raw(&self.info.bytes[range]);
+            }
+        }
+        self.add_elements(elements);
+        Ok(())
+    }
+
+    fn parse_data_section(
+        &mut self,
+        data: &mut DataSection,
+        section: wasmparser::DataSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        if self.shift {
+            self.remap.parse_data_section(data, section)?;
+        } else {
+            for range in item_ranges(section)? {
+                data.raw(&self.info.bytes[range]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rewritten bodies (see [`Body`]) instead of the input's.
+    fn parse_code_section(
+        &mut self,
+        code: &mut CodeSection,
+        _section: wasmparser::CodeSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        self.add_code(code);
+        Ok(())
+    }
+
+    /// Copied as bytes, except debug information (the rewrite moves code
+    /// offsets, so it would be wrong) and the name section when indices
+    /// change or functions are added.
+    fn parse_custom_section(
+        &mut self,
+        module: &mut Module,
+        section: wasmparser::CustomSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        let name = section.name();
+        if name.starts_with(".debug_")
+            || name == "sourceMappingURL"
+            || name == "external_debug_info"
+        {
+            self.warnings.push(format!("dropped custom section `{name}`: the rewrite changes code offsets, so its debug information would be wrong"));
+            return Ok(());
+        }
+        if name == "name" && (self.shift || !self.add.function_names.is_empty()) {
+            let names = wasmparser::NameSectionReader::new(BinaryReader::new(
+                section.data(),
+                section.data_offset(),
+            ));
+            match name_section(&mut self.remap, names, &self.add.function_names) {
+                Ok(names) => {
+                    self.named = true;
+                    module.section(&names);
+                }
+                Err(_) => self
+                    .warnings
+                    .push("dropped a malformed name section".into()),
+            }
+            return Ok(());
+        }
+        let range = section.range();
+        module.section(&RawSection {
+            id: SectionId::Custom as u8,
+            data: &self.info.bytes[range.start as usize..range.end as usize],
+        });
+        Ok(())
+    }
 }
 
 /// The input's name section with indices remapped, and `extra` function
@@ -578,13 +644,4 @@ fn name_section(
         out.functions(&out_map);
     }
     Ok(out)
-}
-
-/// The contents (count and items) of an encoded section, without id and size.
-fn section_contents<S: Section>(s: &S) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    s.encode(&mut bytes);
-    let mut reader = BinaryReader::new(&bytes, 0);
-    let _ = reader.read_var_u32();
-    bytes[reader.original_position() as usize..].to_vec()
 }

@@ -38,6 +38,7 @@ use wasm_encoder::{
 };
 use wasmparser::{ExternalKind, FunctionBody, Operator};
 
+use crate::emit::section_rank;
 use crate::read::ModuleInfo;
 use crate::{glob_match, Error, Options};
 
@@ -381,7 +382,8 @@ impl Reencode for CheckAdder {
         // Sections the input lacks are created just before the first section
         // that must follow them (or at the end). The type section always
         // exists in a module with function bodies.
-        let comes_after = |section: SectionId| before.is_none_or(|b| rank(b) > rank(section));
+        let comes_after =
+            |section: SectionId| before.is_none_or(|b| section_rank(b) > section_rank(section));
         if !self.added.imports && comes_after(SectionId::Import) {
             let mut imports = ImportSection::new();
             self.add_yield_import(&mut imports);
@@ -428,27 +430,6 @@ impl Reencode for CheckAdder {
         }
         code.function(&f);
         Ok(())
-    }
-}
-
-/// The position of a section in a module's required order (the tag section
-/// sits between memory and global, data count before code).
-fn rank(id: SectionId) -> u8 {
-    match id {
-        SectionId::Custom => 0,
-        SectionId::Type => 1,
-        SectionId::Import => 2,
-        SectionId::Function => 3,
-        SectionId::Table => 4,
-        SectionId::Memory => 5,
-        SectionId::Tag => 6,
-        SectionId::Global => 7,
-        SectionId::Export => 8,
-        SectionId::Start => 9,
-        SectionId::Element => 10,
-        SectionId::DataCount => 11,
-        SectionId::Code => 12,
-        SectionId::Data => 13,
     }
 }
 
