@@ -15,6 +15,10 @@
 //! ([`Linker::instantiate_pre`]), then per request make a store with its own
 //! WASI context, instantiate, and `.await` the export on a spawned task.
 
+// The tests' helpers (a temporary directory with one file).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,11 +124,8 @@ fn page_sum(rounds: i32) -> i32 {
 }
 
 fn page_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("asyncify-tokio-server-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
     let page: Vec<u8> = (0..4096u32).map(|i| b'a' + (i % 26) as u8).collect();
-    std::fs::write(dir.join("page.txt"), page)?;
-    Ok(dir)
+    common::dir_with_file("tokio-server", "page.txt", &page)
 }
 
 fn main() -> wasmtime::Result<()> {

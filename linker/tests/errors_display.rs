@@ -3,8 +3,11 @@
 //! linker's own errors raised inside a wasm call, and the traps of unknown
 //! imports. The error can still be downcast to what was returned.
 
+mod common;
+
 use asyncify_linker::{AsyncCaller, Error, Linker};
-use wasmtime::{Engine, Module, Store};
+use common::{instance_with_export, instrumented, plain};
+use wasmtime::{Engine, Store};
 
 /// The error an import returns.
 #[derive(Debug)]
@@ -23,12 +26,6 @@ const CALLER: &str = r#"(module
     (memory (export "memory") 1)
     (func (export "run") (param i32) (result i32) (call $fetch (local.get 0))))"#;
 
-fn instrumented(wat: &str) -> Vec<u8> {
-    asyncify_transform::instrument(wat.as_bytes(), &Default::default())
-        .expect("instrument")
-        .wasm
-}
-
 /// Calls `run(x)` of `CALLER` whose `fetch` fails after `waits` yields.
 fn fetch_failing_after(waits: usize, x: i32) -> wasmtime::Error {
     let engine = Engine::default();
@@ -45,14 +42,8 @@ fn fetch_failing_after(waits: usize, x: i32) -> wasmtime::Error {
             },
         )
         .expect("define");
-    let module = Module::new(&engine, instrumented(CALLER)).expect("module");
-    let mut store = Store::new(&engine, ());
-    let instance = linker
-        .instantiate(&mut store, &module)
-        .expect("instantiate");
-    let run = instance
-        .get_typed_func::<i32, i32>(&mut store, "run")
-        .expect("run");
+    let module = instrumented(&engine, CALLER);
+    let (mut store, _, run) = instance_with_export(&linker, &module, (), "run");
     futures::executor::block_on(run.call_async(&mut store, x)).unwrap_err()
 }
 
@@ -84,7 +75,7 @@ fn an_error_with_context_prints_as_returned() {
             Err::<i32, _>(wasmtime::Error::new(Refused(x)).context("loading the page"))
         })
         .expect("define");
-    let module = Module::new(&engine, instrumented(CALLER)).expect("module");
+    let module = instrumented(&engine, CALLER);
     let mut store = Store::new(&engine, ());
     let instance = linker
         .instantiate(&mut store, &module)
@@ -128,14 +119,8 @@ fn a_nested_call_error_prints_its_message() {
             Err::<i32, _>(wasmtime::Error::new(Refused(x)))
         })
         .expect("deny");
-    let module = Module::new(&engine, instrumented(wat)).expect("module");
-    let mut store = Store::new(&engine, ());
-    let instance = linker
-        .instantiate(&mut store, &module)
-        .expect("instantiate");
-    let run = instance
-        .get_typed_func::<i32, i32>(&mut store, "run")
-        .expect("run");
+    let module = instrumented(&engine, wat);
+    let (mut store, _, run) = instance_with_export(&linker, &module, (), "run");
     let err = futures::executor::block_on(run.call_async(&mut store, 7)).unwrap_err();
     println!("{err}");
     assert_eq!(err.to_string(), "request 7 refused");
@@ -156,14 +141,8 @@ fn no_buffer_memory_prints_its_message() {
             Ok(x)
         })
         .expect("define");
-    let module = Module::new(&engine, instrumented(wat)).expect("module");
-    let mut store = Store::new(&engine, ());
-    let instance = linker
-        .instantiate(&mut store, &module)
-        .expect("instantiate");
-    let run = instance
-        .get_typed_func::<i32, i32>(&mut store, "run")
-        .expect("run");
+    let module = instrumented(&engine, wat);
+    let (mut store, _, run) = instance_with_export(&linker, &module, (), "run");
     let err = futures::executor::block_on(run.call_async(&mut store, 1)).unwrap_err();
     println!("{err}");
     assert!(
@@ -195,7 +174,7 @@ fn cannot_suspend_prints_its_message() {
             Ok(x)
         })
         .expect("define");
-    let module = Module::new(&engine, instrumented(wat)).expect("module");
+    let module = instrumented(&engine, wat);
     let mut store = Store::new(&engine, ());
     let err = linker.instantiate(&mut store, &module).unwrap_err();
     println!("{err}");
@@ -220,7 +199,7 @@ fn cannot_suspend_through_a_direct_wasmtime_call_prints_its_message() {
             Ok(x)
         })
         .expect("define");
-    let module = Module::new(&engine, instrumented(CALLER)).expect("module");
+    let module = instrumented(&engine, CALLER);
     let mut store = Store::new(&engine, ());
     let instance = linker
         .instantiate(&mut store, &module)
@@ -241,19 +220,12 @@ fn cannot_suspend_through_a_direct_wasmtime_call_prints_its_message() {
 #[test]
 fn an_unknown_import_trap_prints_its_message() {
     let engine = Engine::default();
-    for wasm in [wat::parse_str(CALLER).expect("wat"), instrumented(CALLER)] {
-        let module = Module::new(&engine, wasm).expect("module");
+    for module in [plain(&engine, CALLER), instrumented(&engine, CALLER)] {
         let mut linker = Linker::new(&engine);
         linker
             .define_unknown_imports_as_traps(&module)
             .expect("define");
-        let mut store = Store::new(&engine, ());
-        let instance = linker
-            .instantiate(&mut store, &module)
-            .expect("instantiate");
-        let run = instance
-            .get_typed_func::<i32, i32>(&mut store, "run")
-            .expect("run");
+        let (mut store, _, run) = instance_with_export(&linker, &module, (), "run");
         let err = futures::executor::block_on(run.call_async(&mut store, 1)).unwrap_err();
         println!("{err}");
         assert_eq!(err.to_string(), "unknown import `env::fetch` was called");
@@ -264,7 +236,7 @@ fn an_unknown_import_trap_prints_its_message() {
 fn a_guest_trap_keeps_wasmtime_layout() {
     let wat = r#"(module (func (export "run") unreachable))"#;
     let engine = Engine::default();
-    let module = Module::new(&engine, wat::parse_str(wat).expect("wat")).expect("module");
+    let module = plain(&engine, wat);
     let mut store = Store::new(&engine, ());
     let instance = Linker::new(&engine)
         .instantiate(&mut store, &module)

@@ -9,9 +9,9 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use asyncify_linker::{AsyncCaller, Error, Linker};
-use common::{instrumented, yield_now};
+use common::{instance_with_export, instrumented, plain, yield_now};
 use futures::executor::block_on;
-use wasmtime::{Engine, Store};
+use wasmtime::Engine;
 
 /// `run(x)` calls `check(x)` (a synchronous host function) and returns
 /// `get(x) + get(x + 1)` (`get` is async).
@@ -48,13 +48,8 @@ fn an_import_that_answers_at_once_leaves_the_next_one_free_to_wait() {
     // get(2) is ready on its first poll, get(3) then waits: the driver must
     // still be there for the second import of the same call.
     let engine = Engine::default();
-    let mut store = Store::new(&engine, ());
-    let instance = linker(&engine)
-        .instantiate(&mut store, &instrumented(&engine, MODULE))
-        .unwrap();
-    let run = instance
-        .get_typed_func::<i32, i32>(&mut store, "run")
-        .unwrap();
+    let (mut store, _, run) =
+        instance_with_export(&linker(&engine), &instrumented(&engine, MODULE), (), "run");
     assert_eq!(block_on(run.call_async(&mut store, 2)).unwrap(), 50);
 }
 
@@ -64,13 +59,8 @@ fn a_panic_in_a_host_function_leaves_no_driver_behind() {
     // same thread) must find no driver: `get(1)`, which waits, fails with
     // CannotSuspend instead of unwinding into a driver that is gone.
     let engine = Engine::default();
-    let mut store = Store::new(&engine, ());
-    let instance = linker(&engine)
-        .instantiate(&mut store, &instrumented(&engine, MODULE))
-        .unwrap();
-    let run = instance
-        .get_typed_func::<i32, i32>(&mut store, "run")
-        .unwrap();
+    let (mut store, instance, run) =
+        instance_with_export(&linker(&engine), &instrumented(&engine, MODULE), (), "run");
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         block_on(run.call_async(&mut store, 13))
     }));
@@ -105,15 +95,10 @@ fn the_nesting_limit_measures_from_each_outermost_call() {
     // A call from a shallow host stack, then one from 128 KiB deeper: each
     // is outermost, so neither is nested, whatever the limit.
     let engine = Engine::default();
-    let mut store = Store::new(&engine, ());
     let mut linker = linker(&engine);
     linker.max_nesting_stack(64 * 1024);
-    let instance = linker
-        .instantiate(&mut store, &instrumented(&engine, MODULE))
-        .unwrap();
-    let run = instance
-        .get_typed_func::<i32, i32>(&mut store, "run")
-        .unwrap();
+    let module = instrumented(&engine, MODULE);
+    let (mut store, _, run) = instance_with_export(&linker, &module, (), "run");
     assert_eq!(block_on(run.call_async(&mut store, 1)).unwrap(), 30);
     let result = deep(32, &mut || block_on(run.call_async(&mut store, 1)));
     assert_eq!(result.unwrap(), 30);
@@ -138,14 +123,9 @@ fn a_rewind_that_returns_before_the_import_is_named_as_such() {
                 (then (return (i32.const 0))))
             (call $get (local.get $x))))"#;
     let engine = Engine::default();
-    let mut store = Store::new(&engine, ());
-    let instance = linker(&engine)
-        .instantiate(&mut store, &common::plain(&engine, wat))
-        .unwrap();
+    let (mut store, instance, run) =
+        instance_with_export(&linker(&engine), &plain(&engine, wat), (), "run");
     assert!(instance.is_instrumented());
-    let run = instance
-        .get_typed_func::<i32, i32>(&mut store, "run")
-        .unwrap();
     let err = block_on(run.call_async(&mut store, 1)).unwrap_err();
     assert!(
         err.to_string()

@@ -9,6 +9,8 @@
 //! calls (1,000) and the waits per call (8).
 #![cfg(feature = "wasi")]
 
+mod common;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -92,12 +94,8 @@ fn env_count(name: &str, default: usize) -> usize {
 
 /// A directory with `data.bin`: `len` bytes, byte `i` being `i % 251`.
 fn data_dir(tag: &str, len: usize) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("asyncify-tokio-wasi-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
     let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-    std::fs::write(dir.join("data.bin"), bytes).expect("data file");
-    dir
+    common::dir_with_file(&format!("tokio-wasi-{tag}"), "data.bin", &bytes).expect("data file")
 }
 
 fn expected_sum(rounds: usize) -> i32 {

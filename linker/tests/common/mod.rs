@@ -5,7 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use wasmtime::{Engine, Module};
+use asyncify_linker::{Instance, Linker, TypedFunc};
+use wasmtime::{Engine, Module, Store};
 
 /// Instruments `wat` with default options and compiles it.
 pub fn instrumented(engine: &Engine, wat: &str) -> Module {
@@ -23,6 +24,32 @@ pub fn instrumented_with(engine: &Engine, wat: &str, pass_args: &[&str]) -> Modu
     let out = asyncify_transform::instrument(wat.as_bytes(), &options)
         .unwrap_or_else(|e| panic!("instrumenting failed: {e}"));
     Module::new(engine, &out.wasm).unwrap()
+}
+
+/// Instantiates `module` through `linker` in a new store holding `data`,
+/// and takes its export `name` as an `(i32) -> i32` function: the set-up of
+/// most tests that call one export.
+pub fn instance_with_export<T: 'static>(
+    linker: &Linker<T>,
+    module: &Module,
+    data: T,
+    name: &str,
+) -> (Store<T>, Instance, TypedFunc<i32, i32>) {
+    let mut store = Store::new(module.engine(), data);
+    let instance = linker.instantiate(&mut store, module).expect("instantiate");
+    let func = instance
+        .get_typed_func::<i32, i32>(&mut store, name)
+        .expect("the export");
+    (store, instance, func)
+}
+
+/// A directory in the temporary directory, unique to this process and
+/// `tag`, holding one file `name` with `bytes` (the files WASI guests read).
+pub fn dir_with_file(tag: &str, name: &str, bytes: &[u8]) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("asyncify-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(name), bytes)?;
+    Ok(dir)
 }
 
 /// Compiles `wat` as it is.
