@@ -606,3 +606,114 @@ fn hostile_pointers_and_handles_fail_cleanly() {
     let main: i32 = guest.call("open", 0);
     assert_eq!(main as u32, guest.group.main_handle().get());
 }
+
+/// A position-independent main module: it imports its memory, table and
+/// bases, and `run(x)` calls `side_fn` of `libpie.so` through `dlsym`.
+const PIE_MAIN: &str = r#"(module
+    (@dylink.0 (mem-info (memory 24 2) (table 0 0)))
+    (import "env" "memory" (memory 1))
+    (import "env" "__indirect_function_table" (table 1 funcref))
+    (import "env" "__memory_base" (global $mb i32))
+    (import "env" "__table_base" (global $tb i32))
+    (import "env" "__stack_pointer" (global $sp (mut i32)))
+    (import "env" "dlopen" (func $dlopen (param i32 i32) (result i32)))
+    (import "env" "dlsym" (func $dlsym (param i32 i32) (result i32)))
+    (import "env" "slow_double" (func $slow (param i32) (result i32)))
+    (type $i2i (func (param i32) (result i32)))
+    (data (global.get $mb) "libpie.so\00\00\00side_fn\00")
+    (func (export "main_callback") (param i32) (result i32)
+        (i32.add (call $slow (local.get 0)) (i32.const 1)))
+    (func (export "run") (param i32) (result i32)
+        (local $h i32) (local $f i32)
+        (local.set $h (call $dlopen (global.get $mb) (i32.const 2)))
+        (if (i32.eqz (local.get $h)) (then (return (i32.const -1))))
+        (local.set $f (call $dlsym (local.get $h) (i32.add (global.get $mb) (i32.const 12))))
+        (if (i32.eqz (local.get $f)) (then (return (i32.const -2))))
+        (call_indirect (type $i2i) (local.get 0) (local.get $f)))
+)"#;
+
+/// Calls the main's callback through its address (`GOT.func`), not by name.
+const PIE_SIDE: &str = r#"(module
+    (@dylink.0 (mem-info (memory 4 2)))
+    (import "env" "memory" (memory 0))
+    (import "env" "__indirect_function_table" (table 0 funcref))
+    (import "env" "__memory_base" (global $mb i32))
+    (import "env" "slow_double" (func $slow (param i32) (result i32)))
+    (import "GOT.func" "main_callback" (global $cb (mut i32)))
+    (type $i2i (func (param i32) (result i32)))
+    (func (export "callback_address") (result i32) (global.get $cb))
+    (func (export "side_fn") (param i32) (result i32)
+        (i32.add
+            (call $slow (local.get 0))
+            (call_indirect (type $i2i) (local.get 0) (global.get $cb))))
+)"#;
+
+#[test]
+fn a_position_independent_main_and_a_function_pointer_into_it() {
+    for pending in [true, false] {
+        let engine = Engine::default();
+        let linker = host(&engine, pending);
+        let (dynamic, _) = dynamic(&linker, vec![("libpie.so", side(PIE_SIDE))], pending);
+        let mut store = Store::new(&engine, ());
+        let group =
+            futures::executor::block_on(dynamic.instantiate(&mut store, &main_module(PIE_MAIN)))
+                .unwrap_or_else(|e| panic!("{e:?}"));
+        let main_info = group.info(group.main_handle()).unwrap();
+        assert!(main_info.memory_base >= 1024, "address 0 stays NULL");
+        let run = group
+            .main()
+            .get_typed_func::<i32, i32>(&mut store, "run")
+            .unwrap();
+        let (out, waits) = run_counting(run.call_async(&mut store, 5));
+        assert_eq!(out.unwrap(), 10 + 11);
+        assert_eq!(waits, if pending { 3 } else { 0 });
+        // The side module's GOT entry and the host's dlsym agree: one
+        // function, one address.
+        let lib = group.handle("libpie.so").unwrap();
+        let address = group
+            .get_func(&mut store, Some(lib), "callback_address")
+            .unwrap()
+            .typed::<(), i32>(&store)
+            .unwrap();
+        let (address, _) = run_counting(address.call_async(&mut store, ()));
+        let found = group.dlsym(&mut store, None, "main_callback").unwrap();
+        assert_eq!(found, Symbol::Function(address.unwrap() as u32));
+    }
+}
+
+#[test]
+fn modules_instrumented_on_load_share_one_state() {
+    let engine = Engine::default();
+    let linker = host(&engine, true);
+    let libs = vec![("libside.so", wat::parse_str(SIDE).unwrap())];
+    let (mut dynamic, _) = dynamic(&linker, libs, true);
+    dynamic.instrument_on_load(Some(Default::default()));
+    let mut store = Store::new(&engine, ());
+    let main = wat::parse_str(MAIN).unwrap();
+    let group = futures::executor::block_on(dynamic.instantiate(&mut store, &main)).unwrap();
+    let run = group
+        .main()
+        .get_typed_func::<i32, i32>(&mut store, "run")
+        .unwrap();
+    let (out, waits) = run_counting(run.call_async(&mut store, 5));
+    assert_eq!(out.unwrap(), 122);
+    assert_eq!(waits, 3);
+    let handle = group.handle("libside.so").unwrap();
+    assert!(group.instance(handle).unwrap().is_instrumented());
+}
+
+#[test]
+fn a_side_module_with_its_own_asyncify_state_is_refused() {
+    // Instrumented without `asyncify-import-globals`: its state is its own.
+    let own_state = asyncify_transform::instrument(SIDE.as_bytes(), &Default::default())
+        .unwrap()
+        .wasm;
+    let (mut guest, _) = Opener::new(vec![("libside.so", own_state)], false);
+    assert_eq!(guest.open("libside.so"), 0);
+    let message = guest.error().unwrap();
+    assert!(
+        message.contains("cannot join the group's asyncify state")
+            && message.contains("asyncify-import-globals"),
+        "{message}"
+    );
+}

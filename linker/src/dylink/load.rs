@@ -15,10 +15,10 @@ use wasmtime::{
     Ref, RefType, StoreContextMut, Table, TableType, Val, ValType,
 };
 
+use super::export_memory;
 use super::group::{GotEntry, Group, Library};
 use super::section::DylinkInfo;
 use super::space::{alloc_table, Space, LOW_RESERVE};
-use super::export_memory;
 use super::DylinkError;
 use crate::linker::Provided;
 use crate::runtime::{self, Runtime};
@@ -357,6 +357,12 @@ fn instantiate_one<T: 'static>(
     prepared: Prepared,
     got: &mut Vec<GotEntry>,
 ) -> Result<usize, DylinkError> {
+    let shape = prepared.shape;
+    if shape.instrumented && !shape.imports_state && prepared.role == Role::Library {
+        // Checked again with the instance (`member_runtime`); here it comes
+        // before any other complaint about the module.
+        return Err(own_state(&prepared.name));
+    }
     let (memory_base, table_base) = match &prepared.info {
         Some(info) => {
             if prepared.role == Role::Main {
@@ -700,12 +706,7 @@ fn member_runtime<T: 'static>(
     if !shape.imports_state {
         let own = member.prepared.role == Role::Main && st.runtime.is_none();
         if !own {
-            return Err(DylinkError::StateNotShared {
-                library: member.name(),
-                reason: "it is instrumented with its own asyncify state; instrument side modules \
-                         with `asyncify-import-globals` (`asyncify instrument --import-globals`)"
-                    .into(),
-            });
+            return Err(own_state(&member.name()));
         }
         if shape.exports_state {
             let state = inner.get_global(&mut *store, globals::STATE);
@@ -734,6 +735,16 @@ fn member_runtime<T: 'static>(
     let rt = Arc::new(rt);
     st.runtime = Some(rt.clone());
     Ok(Some(rt))
+}
+
+/// The error for a side module instrumented with a state of its own.
+fn own_state(library: &str) -> DylinkError {
+    DylinkError::StateNotShared {
+        library: library.to_string(),
+        reason: "it is instrumented with its own asyncify state; instrument side modules with \
+                 `asyncify-import-globals` (`asyncify instrument --import-globals`)"
+            .into(),
+    }
 }
 
 /// Runs the module's data relocations, then its constructors
