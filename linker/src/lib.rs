@@ -112,6 +112,71 @@
 //! [`Linker::max_buffer_size`] and what the memory's maximum allows. The
 //! error says what they get, or that the buffer cannot grow.
 //!
+//! # Dynamic linking
+//!
+//! [`dylink::DynamicLinker`] loads a main module and shared libraries (side
+//! modules with a `dylink.0` section, as clang/lld and Emscripten build them)
+//! into one memory and one table, following the tool conventions' dynamic
+//! linking ABI, and gives the guest `dlopen`, `dlsym`, `dlclose` and
+//! `dlerror`. `dlopen` is an async import: the library's bytes come from a
+//! future the embedder supplies, and the guest suspends while it loads. All
+//! modules of a group share one asyncify state (the main module instrumented
+//! with `asyncify-export-globals`, side modules with `asyncify-import-globals`,
+//! or [`dylink::DynamicLinker::instrument_on_load`]), and the linker drives
+//! them as one: a call suspends and resumes across the frames of every
+//! module it went through. See [`dylink`] for the rules.
+//!
+//! ```
+//! # fn main() -> wasmtime::Result<()> {
+//! use asyncify_linker::{dylink::DynamicLinker, AsyncCaller, Linker};
+//! use asyncify_transform::Options;
+//! use wasmtime::{Engine, Store};
+//!
+//! // The library: `triple(x)` waits for the host's `env.fetch(x)`.
+//! let lib = r#"(module
+//!     (@dylink.0 (mem-info (memory 0 0)))
+//!     (import "env" "memory" (memory 0))
+//!     (import "env" "fetch" (func $fetch (param i32) (result i32)))
+//!     (func (export "triple") (param i32) (result i32)
+//!         (i32.mul (call $fetch (local.get 0)) (i32.const 3))))"#;
+//! // The main module opens it, looks `triple` up and calls it through the table.
+//! let main = r#"(module
+//!     (import "env" "dlopen" (func $dlopen (param i32 i32) (result i32)))
+//!     (import "env" "dlsym" (func $dlsym (param i32 i32) (result i32)))
+//!     (memory (export "memory") 1)
+//!     (table (export "__indirect_function_table") 1 funcref)
+//!     (data (i32.const 16) "libtriple.so\00triple\00")
+//!     (func (export "run") (param i32) (result i32)
+//!         (call_indirect (param i32) (result i32) (local.get 0)
+//!             (call $dlsym (call $dlopen (i32.const 16) (i32.const 2)) (i32.const 29)))))"#;
+//!
+//! let engine = Engine::default();
+//! let mut linker = Linker::new(&engine);
+//! linker.func_wrap_async("env", "fetch", |_: AsyncCaller<()>, x: i32| async move {
+//!     asyncify_linker::yield_now().await; // pending once: every module unwinds
+//!     Ok(x + 1)
+//! })?;
+//! let mut dynamic = DynamicLinker::new(&linker);
+//! dynamic
+//!     .instrument_on_load(Some(Options::default()))
+//!     .loader(move |name: String| {
+//!         let lib = lib.to_string();
+//!         async move {
+//!             asyncify_linker::yield_now().await; // the guest's dlopen waits here
+//!             match name.as_str() {
+//!                 "libtriple.so" => Ok(wat::parse_str(&lib)?),
+//!                 _ => wasmtime::bail!("no library {name}"),
+//!             }
+//!         }
+//!     });
+//! let mut store = Store::new(&engine, ());
+//! let group = futures::executor::block_on(dynamic.instantiate(&mut store, &wat::parse_str(main)?))?;
+//! let run = group.main().get_typed_func::<i32, i32>(&mut store, "run")?;
+//! assert_eq!(futures::executor::block_on(run.call_async(&mut store, 13))?, 42);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Trust model
 //!
 //! The guest is not trusted: the linker is meant to run modules the embedder
@@ -162,15 +227,27 @@
 //!   [`Linker::max_nesting_stack`] plus wasmtime's `max_wasm_stack`.
 //! - Make an instance unusable, as above; other instances are not affected.
 //!
+//! **Dynamic linking** ([`dylink`]) adds guest input of its own: paths and
+//! symbol names passed to `dlopen` and `dlsym` are read within the memory's
+//! bounds and a length cap, handles are checked, and a failure is 0 and a
+//! message for `dlerror`; sizes, alignments and lists in a library's
+//! `dylink.0` section are bounded and their arithmetic checked. Which bytes
+//! are loaded for a name is the embedder's loader's choice. The modules of a
+//! group share their memory, table, stack and asyncify state by design, so
+//! each can corrupt what the others keep there, as in a native process.
+//!
 //! Host code (async imports, the embedder) is trusted: an import that
 //! panics unwinds through the linker (the instance stays usable), and an
 //! import can reach the guest's memory through [`AsyncCaller`].
 //!
 //! # Limits
 //!
-//! - Each instance has its own asyncify state. Modules instrumented with
-//!   `asyncify-import-globals` (one state shared by several modules, for
-//!   dynamic linking) are not driven.
+//! - Instances that [`Linker`] makes have an asyncify state each. Modules
+//!   that share one (`asyncify-import-globals`, Binaryen's
+//!   `asyncify-relocatable`) are driven together only as a dynamic-link group
+//!   ([`dylink`]); what the group refuses (a side module with a state of its
+//!   own, or one that imports the state when the main keeps its own) is
+//!   listed there.
 //! - A module that unwinds by itself (through `asyncify.start_unwind`
 //!   imports, without an async import) makes the call fail with
 //!   [`Error::Protocol`].
