@@ -1298,6 +1298,14 @@ pub(crate) enum Provided<T> {
     Missing,
 }
 
+/// Decides one import of a group member ([`Linker::instantiate_member`]).
+pub(crate) type ProvideImport<'a, T> =
+    dyn FnMut(&mut StoreContextMut<'_, T>, &ImportType<'_>) -> Result<Provided<T>> + 'a;
+
+/// Gives a new group member (instrumented or not) the group's runtime.
+pub(crate) type MemberRuntime<'a, T> = dyn FnMut(&mut StoreContextMut<'_, T>, wasmtime::Instance, bool) -> Result<Option<Arc<Runtime>>>
+    + 'a;
+
 impl<T: 'static> Linker<T> {
     /// Whether `module::name` is defined.
     pub(crate) fn defines(&self, module: &str, name: &str) -> bool {
@@ -1343,15 +1351,8 @@ impl<T: 'static> Linker<T> {
         &self,
         store: &mut StoreContextMut<'_, T>,
         module: &Module,
-        provide: &mut dyn FnMut(
-            &mut StoreContextMut<'_, T>,
-            &ImportType<'_>,
-        ) -> Result<Provided<T>>,
-        runtime: &mut dyn FnMut(
-            &mut StoreContextMut<'_, T>,
-            wasmtime::Instance,
-            bool,
-        ) -> Result<Option<Arc<Runtime>>>,
+        provide: &mut ProvideImport<'_, T>,
+        runtime: &mut MemberRuntime<'_, T>,
     ) -> Result<Instance> {
         let mem64 = runtime::instrumented(module);
         let slot: InstanceSlot = Arc::new(OnceLock::new());

@@ -564,7 +564,7 @@ fn hostile_pointers_and_handles_fail_cleanly() {
     guest
         .group
         .memory()
-        .write(&mut guest.store, size as usize - 1, &[b'x'])
+        .write(&mut guest.store, size as usize - 1, b"x")
         .unwrap();
     let handle: i32 = guest.call("open", size - 1);
     assert_eq!(handle, 0);
@@ -583,7 +583,7 @@ fn hostile_pointers_and_handles_fail_cleanly() {
     guest
         .group
         .memory()
-        .write(&mut guest.store, 600, &[0xff, 0xfe, 0])
+        .write(&mut guest.store, 600, b"\xff\xfe\0")
         .unwrap();
     let handle: i32 = guest.call("open", 600);
     assert_eq!(handle, 0);
