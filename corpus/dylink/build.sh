@@ -106,6 +106,10 @@ main_c cpp_main
 side_c ctor_wait ctor_wait_lib.c
 main_c ctor_wait_main
 
+# Scenario 8: nested (a library that dlopens libctor_wait).
+side_c nested nested_lib.c
+main_c nested_main
+
 chmod 644 ./*.wasm   # emcc marks its output executable
 
 # The scenarios' outputs, run with synchronous imports by a small JS loader,

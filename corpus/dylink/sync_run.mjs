@@ -322,6 +322,7 @@ const SCENARIOS = [
   },
   { name: 'cpp', mains: ['cpp_main.pie', 'cpp_main.exe'], status: 0 },
   { name: 'ctor_wait', mains: ['ctor_wait_main.pie', 'ctor_wait_main.exe'], status: 0 },
+  { name: 'nested', mains: ['nested_main.pie', 'nested_main.exe'], status: 0 },
 ];
 
 /** libNAME.so -> libNAME.wasm for every library beside this file, with

@@ -526,3 +526,14 @@ fn constructor_that_waits() {
         assert_eq!(outcome.slow_double_calls, 1);
     }
 }
+
+/// Scenario 8: a library's function calls `dlopen` itself, so the guest
+/// suspends with frames of the main module and the library on its stack,
+/// and again inside the second library's constructor; the main module's
+/// own `dlopen` of that library then finds it loaded.
+#[test]
+fn library_that_loads_a_library() {
+    for outcome in both_mains("nested", "nested_main", &[]) {
+        assert_eq!((outcome.slow_double_calls, outcome.library_loads), (2, 2));
+    }
+}
