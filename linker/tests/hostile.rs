@@ -998,3 +998,61 @@ fn fuzz_harness_long() {
 fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A guest that offers an `asyncify_budget` export the linker cannot use as
+/// the yield checks' budget (an immutable `i32`, a mutable `i64`, a
+/// function): time slicing leaves it alone, with no panic, and the guest's
+/// own calls still suspend and resume.
+#[test]
+fn a_budget_export_of_the_wrong_kind_is_left_alone() {
+    let engine = Engine::default();
+    for (what, budget, value) in [
+        (
+            "an immutable i32",
+            r#"(global $b (export "asyncify_budget") i32 (i32.const 7))"#,
+            Some(Val::I32(7)),
+        ),
+        (
+            "a mutable i64",
+            r#"(global $b (export "asyncify_budget") (mut i64) (i64.const 7))"#,
+            Some(Val::I64(7)),
+        ),
+        (
+            "a function",
+            r#"(func (export "asyncify_budget") (result i32) (i32.const 7))"#,
+            None,
+        ),
+    ] {
+        let wat = format!(
+            r#"(module
+                (import "env" "get" (func $get (param i32) (result i32)))
+                (memory (export "memory") 1)
+                {budget}
+                (func (export "run") (param $x i32) (result i32)
+                    (i32.add (call $get (local.get $x)) (i32.const 1))))"#
+        );
+        let mut linker = Linker::new(&engine);
+        linker
+            .time_slicing(asyncify_linker::TimeSlicing::default())
+            .unwrap();
+        linker
+            .func_wrap_async("env", "get", |_: AsyncCaller<()>, x: i32| async move {
+                yield_now().await;
+                Ok(x * 2)
+            })
+            .unwrap();
+        let module = common::instrumented(&engine, &wat);
+        let (mut store, instance, run) =
+            common::instance_with_export(&linker, &module, (), "run");
+        let result = block_on(run.call_async(&mut store, 20));
+        assert_eq!(result.unwrap(), 41, "with {what}");
+        if let Some(value) = value {
+            let global = instance
+                .wasmtime()
+                .get_global(&mut store, "asyncify_budget")
+                .unwrap_or_else(|| panic!("{what}: the export is gone"));
+            let now = global.get(&mut store);
+            assert_eq!(format!("{now:?}"), format!("{value:?}"), "with {what}");
+        }
+    }
+}

@@ -91,7 +91,19 @@ fn slicing_linker(engine: &Engine, slice: u32) -> Linker<()> {
     linker
 }
 
-/// Counts polls of a future (each poll of a CPU-bound guest runs one slice).
+/// Polls of the CPU-bound guests after which the fairness test gives up: the
+/// other guests should have finished long before (a few thousand slices), so
+/// more means they never will, and the test fails instead of running on.
+const MAX_CPU_SLICES: u64 = 1_000_000;
+
+/// Fuel (wasm instructions) each store of the fairness test may burn. If
+/// guests stopped yielding, `spin` would never return from its first poll
+/// and no poll count could stop it: it traps out of fuel instead, after some
+/// seconds, and the test fails. With yields it burns a small part of this.
+const FUEL_PER_STORE: u64 = 20_000_000_000;
+
+/// Counts polls of a future (each poll of a CPU-bound guest runs one slice),
+/// failing past [`MAX_CPU_SLICES`].
 struct Counted<F> {
     inner: Pin<Box<F>>,
     polls: Arc<AtomicU64>,
@@ -100,9 +112,20 @@ struct Counted<F> {
 impl<F: Future> Future for Counted<F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.polls.fetch_add(1, Ordering::SeqCst);
+        let polls = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+        assert!(
+            polls <= MAX_CPU_SLICES,
+            "{polls} polls of a CPU-bound guest: the other guests never finished"
+        );
         self.inner.as_mut().poll(cx)
     }
+}
+
+/// A store with [`FUEL_PER_STORE`] fuel (its engine must meter fuel).
+fn fueled_store(engine: &Engine) -> Store<()> {
+    let mut store = Store::new(engine, ());
+    store.set_fuel(FUEL_PER_STORE).unwrap();
+    store
 }
 
 /// Wraps a waker to note the CPU slices run so far at the moment it wakes.
@@ -159,7 +182,8 @@ impl Future for Wait {
 #[test]
 fn cpu_bound_and_io_bound_guests_share_one_thread_fairly() {
     let (expected_rec, expected_io) = expected();
-    let engine = Engine::default();
+    // Fuel bounds the run if the guests stopped yielding (see FUEL_PER_STORE).
+    let engine = Engine::new(wasmtime::Config::new().consume_fuel(true)).unwrap();
     let module = with_yield_checks(&engine);
     let cpu_slices = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
@@ -191,7 +215,7 @@ fn cpu_bound_and_io_bound_guests_share_one_thread_fairly() {
     let rec_polls = Arc::new(AtomicU64::new(0));
     // The endless loop: runs until the pool is dropped.
     {
-        let mut store = Store::new(&engine, ());
+        let mut store = fueled_store(&engine);
         let instance = linker.instantiate(&mut store, &module).unwrap();
         let spin = instance
             .get_typed_func::<(), ()>(&mut store, "spin")
@@ -208,13 +232,13 @@ fn cpu_bound_and_io_bound_guests_share_one_thread_fairly() {
                     inner: Box::pin(counted),
                     polls: all,
                 };
-                let _ = both.await;
-                unreachable!("spin returned");
+                let result = both.await;
+                unreachable!("spin returned: {result:?}");
             })
             .unwrap();
     }
     let rec = {
-        let mut store = Store::new(&engine, ());
+        let mut store = fueled_store(&engine);
         let instance = linker.instantiate(&mut store, &module).unwrap();
         let rec = instance
             .get_typed_func::<i32, i32>(&mut store, "rec")
@@ -236,7 +260,7 @@ fn cpu_bound_and_io_bound_guests_share_one_thread_fairly() {
             .unwrap()
     };
     let io = {
-        let mut store = Store::new(&engine, ());
+        let mut store = fueled_store(&engine);
         let instance = linker.instantiate(&mut store, &module).unwrap();
         let io = instance
             .get_typed_func::<i32, i32>(&mut store, "io")
