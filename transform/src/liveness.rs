@@ -91,94 +91,144 @@ pub fn live_after_points(
     locals: usize,
     points: &[usize],
 ) -> Result<Vec<Vec<u32>>, Error> {
-    let mut g = Graph {
-        nodes: Vec::new(),
-        locals,
-    };
-    let exit = g.node();
-    let entry = g.node();
-    let func_end = g.node();
-    g.edge(func_end, exit);
-    let mut frames = vec![Frame {
-        kind: FrameKind::Block,
-        target: func_end,
-        end: func_end,
-        catcher: None,
-    }];
-    let mut cur = entry;
-    let mut after_point: Vec<usize> = Vec::with_capacity(points.len());
-    let mut next_point = 0;
+    let mut builder = Builder::new(locals, points);
     let mut ops = body.get_operators_reader()?;
     let mut index = 0usize;
     while !ops.eof() {
         let op = ops.read()?;
-        let this = index;
+        builder.operator(index, &op)?;
         index += 1;
-        match &op {
+    }
+    let live_in = solve(&builder.g, locals);
+    Ok(builder
+        .after_point
+        .iter()
+        .map(|&p| (0..locals as u32).filter(|&l| live_in[p].has(l)).collect())
+        .collect())
+}
+
+/// Builds the control-flow graph of a body, one operator at a time.
+struct Builder<'p> {
+    g: Graph,
+    /// The open constructs, the function's first.
+    frames: Vec<Frame>,
+    /// The node the current operator belongs to.
+    cur: usize,
+    /// The function's exit.
+    exit: usize,
+    /// The suspension points, by operator index, and how many were passed.
+    points: &'p [usize],
+    next_point: usize,
+    /// Per point passed: the node right after it.
+    after_point: Vec<usize>,
+}
+
+impl<'p> Builder<'p> {
+    fn new(locals: usize, points: &'p [usize]) -> Self {
+        let mut g = Graph {
+            nodes: Vec::new(),
+            locals,
+        };
+        let exit = g.node();
+        let entry = g.node();
+        let func_end = g.node();
+        g.edge(func_end, exit);
+        Builder {
+            g,
+            frames: vec![Frame {
+                kind: FrameKind::Block,
+                target: func_end,
+                end: func_end,
+                catcher: None,
+            }],
+            cur: entry,
+            exit,
+            points,
+            next_point: 0,
+            after_point: Vec::with_capacity(points.len()),
+        }
+    }
+
+    /// Adds operator `op`, the `this`-th of the body.
+    fn operator(&mut self, this: usize, op: &Operator<'_>) -> Result<(), Error> {
+        match op {
             Operator::LocalGet { local_index } => {
-                let n = &mut g.nodes[cur];
+                let n = &mut self.g.nodes[self.cur];
                 if !n.kill.has(*local_index) {
                     n.gen.set(*local_index);
                 }
             }
             Operator::LocalSet { local_index } | Operator::LocalTee { local_index } => {
-                g.nodes[cur].kill.set(*local_index);
+                self.g.nodes[self.cur].kill.set(*local_index);
             }
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::Try { .. }
+            | Operator::TryTable { .. } => self.open(op),
+            Operator::Else | Operator::Catch { .. } | Operator::CatchAll => self.clause(op),
+            Operator::End | Operator::Delegate { .. } => self.close(op),
+            Operator::Br { .. }
+            | Operator::BrIf { .. }
+            | Operator::BrOnNull { .. }
+            | Operator::BrOnNonNull { .. }
+            | Operator::BrOnCast { .. }
+            | Operator::BrOnCastFail { .. }
+            | Operator::BrTable { .. } => self.branch(op)?,
+            Operator::Call { .. } | Operator::CallIndirect { .. } | Operator::CallRef { .. } => {
+                self.call(this)
+            }
+            _ => self.leave(this, op),
+        }
+        Ok(())
+    }
+
+    /// Opens a construct.
+    fn open(&mut self, op: &Operator<'_>) {
+        match op {
             Operator::Block { .. } => {
-                let end = g.node();
-                frames.push(Frame {
+                let end = self.g.node();
+                self.frames.push(Frame {
                     kind: FrameKind::Block,
                     target: end,
                     end,
-                    catcher: innermost_handlers(&frames),
+                    catcher: innermost_handlers(&self.frames),
                 });
             }
             Operator::Loop { .. } => {
-                let header = g.node();
-                let end = g.node();
-                g.edge(cur, header);
-                cur = header;
-                frames.push(Frame {
+                let header = self.g.node();
+                let end = self.g.node();
+                self.g.edge(self.cur, header);
+                self.cur = header;
+                self.frames.push(Frame {
                     kind: FrameKind::Loop,
                     target: header,
                     end,
-                    catcher: innermost_handlers(&frames),
+                    catcher: innermost_handlers(&self.frames),
                 });
             }
             Operator::If { .. } => {
-                let then = g.node();
-                let end = g.node();
-                g.edge(cur, then);
-                frames.push(Frame {
+                let then = self.g.node();
+                let end = self.g.node();
+                self.g.edge(self.cur, then);
+                self.frames.push(Frame {
                     kind: FrameKind::If {
-                        source: cur,
+                        source: self.cur,
                         has_else: false,
                     },
                     target: end,
                     end,
-                    catcher: innermost_handlers(&frames),
+                    catcher: innermost_handlers(&self.frames),
                 });
-                cur = then;
-            }
-            Operator::Else => {
-                let frame = frames.last_mut().expect("if frame");
-                let end = frame.end;
-                if let FrameKind::If { source, has_else } = &mut frame.kind {
-                    *has_else = true;
-                    let source = *source;
-                    g.edge(cur, end);
-                    let arm = g.node();
-                    g.edge(source, arm);
-                    cur = arm;
-                }
+                self.cur = then;
             }
             Operator::Try { .. } => {
-                let handlers = g.node();
-                let end = g.node();
-                frames.push(Frame {
+                let handlers = self.g.node();
+                let end = self.g.node();
+                self.frames.push(Frame {
                     kind: FrameKind::Try {
                         handlers,
-                        outer: innermost_handlers(&frames),
+                        outer: innermost_handlers(&self.frames),
                         catches_all: false,
                     },
                     target: end,
@@ -186,30 +236,11 @@ pub fn live_after_points(
                     catcher: Some(handlers),
                 });
             }
-            Operator::Catch { .. } | Operator::CatchAll => {
-                let frame = frames.last_mut().expect("try frame");
-                let end = frame.end;
-                if let FrameKind::Try {
-                    handlers,
-                    catches_all,
-                    outer,
-                } = &mut frame.kind
-                {
-                    // Exceptions thrown in a clause go to the enclosing `try`.
-                    frame.catcher = *outer;
-                    *catches_all |= matches!(op, Operator::CatchAll);
-                    let handlers = *handlers;
-                    g.edge(cur, end);
-                    let arm = g.node();
-                    g.edge(handlers, arm);
-                    cur = arm;
-                }
-            }
             Operator::TryTable { try_table } => {
-                let end = g.node();
+                let end = self.g.node();
                 // A throw inside lands on one of the catch labels; a node
                 // standing for "the handlers" fans out to all of them.
-                let catches = g.node();
+                let catches = self.g.node();
                 let catches_all = try_table
                     .catches
                     .iter()
@@ -221,14 +252,14 @@ pub fn live_after_points(
                         | Catch::All { label }
                         | Catch::AllRef { label } => *label,
                     };
-                    let target = frames[frames.len() - 1 - label as usize].target;
-                    g.edge(catches, target);
+                    let target = self.frames[self.frames.len() - 1 - label as usize].target;
+                    self.g.edge(catches, target);
                 }
-                let outer = innermost_handlers(&frames);
+                let outer = innermost_handlers(&self.frames);
                 if let (false, Some(outer)) = (catches_all, outer) {
-                    g.edge(catches, outer);
+                    self.g.edge(catches, outer);
                 }
-                frames.push(Frame {
+                self.frames.push(Frame {
                     // The edge outward is in place already.
                     kind: FrameKind::Try {
                         handlers: catches,
@@ -240,22 +271,70 @@ pub fn live_after_points(
                     catcher: Some(catches),
                 });
             }
+            _ => {}
+        }
+    }
+
+    /// An `else` arm or a legacy handler starts.
+    fn clause(&mut self, op: &Operator<'_>) {
+        match op {
+            Operator::Else => {
+                let frame = self.frames.last_mut().expect("if frame");
+                let end = frame.end;
+                if let FrameKind::If { source, has_else } = &mut frame.kind {
+                    *has_else = true;
+                    let source = *source;
+                    self.g.edge(self.cur, end);
+                    let arm = self.g.node();
+                    self.g.edge(source, arm);
+                    self.cur = arm;
+                }
+            }
+            Operator::Catch { .. } | Operator::CatchAll => {
+                let frame = self.frames.last_mut().expect("try frame");
+                let end = frame.end;
+                if let FrameKind::Try {
+                    handlers,
+                    catches_all,
+                    outer,
+                } = &mut frame.kind
+                {
+                    // Exceptions thrown in a clause go to the enclosing `try`.
+                    frame.catcher = *outer;
+                    *catches_all |= matches!(op, Operator::CatchAll);
+                    let handlers = *handlers;
+                    self.g.edge(self.cur, end);
+                    let arm = self.g.node();
+                    self.g.edge(handlers, arm);
+                    self.cur = arm;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A construct ends (`end`, or `delegate` for a legacy `try`).
+    fn close(&mut self, op: &Operator<'_>) {
+        match op {
             Operator::End | Operator::Delegate { .. } => {
-                let frame = frames.pop().expect("frame");
+                let frame = self.frames.pop().expect("frame");
                 if let FrameKind::If {
                     source,
                     has_else: false,
                 } = frame.kind
                 {
-                    g.edge(source, frame.end);
+                    self.g.edge(source, frame.end);
                 }
-                match (&op, &frame.kind) {
+                match (op, &frame.kind) {
                     (Operator::Delegate { relative_depth }, FrameKind::Try { handlers, .. }) => {
                         // Exceptions go on to the handlers of the `try` at
                         // (or around) the label, if any.
-                        let at = frames.len().saturating_sub(1 + *relative_depth as usize);
-                        if let Some(to) = innermost_handlers(&frames[..=at]) {
-                            g.edge(*handlers, to);
+                        let at = self
+                            .frames
+                            .len()
+                            .saturating_sub(1 + *relative_depth as usize);
+                        if let Some(to) = innermost_handlers(&self.frames[..=at]) {
+                            self.g.edge(*handlers, to);
                         }
                     }
                     (
@@ -268,91 +347,111 @@ pub fn live_after_points(
                         },
                     ) => {
                         // No `catch_all`: other exceptions go on outward.
-                        g.edge(*handlers, *outer);
+                        self.g.edge(*handlers, *outer);
                     }
                     _ => {}
                 }
-                g.edge(cur, frame.end);
-                cur = frame.end;
+                self.g.edge(self.cur, frame.end);
+                self.cur = frame.end;
             }
+            _ => {}
+        }
+    }
+
+    /// A branch: edges to its targets.
+    fn branch(&mut self, op: &Operator<'_>) -> Result<(), Error> {
+        match op {
             Operator::Br { relative_depth } => {
-                let t = frames[frames.len() - 1 - *relative_depth as usize].target;
-                g.edge(cur, t);
-                cur = g.node();
+                let t = self.frames[self.frames.len() - 1 - *relative_depth as usize].target;
+                self.g.edge(self.cur, t);
+                self.cur = self.g.node();
             }
             Operator::BrIf { relative_depth }
             | Operator::BrOnNull { relative_depth }
             | Operator::BrOnNonNull { relative_depth }
             | Operator::BrOnCast { relative_depth, .. }
             | Operator::BrOnCastFail { relative_depth, .. } => {
-                let t = frames[frames.len() - 1 - *relative_depth as usize].target;
-                g.edge(cur, t);
-                let next = g.node();
-                g.edge(cur, next);
-                cur = next;
+                let t = self.frames[self.frames.len() - 1 - *relative_depth as usize].target;
+                self.g.edge(self.cur, t);
+                let next = self.g.node();
+                self.g.edge(self.cur, next);
+                self.cur = next;
             }
             Operator::BrTable { targets } => {
                 for t in targets.targets() {
                     let t = t?;
-                    let t = frames[frames.len() - 1 - t as usize].target;
-                    g.edge(cur, t);
+                    let t = self.frames[self.frames.len() - 1 - t as usize].target;
+                    self.g.edge(self.cur, t);
                 }
-                let t = frames[frames.len() - 1 - targets.default() as usize].target;
-                g.edge(cur, t);
-                cur = g.node();
+                let t = self.frames[self.frames.len() - 1 - targets.default() as usize].target;
+                self.g.edge(self.cur, t);
+                self.cur = self.g.node();
             }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Control leaves straight-line code: returns, tail calls, traps and throws.
+    fn leave(&mut self, this: usize, op: &Operator<'_>) {
+        match op {
             // A tail call to an import that may suspend is a point (a plain
             // call, then a return): nothing is live after it.
-            Operator::ReturnCall { .. } if points.get(next_point) == Some(&this) => {
-                next_point += 1;
+            Operator::ReturnCall { .. } if self.points.get(self.next_point) == Some(&this) => {
+                self.next_point += 1;
                 // After the callee resumes it may return or throw.
-                let next = g.node();
-                g.edge(cur, next);
-                g.edge(next, exit);
-                handlers_of(&frames, &mut g, next);
-                after_point.push(next);
-                cur = g.node();
+                let next = self.g.node();
+                self.g.edge(self.cur, next);
+                self.g.edge(next, self.exit);
+                handlers_of(&self.frames, &mut self.g, next);
+                self.after_point.push(next);
+                self.cur = self.g.node();
             }
             Operator::Return
             | Operator::ReturnCall { .. }
             | Operator::ReturnCallIndirect { .. }
             | Operator::ReturnCallRef { .. } => {
-                g.edge(cur, exit);
-                cur = g.node();
+                self.g.edge(self.cur, self.exit);
+                self.cur = self.g.node();
             }
             Operator::Unreachable => {
-                cur = g.node();
+                self.cur = self.g.node();
             }
             Operator::Throw { .. } | Operator::ThrowRef | Operator::Rethrow { .. } => {
-                handlers_of(&frames, &mut g, cur);
-                cur = g.node();
-            }
-            Operator::Call { .. } | Operator::CallIndirect { .. } | Operator::CallRef { .. } => {
-                // A call may throw: the node ends here, so the handlers see
-                // the locals as they are at the call (later writes in the
-                // same straight-line code must not hide them).
-                let may_catch = handlers_of(&frames, &mut g, cur);
-                if points.get(next_point) == Some(&this) {
-                    next_point += 1;
-                    // After the callee resumes it may return or throw: the
-                    // locals read on either path are live after the point.
-                    let point = g.node();
-                    g.edge(cur, point);
-                    handlers_of(&frames, &mut g, point);
-                    after_point.push(point);
-                    let next = g.node();
-                    g.edge(point, next);
-                    cur = next;
-                } else if may_catch {
-                    let next = g.node();
-                    g.edge(cur, next);
-                    cur = next;
-                }
+                handlers_of(&self.frames, &mut self.g, self.cur);
+                self.cur = self.g.node();
             }
             _ => {}
         }
     }
 
+    /// A call: it may throw, and it may be a suspension point.
+    fn call(&mut self, this: usize) {
+        // A call may throw: the node ends here, so the handlers see
+        // the locals as they are at the call (later writes in the
+        // same straight-line code must not hide them).
+        let may_catch = handlers_of(&self.frames, &mut self.g, self.cur);
+        if self.points.get(self.next_point) == Some(&this) {
+            self.next_point += 1;
+            // After the callee resumes it may return or throw: the
+            // locals read on either path are live after the point.
+            let point = self.g.node();
+            self.g.edge(self.cur, point);
+            handlers_of(&self.frames, &mut self.g, point);
+            self.after_point.push(point);
+            let next = self.g.node();
+            self.g.edge(point, next);
+            self.cur = next;
+        } else if may_catch {
+            let next = self.g.node();
+            self.g.edge(self.cur, next);
+            self.cur = next;
+        }
+    }
+}
+
+/// Live-in sets of every node: backward dataflow to a fixed point.
+fn solve(g: &Graph, locals: usize) -> Vec<Bits> {
     // Backward dataflow to a fixed point; later nodes first converges fastest.
     let n = g.nodes.len();
     let mut live_in: Vec<Bits> = vec![Bits::new(locals); n];
@@ -377,10 +476,7 @@ pub fn live_after_points(
             }
         }
     }
-    Ok(after_point
-        .iter()
-        .map(|&p| (0..locals as u32).filter(|&l| live_in[p].has(l)).collect())
-        .collect())
+    live_in
 }
 
 /// Adds the edge for an exception leaving `from` to the innermost enclosing

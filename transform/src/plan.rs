@@ -482,79 +482,131 @@ impl<'a> PlanContext<'a, '_> {
 
 /// Builds the plan of defined function `defined` (index among defined functions).
 pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<FunctionPlan, Error> {
-    let info = cx.info;
-    let func_index = info.func_imports.len() as u32 + defined as u32;
-    let handle = &info.funcs[defined];
-    let handle = FuncToValidate::<ValidatorResources> {
-        resources: handle.resources.clone(),
-        index: handle.index,
-        ty: handle.ty,
-        features: handle.features,
-    };
-    let mut fv = handle.into_validator(FuncValidatorAllocations::default());
-    let body = &info.bodies[defined];
-    let mut reader = body.get_binary_reader();
-    fv.read_locals(&mut reader)?;
-    let mut plan = FunctionPlan {
-        func_index,
-        ..FunctionPlan::default()
-    };
-    for i in 0..fv.len_locals() {
-        plan.local_types
-            .push(info.module_val_type(fv.get_local_type(i).expect("local in range")));
+    let mut planner = Planner::new(cx, defined)?;
+    while !planner.ops.eof() {
+        let (op, offset) = planner.ops.read_with_offset()?;
+        planner.operator(&op)?;
+        planner.fv.op(offset, &op)?;
+        planner.index += 1;
     }
-    plan.input_locals = plan.local_types.len() as u32;
-    let func_type = info.func_type(func_index).clone();
-    let num_params = func_type.params().len() as u32;
+    planner.finish(defined)
+}
 
-    let mut frames = vec![PFrame {
-        op: 0,
-        kind: Kind::Func,
-        dead: false,
-        items: Vec::new(),
-        else_items: Vec::new(),
-        in_else: false,
-        lo: None,
-        hi: 0,
-        split: None,
-        has_point: false,
-        stack: Vec::new(),
-        inputs: 0,
-        params: Vec::new(),
-        results: info.module_val_types(func_type.results()),
-        catches: false,
-        cond_ops: Vec::new(),
-        handlers: Vec::new(),
-    }];
-    let mut ops = OperatorsReader::new(reader);
-    let mut index = 0usize;
-    // The pure expressions that computed the values on top of the stack.
-    let mut pure_run = PureRun::default();
-    let mut added = AddedLocals {
-        next: plan.local_types.len() as u32,
-        ..AddedLocals::default()
-    };
+/// The walk over one function body that builds its [`FunctionPlan`]: the
+/// validator gives the operand stack's types at each operator, and the open
+/// constructs collect the items (points, or constructs holding points) inside.
+struct Planner<'c, 'a, 'b> {
+    cx: &'c PlanContext<'a, 'b>,
+    fv: wasmparser::FuncValidator<ValidatorResources>,
+    ops: OperatorsReader<'a>,
+    plan: FunctionPlan,
+    num_params: u32,
+    /// The open constructs, the function's first.
+    frames: Vec<PFrame>,
+    /// Operator index within the body.
+    index: usize,
+    /// The pure expressions that computed the values on top of the stack.
+    pure_run: PureRun,
+    added: AddedLocals,
+}
 
-    while !ops.eof() {
-        let (op, offset) = ops.read_with_offset()?;
-        let top = frames.last().expect("function frame");
-        let frame_unreachable = fv
+impl<'c, 'a, 'b> Planner<'c, 'a, 'b> {
+    fn new(cx: &'c PlanContext<'a, 'b>, defined: usize) -> Result<Self, Error> {
+        let info = cx.info;
+        let func_index = info.func_imports.len() as u32 + defined as u32;
+        let handle = &info.funcs[defined];
+        let handle = FuncToValidate::<ValidatorResources> {
+            resources: handle.resources.clone(),
+            index: handle.index,
+            ty: handle.ty,
+            features: handle.features,
+        };
+        let mut fv = handle.into_validator(FuncValidatorAllocations::default());
+        let body = &info.bodies[defined];
+        let mut reader = body.get_binary_reader();
+        fv.read_locals(&mut reader)?;
+        let mut plan = FunctionPlan {
+            func_index,
+            ..FunctionPlan::default()
+        };
+        for i in 0..fv.len_locals() {
+            plan.local_types
+                .push(info.module_val_type(fv.get_local_type(i).expect("local in range")));
+        }
+        plan.input_locals = plan.local_types.len() as u32;
+        let func_type = info.func_type(func_index);
+        let function = PFrame::open(
+            0,
+            Kind::Func,
+            false,
+            Vec::new(),
+            (Vec::new(), info.module_val_types(func_type.results())),
+        );
+        Ok(Planner {
+            cx,
+            num_params: func_type.params().len() as u32,
+            added: AddedLocals {
+                next: plan.local_types.len() as u32,
+                ..AddedLocals::default()
+            },
+            fv,
+            ops: OperatorsReader::new(reader),
+            plan,
+            frames: vec![function],
+            index: 0,
+            pure_run: PureRun::default(),
+        })
+    }
+
+    /// Plans one operator (before the validator sees it).
+    fn operator(&mut self, op: &Operator<'_>) -> Result<(), Error> {
+        let top = self.frames.last().expect("function frame");
+        let frame_unreachable = self
+            .fv
             .get_control_frame(0)
             .map(|f| f.unreachable)
             .unwrap_or(true);
         let live = !top.dead && !frame_unreachable;
-        let snapshot = |fv: &wasmparser::FuncValidator<ValidatorResources>| -> Vec<ValType> {
-            let height = fv.get_control_frame(0).map(|f| f.height).unwrap_or(0);
-            let n = fv.operand_stack_height() as usize - height;
-            (0..n)
-                .rev()
-                .map(|d| {
-                    info.stack_val_type(fv.get_operand_type(d).flatten().unwrap_or(ValType::I32))
-                })
-                .collect()
-        };
-        // Is this a suspension point?
-        let point_inputs: Option<(usize, Vec<ValType>)> = match &op {
+        if let Some((inputs, results)) = self.suspension_point(op, live) {
+            self.add_point(op, inputs, results);
+        }
+        self.structure(op, live);
+        match pure_inputs(op) {
+            Some(inputs) if live => {
+                let reads_non_null_local = matches!(op, Operator::LocalGet { local_index }
+                    if *local_index >= self.num_params
+                        && is_non_null_ref(self.plan.local_types[*local_index as usize]));
+                self.pure_run.push(self.index, inputs, reads_non_null_local)
+            }
+            _ => self.pure_run.clear(),
+        }
+        Ok(())
+    }
+
+    /// The types on the current construct's operand stack, bottom first.
+    fn snapshot(&self) -> Vec<ValType> {
+        let info = self.cx.info;
+        let height = self.fv.get_control_frame(0).map(|f| f.height).unwrap_or(0);
+        let n = self.fv.operand_stack_height() as usize - height;
+        (0..n)
+            .rev()
+            .map(|d| {
+                info.stack_val_type(
+                    self.fv
+                        .get_operand_type(d)
+                        .flatten()
+                        .unwrap_or(ValType::I32),
+                )
+            })
+            .collect()
+    }
+
+    /// When `op` is a suspension point: the number of its inputs on the
+    /// stack and its results. Notes the tail calls that may suspend.
+    fn suspension_point(&mut self, op: &Operator<'_>, live: bool) -> Option<(usize, Vec<ValType>)> {
+        let (cx, info, plan) = (self.cx, self.cx.info, &mut self.plan);
+        let func_index = plan.func_index;
+        match op {
             Operator::Call { function_index }
                 if live && cx.direct_call_suspends(*function_index) =>
             {
@@ -580,12 +632,12 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                     && cx.direct_call_suspends(*function_index)
                     && (*function_index as usize) < info.func_imports.len() =>
             {
-                if frames.iter().any(|f| f.catches) {
+                if self.frames.iter().any(|f| f.catches) {
                     // As a call and a return it would run inside the handlers'
                     // scope: tail-call the import's wrapper instead, an
                     // instrumented function that writes a frame.
                     plan.tail_through = true;
-                    plan.tail_to_wrapper.push((index, *function_index));
+                    plan.tail_to_wrapper.push((self.index, *function_index));
                     None
                 } else {
                     let t = info.func_type(*function_index);
@@ -612,133 +664,115 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 None
             }
             _ => None,
-        };
-        if let Some((inputs, results)) = point_inputs {
-            let k = plan.points.len() as u32;
-            plan.points.push(index);
-            // Arguments of a direct call computed by pure expressions that
-            // cannot trap are computed again after the dispatch block instead
-            // of being moved through locals: on a rewind they are
-            // placeholders anyway (the callee restores its own locals), so
-            // reading dead locals there is harmless.
-            let stack = snapshot(&fv);
-            let deferred = if matches!(op, Operator::Call { .. } | Operator::ReturnCall { .. }) {
-                pure_run.deferrable(&stack, inputs)
-            } else {
-                0
-            };
-            plan.deferred_ops
-                .extend_from_slice(pure_run.ops_of_top(deferred));
-            let level = frames.len();
-            let stranded = added.stranded(level, &stack, inputs);
-            // The table index or function reference selects the callee again
-            // when rewinding: keep it in a saved local.
-            let callee = matches!(op, Operator::CallIndirect { .. } | Operator::CallRef { .. })
-                .then(|| {
-                    let ty = nullable(*stack.last().expect("callee on the stack"));
-                    let ordinal = stranded.len();
-                    added.local(level, ty, ordinal)
-                });
-            for f in frames.iter_mut() {
-                f.has_point = true;
-                f.lo.get_or_insert(k);
-                f.hi = k;
-            }
-            // A function reference called by `call_ref` is kept in `callee`.
-            let kept_inputs = added.kept_inputs(
-                level,
-                &stack[..stack.len() - usize::from(callee.is_some())],
-                inputs - usize::from(callee.is_some()),
-                deferred,
-                stranded.len(),
-            );
-            let top = frames.last_mut().expect("frame");
-            let item = Item {
-                op: index,
-                lo: k,
-                hi: k,
-                stack,
-                inputs,
-                deferred,
-                stranded,
-                results,
-                callee,
-                kept_inputs,
-            };
-            top.push_item(item, k);
         }
-        match &op {
+    }
+
+    /// Records suspension point `op` (with `inputs` on the stack) as an item
+    /// of the innermost construct, and as inside every open one.
+    fn add_point(&mut self, op: &Operator<'_>, inputs: usize, results: Vec<ValType>) {
+        let k = self.plan.points.len() as u32;
+        self.plan.points.push(self.index);
+        // Arguments of a direct call computed by pure expressions that
+        // cannot trap are computed again after the dispatch block instead
+        // of being moved through locals: on a rewind they are
+        // placeholders anyway (the callee restores its own locals), so
+        // reading dead locals there is harmless.
+        let stack = self.snapshot();
+        let deferred = if matches!(op, Operator::Call { .. } | Operator::ReturnCall { .. }) {
+            self.pure_run.deferrable(&stack, inputs)
+        } else {
+            0
+        };
+        self.plan
+            .deferred_ops
+            .extend_from_slice(self.pure_run.ops_of_top(deferred));
+        let level = self.frames.len();
+        let stranded = self.added.stranded(level, &stack, inputs);
+        // The table index or function reference selects the callee again
+        // when rewinding: keep it in a saved local.
+        let callee =
+            matches!(op, Operator::CallIndirect { .. } | Operator::CallRef { .. }).then(|| {
+                let ty = nullable(*stack.last().expect("callee on the stack"));
+                let ordinal = stranded.len();
+                self.added.local(level, ty, ordinal)
+            });
+        for f in self.frames.iter_mut() {
+            f.has_point = true;
+            f.lo.get_or_insert(k);
+            f.hi = k;
+        }
+        // A function reference called by `call_ref` is kept in `callee`.
+        let kept_inputs = self.added.kept_inputs(
+            level,
+            &stack[..stack.len() - usize::from(callee.is_some())],
+            inputs - usize::from(callee.is_some()),
+            deferred,
+            stranded.len(),
+        );
+        let top = self.frames.last_mut().expect("frame");
+        let item = Item {
+            op: self.index,
+            lo: k,
+            hi: k,
+            stack,
+            inputs,
+            deferred,
+            stranded,
+            results,
+            callee,
+            kept_inputs,
+        };
+        top.push_item(item, k);
+    }
+
+    /// Opens and closes constructs, and marks legacy handlers.
+    fn structure(&mut self, op: &Operator<'_>, live: bool) {
+        let info = self.cx.info;
+        match op {
             Operator::Block { blockty }
             | Operator::Loop { blockty }
             | Operator::If { blockty }
             | Operator::Try { blockty } => {
-                let (params, results) = block_sig(info, *blockty);
-                let stack = if live { snapshot(&fv) } else { Vec::new() };
                 let kind = match op {
                     Operator::Block { .. } => Kind::Block,
                     Operator::Loop { .. } => Kind::Loop,
                     Operator::Try { .. } => Kind::Try,
                     _ => Kind::If,
                 };
-                let inputs = params.len() + usize::from(kind == Kind::If);
-                let cond_ops = if kind == Kind::If && live {
-                    pure_run.ops_of_top(pure_run.values().min(1)).to_vec()
-                } else {
-                    Vec::new()
-                };
-                frames.push(PFrame {
-                    op: index,
-                    kind,
-                    dead: !live,
-                    items: Vec::new(),
-                    else_items: Vec::new(),
-                    in_else: false,
-                    lo: None,
-                    hi: 0,
-                    split: None,
-                    has_point: false,
-                    stack,
-                    inputs,
-                    params,
-                    results,
-                    catches: kind == Kind::Try,
-                    cond_ops,
-                    handlers: Vec::new(),
-                });
+                let stack = if live { self.snapshot() } else { Vec::new() };
+                let mut frame =
+                    PFrame::open(self.index, kind, !live, stack, block_sig(info, *blockty));
+                frame.inputs += usize::from(kind == Kind::If);
+                if kind == Kind::If && live {
+                    frame.cond_ops = self
+                        .pure_run
+                        .ops_of_top(self.pure_run.values().min(1))
+                        .to_vec();
+                }
+                self.frames.push(frame);
             }
             Operator::TryTable { try_table } => {
-                let (params, results) = block_sig(info, try_table.ty);
-                let stack = if live { snapshot(&fv) } else { Vec::new() };
-                frames.push(PFrame {
-                    op: index,
-                    kind: Kind::Block,
-                    dead: !live,
-                    items: Vec::new(),
-                    else_items: Vec::new(),
-                    in_else: false,
-                    lo: None,
-                    hi: 0,
-                    split: None,
-                    has_point: false,
+                let stack = if live { self.snapshot() } else { Vec::new() };
+                let mut frame = PFrame::open(
+                    self.index,
+                    Kind::Block,
+                    !live,
                     stack,
-                    inputs: params.len(),
-                    params,
-                    results,
-                    catches: true,
-                    cond_ops: Vec::new(),
-                    handlers: Vec::new(),
-                });
+                    block_sig(info, try_table.ty),
+                );
+                frame.catches = true;
+                self.frames.push(frame);
             }
             // For a legacy `try`, `in_else` marks its handlers.
             Operator::Else => {
-                let top = frames.last_mut().expect("if frame");
+                let top = self.frames.last_mut().expect("if frame");
                 top.in_else = true;
             }
             Operator::Catch { .. } | Operator::CatchAll => {
-                let top = frames.last_mut().expect("try frame");
+                let top = self.frames.last_mut().expect("try frame");
                 top.in_else = true;
                 top.handlers.push(PHandler {
-                    tag: match &op {
+                    tag: match op {
                         Operator::Catch { tag_index } => Some(*tag_index),
                         _ => None,
                     },
@@ -747,129 +781,162 @@ pub fn plan_function(cx: &PlanContext<'_, '_>, defined: usize) -> Result<Functio
                 });
             }
             Operator::Rethrow { relative_depth } => {
-                let at = frames.len() - 1 - *relative_depth as usize;
-                if let Some(h) = frames.get_mut(at).and_then(|f| f.handlers.last_mut()) {
+                let at = self.frames.len() - 1 - *relative_depth as usize;
+                if let Some(h) = self.frames.get_mut(at).and_then(|f| f.handlers.last_mut()) {
                     h.rethrown = true;
                 }
             }
             Operator::End | Operator::Delegate { .. } => {
-                let frame = frames.pop().expect("frame");
+                let frame = self.frames.pop().expect("frame");
                 if frame.kind == Kind::Func {
-                    plan.body_items = frame.items;
-                } else {
-                    if frame.has_point {
-                        let lo = frame.lo.expect("point inside");
-                        let hi = frame.hi;
-                        let stranded = added.stranded(frames.len(), &frame.stack, frame.inputs);
-                        let merges_dispatch = matches!(frame.kind, Kind::Block | Kind::Loop)
-                            && frame.params.is_empty();
-                        let mut handlers = Vec::with_capacity(frame.handlers.len());
-                        let caught: Vec<u32> =
-                            frame.handlers.iter().filter_map(|h| h.tag).collect();
-                        for h in frame.handlers {
-                            let h = plan_handler(info, h, frames.len(), &mut added, &caught);
-                            if let (Some(r), Some((lo, hi))) = (&h.recorder, h.points()) {
-                                plan.foreign_checks.push((lo, hi, r.which));
-                            }
-                            handlers.push(h);
-                        }
-                        plan.constructs.insert(
-                            frame.op,
-                            Construct {
-                                items: frame.items,
-                                else_items: frame.else_items,
-                                params: frame.params,
-                                split: frame.split.unwrap_or(hi + 1),
-                                merges_dispatch,
-                                handlers,
-                            },
-                        );
-                        let deferred = usize::from(!frame.cond_ops.is_empty());
-                        plan.deferred_ops.extend_from_slice(&frame.cond_ops);
-                        let kept_inputs = added.kept_inputs(
-                            frames.len(),
-                            &frame.stack,
-                            frame.inputs,
-                            deferred,
-                            stranded.len(),
-                        );
-                        let parent = frames.last_mut().expect("parent frame");
-                        let item = Item {
-                            op: frame.op,
-                            lo,
-                            hi,
-                            stack: frame.stack,
-                            inputs: frame.inputs,
-                            deferred,
-                            stranded,
-                            results: frame.results.clone(),
-                            callee: None,
-                            kept_inputs,
-                        };
-                        parent.push_item(item, lo);
-                    }
+                    self.plan.body_items = frame.items;
+                } else if frame.has_point {
+                    self.close_construct(frame);
                 }
             }
             _ => {}
         }
-        match pure_inputs(&op) {
-            Some(inputs) if live => {
-                let reads_non_null_local = matches!(op, Operator::LocalGet { local_index }
-                    if local_index >= num_params
-                        && is_non_null_ref(plan.local_types[local_index as usize]));
-                pure_run.push(index, inputs, reads_non_null_local)
-            }
-            _ => pure_run.clear(),
-        }
-        fv.op(offset, &op)?;
-        index += 1;
     }
-    // `if` conditions were added when their construct ended.
-    plan.deferred_ops.sort_unstable();
 
-    // Locals of the input live after some point.
-    let mut saved_flags = vec![false; plan.local_types.len()];
-    if !plan.points.is_empty() {
-        plan.point_live =
-            crate::liveness::live_after_points(body, plan.local_types.len(), &plan.points)?;
-        for &l in plan.point_live.iter().flatten() {
-            saved_flags[l as usize] = true;
+    /// A construct that holds points ends: its plan, and its item in the
+    /// enclosing construct.
+    fn close_construct(&mut self, frame: PFrame) {
+        let info = self.cx.info;
+        let level = self.frames.len();
+        let lo = frame.lo.expect("point inside");
+        let hi = frame.hi;
+        let stranded = self.added.stranded(level, &frame.stack, frame.inputs);
+        let merges_dispatch =
+            matches!(frame.kind, Kind::Block | Kind::Loop) && frame.params.is_empty();
+        let mut handlers = Vec::with_capacity(frame.handlers.len());
+        let caught: Vec<u32> = frame.handlers.iter().filter_map(|h| h.tag).collect();
+        for h in frame.handlers {
+            let h = plan_handler(info, h, level, &mut self.added, &caught);
+            if let (Some(r), Some((lo, hi))) = (&h.recorder, h.points()) {
+                self.plan.foreign_checks.push((lo, hi, r.which));
+            }
+            handlers.push(h);
         }
+        self.plan.constructs.insert(
+            frame.op,
+            Construct {
+                items: frame.items,
+                else_items: frame.else_items,
+                params: frame.params,
+                split: frame.split.unwrap_or(hi + 1),
+                merges_dispatch,
+                handlers,
+            },
+        );
+        let deferred = usize::from(!frame.cond_ops.is_empty());
+        self.plan.deferred_ops.extend_from_slice(&frame.cond_ops);
+        let kept_inputs =
+            self.added
+                .kept_inputs(level, &frame.stack, frame.inputs, deferred, stranded.len());
+        let parent = self.frames.last_mut().expect("parent frame");
+        let item = Item {
+            op: frame.op,
+            lo,
+            hi,
+            stack: frame.stack,
+            inputs: frame.inputs,
+            deferred,
+            stranded,
+            results: frame.results,
+            callee: None,
+            kept_inputs,
+        };
+        parent.push_item(item, lo);
     }
-    for (l, ty) in &added.types {
-        plan.local_types.push(*ty);
-        debug_assert_eq!(*l as usize + 1, plan.local_types.len());
-        saved_flags.push(true);
-    }
-    plan.index_local = plan.local_types.len() as u32;
-    plan.local_types.push(ValType::I32);
-    plan.ptr_local = plan.local_types.len() as u32;
-    plan.local_types.push(cx.ptr_type);
-    let mut saved: Vec<u32> = (0..saved_flags.len() as u32)
-        .filter(|&l| saved_flags[l as usize])
-        .collect();
-    // Reference locals are declared nullable in the output (see rewrite), and
-    // saved through a table of their type.
-    for (l, t) in plan.local_types.iter_mut().enumerate() {
-        if (l as u32) < num_params && *t != nullable(*t) {
-            plan.non_null_params.push(l as u32);
+
+    /// After the body: the locals to save (live after some point, and the
+    /// added ones), the frame layout and the unwind groups.
+    fn finish(self, defined: usize) -> Result<FunctionPlan, Error> {
+        let Planner {
+            cx,
+            mut plan,
+            added,
+            num_params,
+            ..
+        } = self;
+        let body = &cx.info.bodies[defined];
+        // `if` conditions were added when their construct ended.
+        plan.deferred_ops.sort_unstable();
+
+        // Locals of the input live after some point.
+        let mut saved_flags = vec![false; plan.local_types.len()];
+        if !plan.points.is_empty() {
+            plan.point_live =
+                crate::liveness::live_after_points(body, plan.local_types.len(), &plan.points)?;
+            for &l in plan.point_live.iter().flatten() {
+                saved_flags[l as usize] = true;
+            }
         }
-        *t = nullable(*t);
-    }
-    for &l in &saved {
-        let t = plan.local_types[l as usize];
-        if matches!(t, ValType::Ref(_)) && !plan.ref_types.contains(&t) {
-            plan.ref_types.push(t);
+        for (l, ty) in &added.types {
+            plan.local_types.push(*ty);
+            debug_assert_eq!(*l as usize + 1, plan.local_types.len());
+            saved_flags.push(true);
         }
+        plan.index_local = plan.local_types.len() as u32;
+        plan.local_types.push(ValType::I32);
+        plan.ptr_local = plan.local_types.len() as u32;
+        plan.local_types.push(cx.ptr_type);
+        let mut saved: Vec<u32> = (0..saved_flags.len() as u32)
+            .filter(|&l| saved_flags[l as usize])
+            .collect();
+        // Reference locals are declared nullable in the output (see rewrite), and
+        // saved through a table of their type.
+        for (l, t) in plan.local_types.iter_mut().enumerate() {
+            if (l as u32) < num_params && *t != nullable(*t) {
+                plan.non_null_params.push(l as u32);
+            }
+            *t = nullable(*t);
+        }
+        for &l in &saved {
+            let t = plan.local_types[l as usize];
+            if matches!(t, ValType::Ref(_)) && !plan.ref_types.contains(&t) {
+                plan.ref_types.push(t);
+            }
+        }
+        // Largest first keeps every slot naturally aligned within the frame.
+        saved.sort_by_key(|&l| std::cmp::Reverse(value_size(plan.local_types[l as usize])));
+        plan.saved = saved;
+        plan.unwind_groups = unwind_groups(&plan, cx.exact_saves);
+        Ok(plan)
     }
-    // Largest first keeps every slot naturally aligned within the frame.
-    saved.sort_by_key(|&l| std::cmp::Reverse(value_size(plan.local_types[l as usize])));
-    plan.saved = saved;
-    plan.unwind_groups = unwind_groups(&plan, cx.exact_saves);
-    Ok(plan)
 }
 
 impl PFrame {
+    /// A construct opened at operator `op` with `stack` below its inputs and
+    /// signature `(params, results)`.
+    fn open(
+        op: usize,
+        kind: Kind,
+        dead: bool,
+        stack: Vec<ValType>,
+        (params, results): (Vec<ValType>, Vec<ValType>),
+    ) -> PFrame {
+        PFrame {
+            op,
+            kind,
+            dead,
+            items: Vec::new(),
+            else_items: Vec::new(),
+            in_else: false,
+            lo: None,
+            hi: 0,
+            split: None,
+            has_point: false,
+            stack,
+            inputs: params.len(),
+            params,
+            results,
+            catches: kind == Kind::Try,
+            cond_ops: Vec::new(),
+            handlers: Vec::new(),
+        }
+    }
+
     /// Adds an item starting with point `first` to the body being read: the
     /// `then` body or `else` arm of an `if` (whose `split` the first `else`
     /// item sets), a block's body, a try body or its current handler.
