@@ -693,4 +693,58 @@ mod tests {
         // Both targets are reached: $a by one, $c by the other; $d is written first.
         assert_eq!(l, vec![vec![0, 1, 2]]);
     }
+
+    #[test]
+    fn an_if_without_else_keeps_what_its_arm_writes_live() {
+        let l = live(&format!(
+            r#"(module {HEAD} (func (param $x i32) (result i32) (local $a i32)
+                (drop (call $tick (i32.const 0)))
+                (if (local.get $x) (then (local.set $a (i32.const 1))))
+                (local.get $a)))"#
+        ));
+        // The missing `else` is an edge around the write.
+        assert_eq!(l, vec![vec![0, 1]]);
+    }
+
+    #[test]
+    fn a_legacy_catch_is_reached_from_the_resumed_call_and_from_a_throw() {
+        let l = live(&format!(
+            r#"(module {HEAD} (func (param $x i32) (result i32) (local $a i32) (local $b i32)
+                try (result i32)
+                  (drop (call $tick (i32.const 0)))
+                  (local.set $a (i32.const 5))
+                  (throw $e)
+                catch $e
+                  (i32.add (local.get $a) (local.get $b))
+                end))"#
+        ));
+        // The resumed call may itself throw before $a is written, so the
+        // handler's read keeps $a live; $b reaches the handler unwritten.
+        assert_eq!(l, vec![vec![1, 2]]);
+    }
+
+    #[test]
+    fn nothing_after_unreachable_is_live() {
+        let l = live(&format!(
+            r#"(module {HEAD} (func (param $x i32) (result i32) (local $a i32)
+                (drop (call $tick (i32.const 0)))
+                unreachable
+                (local.get $a)))"#
+        ));
+        assert_eq!(l, vec![Vec::<u32>::new()]);
+    }
+
+    #[test]
+    fn br_on_null_is_an_edge_and_falls_through() {
+        let l = live(&format!(
+            r#"(module {HEAD} (func (param $x i32) (result i32) (local $a i32) (local $r funcref)
+                (block $null
+                  (drop (call $tick (i32.const 0)))
+                  (drop (br_on_null $null (local.get $r)))
+                  (return (local.get $x)))
+                (local.get $a)))"#
+        ));
+        // Both the branch ($a) and the fall-through ($x) are reached.
+        assert_eq!(l, vec![vec![0, 1, 2]]);
+    }
 }
