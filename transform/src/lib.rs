@@ -59,9 +59,10 @@
 //! | checks | `pipeline.rs` | refuse what cannot be instrumented (already instrumented, relocatable, names taken), choose the buffer's memory, check `asyncify.*` import types |
 //! | analyse | `analysis.rs` | which functions may change the state and why (imports, indirect calls, the add, remove and only lists) |
 //! | plan | `plan.rs`, `liveness.rs` | per function: suspension points, the constructs holding them, stack values to spill, locals live after each point (backward dataflow with loop, branch and exception-handler edges), unwind groups |
-//! | layout | `pipeline.rs` | the output's index spaces: runtime functions after the input's, then `frame_pop`/`frame_push`, wrappers, trampolines; appended types, globals, tables and tags |
+//! | layout | `layout.rs` | the output's index spaces, computed once: runtime functions after the input's, then `frame_pop`/`frame_push`, wrappers, trampolines, the host-exception trap; appended types, globals, tables, tags and the secondary memory |
+//! | runtime functions | `runtime.rs` | the bodies of the appended functions (the five runtime functions, frame functions, wrappers, trampolines) and the frame ids tail calls share with the rewrite |
 //! | rewrite | `rewrite.rs` | emit each body, instrumented or copied, in parallel |
-//! | assemble | `emit.rs` | the output's sections: the input's, with the additions |
+//! | assemble | `emit.rs` | the output's sections through `wasm_encoder`'s `Reencode`: the input's, with the additions appended, and missing sections created in order |
 //! | validate | `pipeline.rs`, `limits.rs` | validate the output; an engine limit is reported as [`Error::Limit`], anything else as [`Error::InvalidOutput`] |
 //! | report | `pipeline.rs`, [`Output`] | what was instrumented, why, and how large its frames are |
 //!
