@@ -717,3 +717,34 @@ fn a_side_module_with_its_own_asyncify_state_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn a_dlopen_cancelled_while_it_waits_leaves_nothing_half_loaded() {
+    let (mut guest, loads) = Opener::new(vec![("libc.so", side(COUNTING))], true);
+    let at = guest.string(512, "libc.so");
+    let open = guest
+        .group
+        .main()
+        .get_typed_func::<i32, i32>(&mut guest.store, "open")
+        .unwrap();
+    for polls in [1, 2] {
+        // Pending in the loader (1 poll), then in the constructor (2 polls):
+        // the call is dropped there.
+        let mut call = Box::pin(open.call_async(&mut guest.store, at));
+        for _ in 0..polls {
+            assert!(poll_once(call.as_mut()).is_pending());
+        }
+        drop(call);
+        assert_eq!(guest.group.handle("libc.so"), None, "after {polls} polls");
+        let usage = guest.group.main().buffer_usage().unwrap();
+        assert_eq!((usage.in_use, usage.suspended), (0, 0));
+    }
+    assert_eq!(loads.load(Ordering::Relaxed), 2);
+    // Nothing is left in progress: the next dlopen loads it afresh.
+    let c = guest.open("libc.so");
+    assert!(c > 0, "{:?}", guest.error());
+    let get_runs = guest.sym(c, "get_runs");
+    let runs: i32 = guest.call("call", get_runs);
+    assert_eq!(runs, 2);
+    assert_eq!(loads.load(Ordering::Relaxed), 3);
+}

@@ -352,6 +352,47 @@ pub struct LibraryInfo {
 /// A main module and the libraries loaded into it, in one store: one
 /// memory, one table, one asyncify state. Cloning is cheap; clones refer to
 /// the same group.
+///
+/// The host can do what the guest does:
+///
+/// ```
+/// # fn main() -> wasmtime::Result<()> {
+/// use asyncify_linker::dylink::{DylinkError, DynamicLinker, Symbol};
+/// use asyncify_linker::Linker;
+/// use futures::executor::block_on;
+/// use wasmtime::{Engine, Store};
+///
+/// let engine = Engine::default();
+/// let lib = wat::parse_str(r#"(module (@dylink.0 (mem-info (memory 4 2)))
+///     (import "env" "memory" (memory 0))
+///     (import "env" "__memory_base" (global $base i32))
+///     (data (global.get $base) "\2a\00\00\00")
+///     (global (export "answer") i32 (i32.const 0))
+///     (func (export "get") (result i32) (i32.load (global.get $base))))"#)?;
+/// let main = wat::parse_str(r#"(module (memory (export "memory") 1)
+///     (table (export "__indirect_function_table") 1 funcref))"#)?;
+/// let mut dynamic = DynamicLinker::new(&Linker::<()>::new(&engine));
+/// dynamic.library("libanswer.so", lib);
+/// let mut store = Store::new(&engine, ());
+/// let group = block_on(dynamic.instantiate(&mut store, &main))?;
+///
+/// let lib = block_on(group.dlopen(&mut store, "libanswer.so"))?;
+/// assert_eq!(block_on(group.dlopen(&mut store, "libanswer.so"))?, lib);
+/// let Symbol::Data(address) = group.dlsym(&mut store, Some(lib), "answer")? else {
+///     panic!("`answer` is data");
+/// };
+/// assert_eq!(group.memory().data(&store)[address as usize], 42);
+/// let get = group.get_func(&mut store, Some(lib), "get").unwrap().typed::<(), i32>(&store)?;
+/// assert_eq!(block_on(get.call_async(&mut store, ()))?, 42);
+///
+/// let err = group.dlsym(&mut store, None, "question").unwrap_err();
+/// assert!(matches!(
+///     err.downcast_ref::<DylinkError>(),
+///     Some(DylinkError::UndefinedSymbol { symbol, .. }) if symbol == "question"
+/// ));
+/// # Ok(())
+/// # }
+/// ```
 pub struct DynamicInstance<T> {
     group: Arc<Group<T>>,
     main: Instance,
