@@ -309,23 +309,10 @@ pub fn cached_wasm_opt(
     let output_path = dir.join(format!("{key}.wasm"));
     let record_path = dir.join(format!("{key}.txt"));
 
-    if let Ok(record) = std::fs::read_to_string(&record_path) {
-        match parse_record(&record) {
-            Some(Record::Ok(run)) => {
-                if let Ok(wasm) = std::fs::read(&output_path) {
-                    return Ok(Ok(WasmOptOutput {
-                        wasm,
-                        run,
-                        from_cache: true,
-                    }));
-                }
-            }
-            Some(Record::Failed(message)) => return Ok(Err(WasmOptFailure::Failed(message))),
-            Some(Record::TimedOut(after)) if after >= timeout => {
-                return Ok(Err(WasmOptFailure::TimedOut(after)))
-            }
-            _ => {}
-        }
+    match lookup_cached_wasm_opt(tool, input, flags) {
+        Some(Err(WasmOptFailure::TimedOut(after))) if after < timeout => {}
+        Some(outcome) => return Ok(outcome),
+        None => {}
     }
 
     let input_path = tempfile_path("in.wasm");
@@ -387,6 +374,32 @@ pub fn cached_wasm_opt(
     };
     append_run_to(&record_path, &RunRecord::now(result))?;
     Ok(outcome)
+}
+
+/// What the cache holds for `tool` run on `input` with `flags`, without
+/// running anything: the output, the failure or timeout recorded (a record
+/// may say how long a background run was given: "did not finish in N min"),
+/// or `None` when there is no usable record.
+pub fn lookup_cached_wasm_opt(
+    tool: &WasmOpt,
+    input: &[u8],
+    flags: &[&str],
+) -> Option<std::result::Result<WasmOptOutput, WasmOptFailure>> {
+    let dir = cache_dir();
+    let key = cache_key(input, &tool.version, flags);
+    let record = std::fs::read_to_string(dir.join(format!("{key}.txt"))).ok()?;
+    match parse_record(&record)? {
+        Record::Ok(run) => {
+            let wasm = std::fs::read(dir.join(format!("{key}.wasm"))).ok()?;
+            Some(Ok(WasmOptOutput {
+                wasm,
+                run,
+                from_cache: true,
+            }))
+        }
+        Record::Failed(message) => Some(Err(WasmOptFailure::Failed(message))),
+        Record::TimedOut(after) => Some(Err(WasmOptFailure::TimedOut(after))),
+    }
 }
 
 /// The cache key: input hash, tool version and flags, safe as a file name.

@@ -4,8 +4,9 @@
 //!
 //! For each function index given (default: the 10 largest bodies), builds a
 //! copy of MODULE where every other body is `unreachable` and times
-//! `Module::new` on it, single-threaded (the workspace builds wasmtime without parallel
-//! compilation). Used to find instrumented functions
+//! `Module::new` on it, on one thread (`parallel_compilation(false)`); the time
+//! includes compiling the `unreachable` stubs (see `compile_shapes` for the
+//! function's own time). Used to find instrumented functions
 //! whose shape makes Cranelift's SSA construction or register allocation
 //! slow.
 //!
@@ -19,8 +20,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use asyncify_benches::compile_time;
 use asyncify_benches::sections::{self, duration, ratio, thousands};
-use wasm_encoder::{CodeSection, Function, Instruction, RawSection};
 use wasmparser::{Parser, Payload};
 
 /// yosys's functions that took longest to compile once instrumented
@@ -206,9 +207,9 @@ fn markdown_section(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A wasmtime engine with the workspace's default (single-threaded) config.
+/// A wasmtime engine that compiles on this thread only.
 fn engine() -> anyhow::Result<wasmtime::Engine> {
-    wasmtime::Engine::new(&wasmtime::Config::new()).map_err(|e| anyhow::anyhow!("{e:?}"))
+    compile_time::single_thread_engine()
 }
 
 /// Where the defined function bodies of a module are.
@@ -266,7 +267,7 @@ fn compile_one(
         .checked_sub(layout.imported)
         .filter(|&i| (i as usize) < layout.bodies.len())
         .ok_or_else(|| anyhow::anyhow!("{target} is not a defined function"))?;
-    let module = only_body(wasm, keep as usize)?;
+    let (module, _) = compile_time::only_body(wasm, target, None)?;
     let (start, end) = layout.bodies[keep as usize];
     let shape = shape(&wasm[start..end], start)?;
     let started = Instant::now();
@@ -335,46 +336,4 @@ fn shape(body: &[u8], offset: usize) -> anyhow::Result<Shape> {
         branches,
         calls,
     })
-}
-
-/// `wasm` with every defined body but number `keep` replaced by `unreachable`.
-fn only_body(wasm: &[u8], keep: usize) -> anyhow::Result<Vec<u8>> {
-    let mut out = wasm_encoder::Module::new();
-    let mut index = 0;
-    let mut code = CodeSection::new();
-    for payload in Parser::new(0).parse_all(wasm) {
-        let payload = payload?;
-        match &payload {
-            Payload::Version { .. } | Payload::End(_) => {}
-            Payload::CodeSectionStart { .. } => {}
-            Payload::CodeSectionEntry(body) => {
-                if index == keep {
-                    let r = body.range();
-                    code.raw(&wasm[r.start as usize..r.end as usize]);
-                } else {
-                    let mut f = Function::new([]);
-                    f.instruction(&Instruction::Unreachable);
-                    f.instruction(&Instruction::End);
-                    code.function(&f);
-                }
-                index += 1;
-            }
-            other => {
-                if let Some((id, range)) = other.as_section() {
-                    if index > 0 && !code.is_empty() {
-                        out.section(&code);
-                        code = CodeSection::new();
-                    }
-                    out.section(&RawSection {
-                        id,
-                        data: &wasm[range.start as usize..range.end as usize],
-                    });
-                }
-            }
-        }
-    }
-    if !code.is_empty() {
-        out.section(&code);
-    }
-    Ok(out.finish())
 }

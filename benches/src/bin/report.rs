@@ -36,7 +36,7 @@ struct Section {
 }
 
 /// The sections, in report order.
-const SECTIONS: [Section; 5] = [
+const SECTIONS: [Section; 6] = [
     Section {
         bin: "transform_table",
         title: "Instrumenting: time, memory, output size",
@@ -60,6 +60,12 @@ const SECTIONS: [Section; 5] = [
         title: "Scale: many suspended calls",
         in_quick: true,
         takes_shared_corpus: false,
+    },
+    Section {
+        bin: "compile_whole",
+        title: "Compiling the output: whole modules",
+        in_quick: true,
+        takes_shared_corpus: true,
     },
     Section {
         bin: "compile_hotspots",
