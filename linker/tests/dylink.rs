@@ -748,3 +748,47 @@ fn a_dlopen_cancelled_while_it_waits_leaves_nothing_half_loaded() {
     assert_eq!(runs, 2);
     assert_eq!(loads.load(Ordering::Relaxed), 3);
 }
+
+/// A library that opens another one itself, and calls into it through
+/// `dlsym`: `runs_of_c()` is `get_runs` of `libc.so`.
+const OPENS_ANOTHER: &str = r#"(module
+    (@dylink.0 (mem-info (memory 20 0)))
+    (import "env" "memory" (memory 0))
+    (import "env" "__indirect_function_table" (table 0 funcref))
+    (import "env" "__memory_base" (global $mb i32))
+    (import "env" "dlopen" (func $dlopen (param i32 i32) (result i32)))
+    (import "env" "dlsym" (func $dlsym (param i32 i32) (result i32)))
+    (data (global.get $mb) "libc.so\00get_runs\00")
+    (func (export "runs_of_c") (result i32)
+        (call_indirect (result i32)
+            (call $dlsym
+                (call $dlopen (global.get $mb) (i32.const 2))
+                (i32.add (global.get $mb) (i32.const 8)))))
+)"#;
+
+#[test]
+fn a_library_calls_dlopen_itself_while_the_main_waits_through_it() {
+    for pending in [true, false] {
+        let libs = vec![
+            ("libo.so", side(OPENS_ANOTHER)),
+            ("libc.so", side(COUNTING)),
+        ];
+        let (mut guest, loads) = Opener::new(libs, pending);
+        let o = guest.open("libo.so");
+        assert!(o > 0, "{:?}", guest.error());
+        let runs_of_c = guest.sym(o, "runs_of_c");
+        let f = guest
+            .group
+            .main()
+            .get_typed_func::<i32, i32>(&mut guest.store, "call")
+            .unwrap();
+        // The side module's dlopen waits for the loader, then for
+        // slow_double in libc.so's constructor: the main's frame, the side
+        // module's and the constructor's call all suspend.
+        let (runs, waits) = run_counting(f.call_async(&mut guest.store, runs_of_c));
+        assert_eq!(runs.unwrap(), 2);
+        assert_eq!(waits, if pending { 2 } else { 0 });
+        assert_eq!(loads.load(Ordering::Relaxed), 2);
+        assert!(guest.group.handle("libc.so").is_some());
+    }
+}

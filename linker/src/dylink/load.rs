@@ -87,19 +87,19 @@ pub(crate) async fn open<T: 'static>(
     for &index in &guard.indices {
         run_constructors(&group, &caller, index).await?;
     }
-    let root = guard.indices.last().copied();
     guard.committed = true;
     let mut st = group.state();
-    match root.and_then(|i| st.libs.get_mut(i)) {
-        Some(lib) => lib.refs = lib.refs.saturating_add(1),
-        None => {
-            return Err(DylinkError::Invalid {
-                library: root_name,
-                message: "nothing was loaded".into(),
-            })
+    let root = guard.indices.last().copied();
+    match root.and_then(|i| Some((i, st.libs.get_mut(i)?))) {
+        Some((index, lib)) => {
+            lib.refs = lib.refs.saturating_add(1);
+            Ok(index)
         }
+        None => Err(DylinkError::Invalid {
+            library: root_name,
+            message: "nothing was loaded".into(),
+        }),
     }
-    root.ok_or(DylinkError::TooManyLibraries { limit: 0 })
 }
 
 /// `dlopen` of a library already loaded: one more reference.
