@@ -224,6 +224,7 @@ fn run() -> Result<bool> {
     let bin_dir = sections::binaries_dir();
     let mut body = String::new();
     let mut summary = Vec::new();
+    let mut targets = Vec::new();
     for section in &SECTIONS {
         if let Some(only) = &args.only {
             if !only.iter().any(|name| name == section.bin) {
@@ -267,6 +268,8 @@ fn run() -> Result<bool> {
                 Some(reason) => format!("failed: {}", sections::first_line(reason)),
             }
         ));
+        targets
+            .extend(target_lines(&run.markdown).map(|line| format!("{line} (`{}`)", section.bin)));
         body.push_str(run.markdown.trim_end());
         body.push_str("\n\n");
     }
@@ -283,7 +286,7 @@ fn run() -> Result<bool> {
         &load_at_start,
         build_note.as_deref(),
         &summary,
-    );
+    ) + &targets_paragraph(&targets);
     let report = format!("{header}\n{}{}", body, history.trim_end());
     write_atomically(&args.out, &format!("{report}\n"))?;
     progress(
@@ -479,6 +482,35 @@ fn header(
         out.push('\n');
     }
     out
+}
+
+/// The targets' met / not met lines gathered from the sections, for the
+/// header (empty when no section printed any).
+fn targets_paragraph(targets: &[String]) -> String {
+    if targets.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nThe targets (`../shared/notes/anchors-and-targets.md`, issue 17), as the sections \
+         below measured them in this run:\n\n",
+    );
+    for line in targets {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A section's met / not met lines: list items that say whether a target is
+/// met.
+fn target_lines(markdown: &str) -> impl Iterator<Item = &str> {
+    markdown.lines().map(str::trim_end).filter(|line| {
+        line.starts_with("- ")
+            && (line.contains(": met")
+                || line.contains("not met")
+                || line.contains("**met**")
+                || line.contains("**not** met"))
+    })
 }
 
 /// CPU model, cores, memory and kernel, from `/proc`.
