@@ -43,8 +43,8 @@ pub struct Additions {
     pub extra_types: Vec<AppendedType>,
     /// Element types of the tables that hold saved references, in table order.
     pub ref_tables: Vec<wasm_encoder::RefType>,
-    /// Output index of the first runtime function.
-    pub runtime_base: u32,
+    /// The runtime functions' output indices, exported in this order.
+    pub runtime_exports: Vec<(RuntimeFunction, u32)>,
     /// The functions appended after the input's, the runtime functions
     /// first: (type index, body).
     pub added_functions: Vec<(u32, Function)>,
@@ -277,12 +277,8 @@ impl<'a, 'b> Assembler<'a, 'b> {
     }
 
     fn add_exports(&self, exports: &mut ExportSection) {
-        for (i, f) in RuntimeFunction::ALL.into_iter().enumerate() {
-            exports.export(
-                f.export_name(),
-                ExportKind::Func,
-                self.add.runtime_base + i as u32,
-            );
+        for &(f, index) in &self.add.runtime_exports {
+            exports.export(f.export_name(), ExportKind::Func, index);
         }
         if self.add.export_globals {
             exports.export(globals::STATE, ExportKind::Global, self.state_global);

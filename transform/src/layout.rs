@@ -252,6 +252,11 @@ impl Layout {
         }
     }
 
+    /// Output index of runtime function `r`.
+    pub fn runtime_function(&self, r: RuntimeFunction) -> u32 {
+        self.runtime_base + runtime_position(r)
+    }
+
     /// Output type index of the runtime function `r`.
     pub fn runtime_type(&self, r: RuntimeFunction) -> u32 {
         self.first_extra_type + runtime_signature_position(r.signature())

@@ -153,7 +153,9 @@ fn additions(
         export_globals: options.export_globals,
         secondary_memory: options.secondary_memory,
         extra_types: layout.types.clone(),
-        runtime_base: layout.runtime_base,
+        runtime_exports: RuntimeFunction::ALL
+            .map(|r| (r, layout.runtime_function(r)))
+            .to_vec(),
         added_functions: layout
             .added_function_types(plans, info)
             .into_iter()
