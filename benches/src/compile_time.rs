@@ -190,6 +190,54 @@ pub fn per_function_with_passes(
     Ok((spent, passes))
 }
 
+/// Where the defined function bodies of a module are.
+pub struct Bodies {
+    /// Imported functions (the index of the first defined one).
+    pub imported: u32,
+    /// Byte range of each defined body (without its size), by defined index.
+    pub ranges: Vec<(usize, usize)>,
+}
+
+impl Bodies {
+    /// Reads the import and code sections of `wasm`.
+    pub fn of(wasm: &[u8]) -> Result<Bodies> {
+        let mut imported = 0u32;
+        let mut ranges = Vec::new();
+        for payload in Parser::new(0).parse_all(wasm) {
+            match payload? {
+                Payload::ImportSection(reader) => {
+                    for import in reader.into_imports() {
+                        if matches!(import?.ty, wasmparser::TypeRef::Func(_)) {
+                            imported += 1;
+                        }
+                    }
+                }
+                Payload::CodeSectionEntry(body) => {
+                    let range = body.range();
+                    ranges.push((range.start as usize, range.end as usize));
+                }
+                _ => {}
+            }
+        }
+        Ok(Bodies { imported, ranges })
+    }
+
+    /// Size in bytes of defined body number `defined`.
+    pub fn size(&self, defined: usize) -> usize {
+        self.ranges
+            .get(defined)
+            .map_or(0, |(start, end)| end - start)
+    }
+
+    /// Function indices of the `count` largest bodies, largest first.
+    pub fn largest(&self, count: usize) -> Vec<u32> {
+        let mut by_size: Vec<u32> = (0..self.ranges.len() as u32).collect();
+        by_size.sort_by_key(|&i| std::cmp::Reverse(self.size(i as usize)));
+        by_size.truncate(count);
+        by_size.into_iter().map(|i| i + self.imported).collect()
+    }
+}
+
 /// What [`only_body`] puts in place of the kept body: its new bytes (without
 /// their size) from the original body.
 pub type BodyRewrite<'r> = &'r dyn Fn(&wasmparser::FunctionBody<'_>) -> Result<Vec<u8>>;

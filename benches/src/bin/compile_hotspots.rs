@@ -20,9 +20,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use asyncify_benches::compile_time;
+use asyncify_benches::compile_time::{self, Bodies};
 use asyncify_benches::sections::{self, duration, ratio, thousands};
-use wasmparser::{Parser, Payload};
 
 /// yosys's functions that took longest to compile once instrumented
 /// (BENCHMARKS.md, "Earlier measurements").
@@ -82,7 +81,7 @@ fn main() -> anyhow::Result<()> {
         .module
         .ok_or_else(|| anyhow::anyhow!("usage: MODULE [INDEX...] (or --markdown)"))?;
     let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let layout = Layout::of(&wasm)?;
+    let layout = Bodies::of(&wasm)?;
     let targets = if args.functions.is_empty() {
         layout.largest(10)
     } else {
@@ -117,7 +116,7 @@ fn markdown_section(args: Args) -> anyhow::Result<()> {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let layout = Layout::of(&wasm)?;
+    let layout = Bodies::of(&wasm)?;
     let functions = if !args.functions.is_empty() {
         args.functions.clone()
     } else if args.module.is_none() && !args.quick {
@@ -132,7 +131,7 @@ fn markdown_section(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("instrumenting {}", path.display()))?
         .wasm;
     let instrumented_in = started.elapsed();
-    let instrumented_layout = Layout::of(&instrumented)?;
+    let instrumented_layout = Bodies::of(&instrumented)?;
 
     let engine = engine()?;
     let mut rows = Vec::new();
@@ -212,63 +211,20 @@ fn engine() -> anyhow::Result<wasmtime::Engine> {
     compile_time::single_thread_engine()
 }
 
-/// Where the defined function bodies of a module are.
-struct Layout {
-    /// Imported functions (the index of the first defined one).
-    imported: u32,
-    /// Byte range of each defined body, by defined index.
-    bodies: Vec<(usize, usize)>,
-}
-
-impl Layout {
-    fn of(wasm: &[u8]) -> anyhow::Result<Layout> {
-        let mut imported = 0u32;
-        let mut bodies: Vec<(usize, usize)> = Vec::new();
-        for payload in Parser::new(0).parse_all(wasm) {
-            match payload? {
-                Payload::ImportSection(reader) => {
-                    for import in reader.into_imports() {
-                        if matches!(import?.ty, wasmparser::TypeRef::Func(_)) {
-                            imported += 1;
-                        }
-                    }
-                }
-                Payload::CodeSectionEntry(body) => {
-                    let range = body.range();
-                    bodies.push((range.start as usize, range.end as usize));
-                }
-                _ => {}
-            }
-        }
-        Ok(Layout { imported, bodies })
-    }
-
-    /// Function indices of the `count` largest bodies, largest first.
-    fn largest(&self, count: usize) -> Vec<u32> {
-        let mut by_size: Vec<u32> = (0..self.bodies.len() as u32).collect();
-        by_size.sort_by_key(|&i| {
-            let (start, end) = self.bodies[i as usize];
-            std::cmp::Reverse(end - start)
-        });
-        by_size.truncate(count);
-        by_size.into_iter().map(|i| i + self.imported).collect()
-    }
-}
-
 /// Compiles `wasm` with only function `target`'s body kept; returns the
 /// compile time and the body's shape.
 fn compile_one(
     engine: &wasmtime::Engine,
     wasm: &[u8],
-    layout: &Layout,
+    layout: &Bodies,
     target: u32,
 ) -> anyhow::Result<(Duration, Shape)> {
     let keep = target
         .checked_sub(layout.imported)
-        .filter(|&i| (i as usize) < layout.bodies.len())
+        .filter(|&i| (i as usize) < layout.ranges.len())
         .ok_or_else(|| anyhow::anyhow!("{target} is not a defined function"))?;
     let (module, _) = compile_time::only_body(wasm, target, None)?;
-    let (start, end) = layout.bodies[keep as usize];
+    let (start, end) = layout.ranges[keep as usize];
     let shape = shape(&wasm[start..end], start)?;
     let started = Instant::now();
     wasmtime::Module::new(engine, &module).map_err(|e| anyhow::anyhow!("{e:?}"))?;

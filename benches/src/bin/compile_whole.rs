@@ -26,10 +26,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use asyncify_benches::binaryen::{self, workspace_root, WasmOpt};
 use asyncify_benches::compile_time::{
-    build_profile, compile, per_function, single_thread_engine, Compiled,
+    build_profile, compile, per_function, single_thread_engine, Bodies, Compiled,
 };
 use asyncify_benches::sections::{self, duration, ratio, thousands};
-use wasmparser::{Parser, Payload};
 
 /// Binaryen's flags, the same as the `speed` bench's (so they share the cache).
 const BINARYEN_FLAGS: [&str; 3] = ["--all-features", "-O", "--asyncify"];
@@ -187,37 +186,6 @@ fn compile_median(
         .collect())
 }
 
-/// Defined functions of a module: how many functions are imported, and each
-/// defined body's size.
-struct Bodies {
-    imported: u32,
-    sizes: Vec<usize>,
-}
-
-impl Bodies {
-    fn of(wasm: &[u8]) -> Result<Bodies> {
-        let mut imported = 0u32;
-        let mut sizes = Vec::new();
-        for payload in Parser::new(0).parse_all(wasm) {
-            match payload? {
-                Payload::ImportSection(reader) => {
-                    for import in reader.into_imports() {
-                        if matches!(import?.ty, wasmparser::TypeRef::Func(_)) {
-                            imported += 1;
-                        }
-                    }
-                }
-                Payload::CodeSectionEntry(body) => {
-                    let range = body.range();
-                    sizes.push((range.end - range.start) as usize);
-                }
-                _ => {}
-            }
-        }
-        Ok(Bodies { imported, sizes })
-    }
-}
-
 /// One function's compile time in two modules.
 struct FunctionRow {
     /// Index in the original module.
@@ -246,7 +214,7 @@ fn worst_functions(
     let (before, after) = (Bodies::of(original)?, Bodies::of(other)?);
     let time_before = per_function(engine, original)?;
     let time_after = per_function(engine, other)?;
-    let mut rows: Vec<FunctionRow> = (0..before.sizes.len().min(after.sizes.len()))
+    let mut rows: Vec<FunctionRow> = (0..before.ranges.len().min(after.ranges.len()))
         .filter_map(|defined| {
             let index = before.imported + defined as u32;
             let index_after = after.imported + defined as u32;
@@ -254,8 +222,8 @@ fn worst_functions(
                 index,
                 original: *time_before.get(&index)?,
                 other: *time_after.get(&index_after)?,
-                original_bytes: before.sizes[defined],
-                other_bytes: after.sizes[defined],
+                original_bytes: before.size(defined),
+                other_bytes: after.size(defined),
             })
         })
         .collect();
