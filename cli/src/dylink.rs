@@ -60,25 +60,6 @@ pub fn is_dynamic(wasm: &[u8], libraries: &[String]) -> bool {
     false
 }
 
-/// The names of the functions `wasm` imports from module `module`.
-pub fn imported_names(wasm: &[u8], module: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for payload in Parser::new(0).parse_all(wasm) {
-        match payload {
-            Ok(Payload::ImportSection(reader)) => {
-                for import in reader.into_imports().flatten() {
-                    if import.module == module && matches!(import.ty, TypeRef::Func(_)) {
-                        names.push(import.name.to_string());
-                    }
-                }
-            }
-            Ok(Payload::CodeSectionStart { .. }) | Err(_) => break,
-            _ => {}
-        }
-    }
-    names
-}
-
 /// Whether `wasm` exports the five asyncify runtime functions (it is
 /// instrumented already).
 pub fn has_runtime_exports(wasm: &[u8]) -> bool {

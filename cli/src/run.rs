@@ -31,6 +31,8 @@ use crate::progress::ProgressLine;
 
 /// The module name of the built-in imports.
 const HOST_MODULE: &str = "asyncify_host";
+/// The built-in imports' names.
+const BUILTINS: [&str; 3] = ["sleep_ms", "yield", "random_u32"];
 
 /// What `--help` says after the options.
 const AFTER_HELP: &str = "\
@@ -289,12 +291,8 @@ fn run_dynamic(
         } else {
             wasi::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
         }
-        let host_imports = dylink::imported_names(main, HOST_MODULE);
-        define_builtins(
-            &mut linker,
-            host_imports.iter().map(String::as_str),
-            instrumented,
-        )?;
+        // Any module of the group may import them, libraries too.
+        define_builtins(&mut linker, BUILTINS.into_iter(), instrumented)?;
         let mut dynamic = DynamicLinker::new(&linker);
         for (name, wasm) in libraries {
             dynamic.library(&name, wasm);

@@ -178,3 +178,43 @@ fn bad_dynamic_linking_command_lines_are_one_clear_error() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The real-toolchain scenarios of `corpus/dylink/` (built again with
+/// `-DWASI_HOST` into `corpus/dylink/wasi/`: output through WASI, waits
+/// through `asyncify_host.yield`), each through `asyncify run --invoke run`
+/// in the three modes, against the same expected output as the library
+/// tests (`linker/tests/dylink_toolchain.rs`).
+#[test]
+fn the_corpus_scenarios_run_through_asyncify_run_in_every_mode() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/dylink");
+    let wasi = corpus.join("wasi");
+    let dir = format!("{}::.", wasi.display());
+    let scenarios = [
+        "callback",
+        "mutual",
+        "twice",
+        "missing",
+        "ctor_trap",
+        "cpp",
+        "ctor_wait",
+        "nested",
+    ];
+    for scenario in scenarios {
+        let expected = std::fs::read_to_string(corpus.join(format!("expected/{scenario}.txt")))
+            .expect("read the expected output");
+        let main = wasi.join(format!("{scenario}_main.wasm"));
+        for mode in MODES {
+            let out = run(
+                mode,
+                &["--dir", &dir, "--invoke", "run", &main.to_string_lossy()],
+            );
+            assert_eq!(
+                stdout(&out),
+                format!("{expected}0\n"),
+                "{scenario} {mode:?}: {}",
+                stderr(&out)
+            );
+            assert!(out.status.success(), "{scenario} {mode:?}");
+        }
+    }
+}

@@ -110,7 +110,34 @@ main_c ctor_wait_main
 side_c nested nested_lib.c
 main_c nested_main
 
-chmod 644 ./*.wasm   # emcc marks its output executable
+# The same scenarios for `asyncify run` (cli/tests/dylink.rs): -DWASI_HOST
+# prints through WASI's fd_write and waits through asyncify_host.yield. Plain
+# executable mains and the clang libraries, in wasi/, each library under the
+# name the guests dlopen (libNAME.so), so `--dir corpus/dylink/wasi::.`
+# resolves every one.
+mkdir -p wasi
+wasi_side() { # NAME SOURCE [MORE...]
+  local name="$1"; shift
+  run clang-14 "${common[@]}" -DWASI_HOST "${side[@]}" -o "wasi/lib$name.so" "$@"
+}
+wasi_side callback callback_lib.c
+wasi_side mutual_b mutual_b.c
+(cd wasi && run clang-14 "${common[@]}" -DWASI_HOST "${side[@]}" -o libmutual_a.so \
+  ../mutual_a.c libmutual_b.so)
+wasi_side unresolved unresolved_lib.c
+wasi_side ctor_trap ctor_trap_lib.c
+run clang++-14 "${common[@]}" -DWASI_HOST "${side[@]}" -std=c++17 -fno-exceptions -fno-rtti \
+  -o wasi/libshapes.so shapes_lib.cpp
+wasi_side ctor_wait ctor_wait_lib.c
+wasi_side nested nested_lib.c
+for name in callback mutual twice missing ctor_trap cpp ctor_wait nested; do
+  extra=()
+  case "$name" in callback | twice | missing) extra=("${callback_exports[@]}") ;; esac
+  run clang-14 "${common[@]}" -DWASI_HOST "${exe[@]}" "${extra[@]}" \
+    -o "wasi/${name}_main.wasm" "${name}_main.c"
+done
+
+chmod 644 ./*.wasm wasi/*   # emcc marks its output executable
 
 # The scenarios' outputs, run with synchronous imports by a small JS loader,
 # against expected/ (`node sync_run.mjs --write` rewrites them).

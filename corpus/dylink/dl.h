@@ -25,9 +25,41 @@ IMPORT(dlsym) int host_dlsym(int handle, const char *name);
 IMPORT(dlclose) int host_dlclose(int handle);
 IMPORT(dlerror) const char *host_dlerror(void);
 #endif
+#ifndef WASI_HOST
 IMPORT(slow_double) int slow_double(int x);
 IMPORT(print_str) void print_str(const char *ptr, int len);
 IMPORT(print_i32) void print_i32(int x);
+#else
+/* With -DWASI_HOST (the wasi/ builds, for `asyncify run`): output through
+ * WASI's fd_write, and the wait through `asyncify run`'s built-in
+ * asyncify_host.yield (suspends once when the module is instrumented). */
+struct dl_ciovec { const char *buf; unsigned long len; };
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("fd_write")))
+int dl_fd_write(int fd, const struct dl_ciovec *iov, int count, unsigned long *written);
+__attribute__((import_module("asyncify_host"), import_name("yield"))) void dl_yield(void);
+
+static inline int slow_double(int x) {
+  dl_yield();
+  return 2 * x;
+}
+
+static inline void print_str(const char *ptr, int len) {
+  struct dl_ciovec iov = { ptr, (unsigned long)len };
+  unsigned long written;
+  dl_fd_write(1, &iov, 1, &written);
+}
+
+static inline void print_i32(int x) {
+  char digits[12];
+  int n = 0, d = 0;
+  char out[12];
+  unsigned v = x < 0 ? -(unsigned)x : (unsigned)x;
+  do { digits[d++] = (char)('0' + v % 10); v /= 10; } while (v);
+  if (x < 0) out[n++] = '-';
+  while (d) out[n++] = digits[--d];
+  print_str(out, n);
+}
+#endif
 
 /* RTLD_NOW as in emscripten's and musl's <dlfcn.h>. */
 #define DL_NOW 2
