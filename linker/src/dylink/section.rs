@@ -172,7 +172,7 @@ mod tests {
         let mut p = vec![1, 4, 20, 3, 2, 0];
         p.extend([2, 9, 1, 7]);
         p.extend(b"libb.so");
-        p.extend([4, 11, 1, 3]);
+        p.extend([4, 12, 1, 3]);
         p.extend(b"env");
         p.extend([5]);
         p.extend(b"maybe");
