@@ -28,7 +28,33 @@ pub fn needed(wasm: &[u8]) -> Option<WasmFeatures> {
             features = without;
         }
     }
+    if uses_return_call_ref(wasm) {
+        features |= WasmFeatures::TAIL_CALL;
+    }
     Some(implied(features))
+}
+
+/// Whether `wasm` has a `return_call_ref`. wasmparser accepts it under
+/// typed function references alone, but it is a tail call: an engine that
+/// runs it implements tail calls, so output that turns it into
+/// `return_call`s (the transform's tail trampolines) needs nothing new.
+fn uses_return_call_ref(wasm: &[u8]) -> bool {
+    for payload in wasmparser::Parser::new(0).parse_all(wasm).flatten() {
+        let wasmparser::Payload::CodeSectionEntry(body) = payload else {
+            continue;
+        };
+        let Ok(mut operators) = body.get_operators_reader() else {
+            continue;
+        };
+        while !operators.eof() {
+            match operators.read() {
+                Ok(wasmparser::Operator::ReturnCallRef { .. }) => return true,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    false
 }
 
 /// `features` with what each proposal builds on (GC on typed function
@@ -122,4 +148,27 @@ pub fn check_output(input: &[u8], output: &[u8], options: &Options) -> Result<()
         extra.join(", "),
         used.iter_names().map(|(n, _)| n).collect::<Vec<_>>()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_call_ref_counts_as_a_tail_call() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (type $f (func (result i32)))
+                (func (param (ref $f)) (result i32) (return_call_ref $f (local.get 0))))"#,
+        )
+        .unwrap();
+        let needed = needed(&wasm).unwrap();
+        assert!(needed.contains(WasmFeatures::TAIL_CALL), "{needed:?}");
+        let plain = wat::parse_str("(module (func (result i32) (i32.const 1)))").unwrap();
+        assert!(!needed_contains_tail_call(&plain));
+    }
+
+    fn needed_contains_tail_call(wasm: &[u8]) -> bool {
+        needed(wasm).unwrap().contains(WasmFeatures::TAIL_CALL)
+    }
 }
