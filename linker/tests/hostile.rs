@@ -1042,8 +1042,7 @@ fn a_budget_export_of_the_wrong_kind_is_left_alone() {
             })
             .unwrap();
         let module = common::instrumented(&engine, &wat);
-        let (mut store, instance, run) =
-            common::instance_with_export(&linker, &module, (), "run");
+        let (mut store, instance, run) = common::instance_with_export(&linker, &module, (), "run");
         let result = block_on(run.call_async(&mut store, 20));
         assert_eq!(result.unwrap(), 41, "with {what}");
         if let Some(value) = value {
