@@ -108,3 +108,93 @@ fn a_tail_call_to_an_import_is_a_point_with_nothing_live() {
     // counted once, in order.
     assert_eq!(live(wat, "g"), [0, 0]);
 }
+
+#[test]
+fn an_exception_a_legacy_try_does_not_catch_goes_to_the_enclosing_try() {
+    // The inner `try` catches only $a (its handler reads $y); $b goes on to
+    // the outer `try`, whose handler reads $x: both are live at the call.
+    let wat = r#"(module
+        (import "env" "get" (func $get (param i32) (result i32)))
+        (tag $a) (tag $b)
+        (memory 1)
+        (func $f (export "f") (param $x i32) (param $y i32) (result i32)
+            try (result i32)
+                try (result i32)
+                    (call $get (i32.const 0))
+                catch $a
+                    (local.get $y)
+                end
+            catch $b
+                (local.get $x)
+            end))"#;
+    assert_eq!(live(wat, "f"), [2]);
+}
+
+#[test]
+fn a_legacy_catch_all_keeps_exceptions_from_the_enclosing_try() {
+    // The inner `try` has a `catch_all` (reading $y): nothing reaches the
+    // outer handler, so $x is not live at the call.
+    let wat = r#"(module
+        (import "env" "get" (func $get (param i32) (result i32)))
+        (tag $b)
+        (memory 1)
+        (func $f (export "f") (param $x i32) (param $y i32) (result i32)
+            try (result i32)
+                try (result i32)
+                    (call $get (i32.const 0))
+                catch_all
+                    (local.get $y)
+                end
+            catch $b
+                (local.get $x)
+            end))"#;
+    assert_eq!(live(wat, "f"), [1]);
+}
+
+#[test]
+fn a_branch_to_an_outer_label_keeps_what_follows_that_label() {
+    // `br $out` (depth 1) carries $x out; what follows the inner block
+    // (reading $y) is never reached.
+    let wat = r#"(module
+        (import "env" "get" (func $get (param i32) (result i32)))
+        (memory 1)
+        (func $f (export "f") (param $x i32) (param $y i32) (result i32)
+            (block $out (result i32)
+                (block $in
+                    (drop (call $get (i32.const 0)))
+                    (br $out (local.get $x)))
+                (local.get $y))))"#;
+    assert_eq!(live(wat, "f"), [1]);
+}
+
+#[test]
+fn a_try_table_catch_to_an_outer_label_keeps_what_follows_that_label() {
+    // The `catch_all` goes to $h (depth 1 from the try_table), after which
+    // $x is returned; the normal path returns $y.
+    let wat = r#"(module
+        (import "env" "get" (func $get (param i32) (result i32)))
+        (memory 1)
+        (func $f (export "f") (param $x i32) (param $y i32) (result i32)
+            (block $h
+                (block $mid
+                    (try_table (catch_all $h)
+                        (drop (call $get (i32.const 0))))
+                    (return (local.get $y)))
+                (return (i32.const 0)))
+            (local.get $x)))"#;
+    assert_eq!(live(wat, "f"), [2]);
+}
+
+#[test]
+fn nothing_after_a_throw_is_live() {
+    // The read of $y after `throw` is dead code, as after `return`.
+    let wat = r#"(module
+        (import "env" "get" (func $get (param i32) (result i32)))
+        (tag $e)
+        (memory 1)
+        (func $f (export "f") (param $y i32) (result i32)
+            (drop (call $get (i32.const 0)))
+            (throw $e)
+            (local.get $y)))"#;
+    assert_eq!(live(wat, "f"), [0]);
+}
