@@ -143,34 +143,9 @@ const RELOCATABLE: &str = "--pass-arg=asyncify-relocatable";
 /// arguments. emcc's output has no features section, hence the
 /// mutable-globals flag.
 fn binaryen(wasm: &[u8], extra: &[&str]) -> Vec<u8> {
-    use std::sync::atomic::AtomicUsize;
-    static COUNT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir();
-    let stem = format!(
-        "asyncify-dylink-{}-{}",
-        std::process::id(),
-        COUNT.fetch_add(1, Ordering::SeqCst)
-    );
-    let input = dir.join(format!("{stem}.in.wasm"));
-    let output = dir.join(format!("{stem}.out.wasm"));
-    std::fs::write(&input, wasm).unwrap();
-    let out = std::process::Command::new("wasm-opt")
-        .args(["--asyncify", "--enable-mutable-globals"])
-        .args(extra)
-        .arg(&input)
-        .arg("-o")
-        .arg(&output)
-        .output()
-        .unwrap();
-    let bytes = std::fs::read(&output);
-    let _ = std::fs::remove_file(&input);
-    let _ = std::fs::remove_file(&output);
-    assert!(
-        out.status.success(),
-        "wasm-opt failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bytes.unwrap()
+    let mut args = vec!["--enable-mutable-globals"];
+    args.extend_from_slice(extra);
+    common::wasm_opt_asyncify(wasm, &args)
 }
 
 /// Every side module of the corpus under the name the guests `dlopen`

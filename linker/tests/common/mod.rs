@@ -127,12 +127,26 @@ pub fn binaryen(engine: &Engine, test: &str, wat: &str, extra: &[&str]) -> Optio
         skip(test, "`wasm-opt` (Binaryen) is not on PATH");
         return None;
     }
+    let wasm = wasm_opt_asyncify(&wat::parse_str(wat).unwrap(), extra);
+    Some(Module::new(engine, wasm).unwrap())
+}
+
+/// `wasm` instrumented by `wasm-opt --asyncify` with `extra` arguments,
+/// through files in the temporary directory (unique per call); panics with
+/// wasm-opt's message if it fails.
+pub fn wasm_opt_asyncify(wasm: &[u8], extra: &[&str]) -> Vec<u8> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir();
-    let stem = format!("asyncify-linker-{}-{test}", std::process::id());
+    let stem = format!(
+        "asyncify-linker-{}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::SeqCst)
+    );
     let input = dir.join(format!("{stem}.in.wasm"));
     let output = dir.join(format!("{stem}.out.wasm"));
-    std::fs::write(&input, wat::parse_str(wat).unwrap()).unwrap();
-    let out = Command::new("wasm-opt")
+    std::fs::write(&input, wasm).unwrap();
+    let out = std::process::Command::new("wasm-opt")
         .arg("--asyncify")
         .args(extra)
         .arg(&input)
@@ -148,5 +162,5 @@ pub fn binaryen(engine: &Engine, test: &str, wat: &str, extra: &[&str]) -> Optio
         "wasm-opt failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(Module::new(engine, bytes.unwrap()).unwrap())
+    bytes.unwrap()
 }
