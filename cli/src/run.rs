@@ -213,8 +213,10 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return run_dynamic(args, &engine, options, &input);
     }
     let cache = Cache::new(args.no_cache, args.cache_dir.clone());
-    let load = |path: &Path| load(&engine, &cache, path, options.as_ref(), &args.flags);
-    let main = load(&args.module)?;
+    let load = |path: &Path, input: Vec<u8>| {
+        load(&engine, &cache, path, input, options.as_ref(), &args.flags)
+    };
+    let main = load(&args.module, input)?;
     let mut preloads = Vec::new();
     for spec in &args.preload {
         let Some((name, file)) = spec
@@ -223,7 +225,10 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         else {
             bail!("--preload takes NAME=FILE, got `{spec}`");
         };
-        preloads.push((name, load(Path::new(file))?));
+        preloads.push((
+            name,
+            load(Path::new(file), files::read_module(Path::new(file))?)?,
+        ));
     }
     if args.async_wasi {
         check_async_wasi(&main, &preloads)?;
@@ -366,16 +371,16 @@ fn instrument_options(args: &RunArgs) -> anyhow::Result<Option<Options>> {
     Ok(None)
 }
 
-/// Reads, optionally instruments, and compiles (or finds in `cache`) the
-/// module at `path`.
+/// Optionally instruments, and compiles (or finds in `cache`) the module
+/// `input` read from `path`.
 fn load(
     engine: &Engine,
     cache: &Cache,
     path: &Path,
+    input: Vec<u8>,
     options: Option<&Options>,
     flags: &InstrumentFlags,
 ) -> anyhow::Result<Loaded> {
-    let input = files::read_module(path)?;
     // `--verbose` output comes from the transform: no shortcut then.
     let cached = options
         .filter(|_| !flags.verbose())
