@@ -285,7 +285,9 @@ pub enum WasmOptFailure {
 impl std::fmt::Display for WasmOptFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WasmOptFailure::TimedOut(after) => write!(f, "timed out after {} s", after.as_secs()),
+            WasmOptFailure::TimedOut(after) => {
+                write!(f, "did not finish within {} s", after.as_secs())
+            }
             WasmOptFailure::Failed(message) => write!(f, "failed: {message}"),
         }
     }
@@ -400,6 +402,68 @@ pub fn lookup_cached_wasm_opt(
         Record::Failed(message) => Some(Err(WasmOptFailure::Failed(message))),
         Record::TimedOut(after) => Some(Err(WasmOptFailure::TimedOut(after))),
     }
+}
+
+/// How a run that hit its time limit is described in a table: "did not
+/// finish within 2400 s", then when it was recorded and the notes of its run
+/// log (`# ...` lines, which say how a run made by hand was measured), from
+/// the longest time limit recorded for `tool` with `flags` on the input whose
+/// [`sha256_hex`] is `input_sha256`. `None` when no such run is recorded.
+pub fn describe_time_limit(tool: &WasmOpt, input_sha256: &str, flags: &[&str]) -> Option<String> {
+    let text = std::fs::read_to_string(run_log_path(tool, input_sha256, flags)).ok()?;
+    time_limit_text(&text)
+}
+
+/// [`describe_time_limit`] for the text of a run log.
+fn time_limit_text(text: &str) -> Option<String> {
+    let (at, after) = text
+        .lines()
+        .filter_map(RunRecord::from_line)
+        .filter_map(|record| match record.result {
+            RunResult::TimedOut(after) => Some((record.measured_at, after)),
+            _ => None,
+        })
+        .max_by_key(|(_, after)| *after)?;
+    let mut details = Vec::new();
+    if at > 0 {
+        let when = std::time::UNIX_EPOCH + Duration::from_secs(at);
+        details.push(format!("recorded {}", crate::sections::utc_timestamp(when)));
+    }
+    details.extend(
+        text.lines()
+            .filter_map(|line| line.strip_prefix('#'))
+            .map(|note| note.trim().to_string())
+            .filter(|note| !note.is_empty()),
+    );
+    let mut out = format!("did not finish within {} s", after.as_secs());
+    if !details.is_empty() {
+        out.push_str(&format!(" ({})", details.join("; ")));
+    }
+    Some(out)
+}
+
+/// Records by hand that `tool` with `flags`, run on the input whose
+/// [`sha256_hex`] is `input_sha256`, did not finish within `limit`, with a
+/// note saying when and how that was measured (kept as a `# ` line of the
+/// run log and shown by [`describe_time_limit`]). The benches then treat the
+/// run as they treat one of their own that hit the limit: not retried with
+/// the same or a shorter limit.
+pub fn record_time_limit(
+    tool: &WasmOpt,
+    input_sha256: &str,
+    flags: &[&str],
+    limit: Duration,
+    note: &str,
+) -> Result<()> {
+    let path = run_log_path(tool, input_sha256, flags);
+    append_run_to(&path, &RunRecord::now(RunResult::TimedOut(limit)))?;
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "# {}", note.replace('\n', " "))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The cache key: input hash, tool version and flags, safe as a file name.
@@ -665,6 +729,20 @@ mod tests {
             parse_record("timeout 1800\n"),
             Some(Record::TimedOut(after)) if after.as_secs() == 1800
         ));
+    }
+
+    #[test]
+    fn a_time_limit_reads_with_its_notes() {
+        let log = "timeout 2400\ntimeout 1796191786 2400\n# did not finish in 40 min (by hand)\n";
+        assert_eq!(
+            time_limit_text(log).as_deref(),
+            Some("did not finish within 2400 s (recorded 2026-12-02 06:09 UTC; did not finish in 40 min (by hand))")
+        );
+        assert_eq!(time_limit_text("ok 1 1.5 1024 10\n"), None);
+        assert_eq!(
+            time_limit_text("timeout 0 60\n").as_deref(),
+            Some("did not finish within 60 s")
+        );
     }
 
     #[test]

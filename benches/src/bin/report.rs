@@ -3,7 +3,9 @@
 //! header that says when, where and with which versions it was measured.
 //!
 //! `cargo bench-report [--quick] [--only SECTIONS] [--shared-corpus DIR]
-//! [--out FILE] [--no-build]` (the alias is in `.cargo/config.toml`).
+//! [--out FILE] [--no-build] [--cached-binaryen] [--binaryen-timeout SECONDS]`
+//! (the alias is in `.cargo/config.toml`; `cargo bench-report --help` says
+//! what each flag does).
 //!
 //! Each section is a child process, `target/release/<bin> --markdown
 //! [--quick]`, whose stdout is one markdown section and whose stderr is
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 use asyncify_benches::binaryen::{self, workspace_root};
 use asyncify_benches::sections::{self, duration, SHARED_CORPUS_ENV};
+use asyncify_benches::targets::{self, Verdict};
 
 /// One section of the report: a binary of this crate.
 struct Section {
@@ -33,6 +36,9 @@ struct Section {
     in_quick: bool,
     /// Whether it takes `--shared-corpus DIR` (all get the environment variable).
     takes_shared_corpus: bool,
+    /// The flag through which it takes the limit of one Binaryen run, if it
+    /// runs Binaryen.
+    binaryen_timeout_flag: Option<&'static str>,
 }
 
 /// The sections, in report order.
@@ -42,36 +48,42 @@ const SECTIONS: [Section; 6] = [
         title: "Instrumenting: time, memory, output size",
         in_quick: true,
         takes_shared_corpus: true,
+        binaryen_timeout_flag: Some("--timeout"),
     },
     Section {
         bin: "speed",
         title: "Speed of code that does not suspend",
         in_quick: true,
         takes_shared_corpus: false,
+        binaryen_timeout_flag: Some("--binaryen-timeout"),
     },
     Section {
         bin: "suspend_cost",
         title: "Suspend and resume against wasmtime fibers",
         in_quick: true,
         takes_shared_corpus: false,
+        binaryen_timeout_flag: None,
     },
     Section {
         bin: "scale",
         title: "Scale: many suspended calls",
         in_quick: true,
         takes_shared_corpus: false,
+        binaryen_timeout_flag: None,
     },
     Section {
         bin: "compile_whole",
         title: "Compiling the output: whole modules",
         in_quick: true,
         takes_shared_corpus: true,
+        binaryen_timeout_flag: Some("--binaryen-timeout"),
     },
     Section {
         bin: "compile_hotspots",
         title: "Compiling the output: Cranelift time per function",
         in_quick: false,
         takes_shared_corpus: true,
+        binaryen_timeout_flag: None,
     },
 ];
 
@@ -87,15 +99,43 @@ struct Args {
     build: bool,
     /// Binaryen figures only from the cache (`transform_table --cache-only`).
     cached_binaryen: bool,
+    /// The limit of one Binaryen run, for the sections that run it (each has
+    /// its own default).
+    binaryen_timeout: Option<u64>,
 }
 
 fn usage() -> String {
     let names: Vec<&str> = SECTIONS.iter().map(|section| section.bin).collect();
     format!(
-        "usage: cargo bench-report [--quick] [--only SECTION,...] [--shared-corpus DIR] \
-         [--out FILE] [--no-build] [--cached-binaryen]\n\
-         --cached-binaryen: take Binaryen's instrumenting figures from target/bench-cache \
-         only (runs not cached show as missing), for a report in minutes\nsections: {}",
+        "usage: cargo bench-report [--quick] [--only SECTION,...] [--out FILE] [--no-build]\n\
+         \x20                         [--cached-binaryen] [--binaryen-timeout SECONDS] \
+         [--shared-corpus DIR]\n\n\
+         Builds the CLI and the benches (release), runs each section binary, and writes \
+         BENCHMARKS.md:\n\
+         a header (machine, versions, issue 17's targets met or not with this run's ratios), \
+         the sections, the history.\n\n\
+         \x20 --quick              few rounds and small sizes in every section, and skips \
+         compile_hotspots: a check that\n\
+         \x20                      the sections work (minutes), not figures to quote\n\
+         \x20 --only A,B           runs only these sections (comma-separated, no spaces); \
+         targets of the others\n\
+         \x20                      show as not measured in this run. Use with --out: the \
+         file written holds\n\
+         \x20                      only these sections\n\
+         \x20 --out FILE           where to write (default: BENCHMARKS.md at the workspace \
+         root)\n\
+         \x20 --no-build           use the binaries already in target/release\n\
+         \x20 --cached-binaryen    transform_table takes Binaryen's figures from \
+         target/bench-cache only (not cached:\n\
+         \x20                      \"not measured\"), for a report in minutes\n\
+         \x20 --binaryen-timeout S limit of one Binaryen run in transform_table, speed and \
+         compile_whole (defaults\n\
+         \x20                      1800, 1800, 600 s). A run that hits it is cached as \"did \
+         not finish within S s\"\n\
+         \x20                      and tried again only with a longer limit\n\
+         \x20 --shared-corpus DIR  the real-world modules (default ../shared/corpus)\n\n\
+         sections: {}\n\
+         example: cargo bench-report --only suspend_cost,scale --out /tmp/B.md",
         names.join(", ")
     )
 }
@@ -109,6 +149,7 @@ fn parse_args() -> Result<Args> {
         out: root.join("BENCHMARKS.md"),
         build: true,
         cached_binaryen: false,
+        binaryen_timeout: None,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -116,6 +157,15 @@ fn parse_args() -> Result<Args> {
             "--quick" => args.quick = true,
             "--no-build" => args.build = false,
             "--cached-binaryen" => args.cached_binaryen = true,
+            "--binaryen-timeout" => {
+                let seconds = argv
+                    .next()
+                    .context("--binaryen-timeout needs a number of seconds")?;
+                let seconds: u64 = seconds.parse().with_context(|| {
+                    format!("--binaryen-timeout {seconds}: not a number of seconds")
+                })?;
+                args.binaryen_timeout = Some(seconds);
+            }
             "--only" => {
                 let list = argv
                     .next()
@@ -224,7 +274,8 @@ fn run() -> Result<bool> {
     let bin_dir = sections::binaries_dir();
     let mut body = String::new();
     let mut summary = Vec::new();
-    let mut targets = Vec::new();
+    // What each section that ran printed (its targets are read from it).
+    let mut ran: Vec<(&'static str, String)> = Vec::new();
     for section in &SECTIONS {
         if let Some(only) = &args.only {
             if !only.iter().any(|name| name == section.bin) {
@@ -268,10 +319,9 @@ fn run() -> Result<bool> {
                 Some(reason) => format!("failed: {}", sections::first_line(reason)),
             }
         ));
-        targets
-            .extend(target_lines(&run.markdown).map(|line| format!("{line} (`{}`)", section.bin)));
         body.push_str(run.markdown.trim_end());
         body.push_str("\n\n");
+        ran.push((section.bin, run.markdown));
     }
 
     let history_path = root.join("benches").join("earlier-measurements.md");
@@ -286,7 +336,7 @@ fn run() -> Result<bool> {
         &load_at_start,
         build_note.as_deref(),
         &summary,
-    ) + &targets_paragraph(&targets);
+    ) + &targets_paragraph(&ran);
     let report = format!("{header}\n{}{}", body, history.trim_end());
     write_atomically(&args.out, &format!("{report}\n"))?;
     progress(
@@ -312,6 +362,9 @@ fn run_section(bin_dir: &Path, section: &Section, args: &Args) -> SectionRun {
     let mut command_line = format!("target/release/{} --markdown", section.bin);
     if args.quick {
         command_line.push_str(" --quick");
+    }
+    if let (Some(flag), Some(seconds)) = (section.binaryen_timeout_flag, args.binaryen_timeout) {
+        command_line.push_str(&format!(" {flag} {seconds}"));
     }
     let failed = |reason: String, tail: &[String], elapsed: Duration| {
         let mut markdown = format!(
@@ -350,6 +403,9 @@ fn run_section(bin_dir: &Path, section: &Section, args: &Args) -> SectionRun {
     }
     if args.cached_binaryen && section.bin == "transform_table" {
         command.arg("--cache-only");
+    }
+    if let (Some(flag), Some(seconds)) = (section.binaryen_timeout_flag, args.binaryen_timeout) {
+        command.arg(flag).arg(seconds.to_string());
     }
     let spawned = command
         .env(SHARED_CORPUS_ENV, &args.shared_corpus)
@@ -441,8 +497,9 @@ fn header(
     out.push_str(&format!(
         "Generated by `{command}` on {}, in {}; do not edit by hand (the history at the end \
          comes from `benches/earlier-measurements.md`). Each section says what it measures and \
-         the command that reproduces it. The targets are those of \
-         `../shared/notes/anchors-and-targets.md`. The machine is shared with other work, so \
+         the command that reproduces it. The targets are those of issue 17 (the first \
+         round's, from `../shared/notes/anchors-and-targets.md`, are printed after them). The \
+         machine is shared with other work, so \
          absolute times are noisy: read the ratios, which compare tools measured in the same \
          run.\n\n",
         sections::utc_timestamp(started_at),
@@ -484,33 +541,62 @@ fn header(
     out
 }
 
-/// The targets' met / not met lines gathered from the sections, for the
-/// header (empty when no section printed any).
-fn targets_paragraph(targets: &[String]) -> String {
-    if targets.is_empty() {
-        return String::new();
-    }
+/// Issue 17's targets in the order of its table, each with the line the
+/// section that measures it printed in this run (or why there is none),
+/// then the older notes' targets the sections still print.
+fn targets_paragraph(ran: &[(&str, String)]) -> String {
     let mut out = String::from(
-        "\nThe targets (`../shared/notes/anchors-and-targets.md`, issue 17), as the sections \
-         below measured them in this run:\n\n",
+        "\nIssue 17's targets, as the sections below measured them in this run (every figure \
+         and ratio is from this run; a target not met says why and what would be needed):\n\n",
     );
-    for line in targets {
-        out.push_str(line);
+    for target in targets::ISSUE_17 {
+        let markdown = ran
+            .iter()
+            .find(|(bin, _)| *bin == target.section)
+            .map(|(_, markdown)| markdown.as_str());
+        let line = match markdown.map(|markdown| target.find(markdown)) {
+            Some(Some(line)) => format!("{line} (`{}`)", target.section),
+            Some(None) => target.line(
+                Verdict::NotMeasured,
+                &format!(
+                    "`{}` ran but printed no line for it; see its section",
+                    target.section
+                ),
+            ),
+            None => target.line(
+                Verdict::NotMeasured,
+                &format!("`{}` not run", target.section),
+            ),
+        };
+        out.push_str(&line);
         out.push('\n');
+    }
+    let older: Vec<String> = ran
+        .iter()
+        .flat_map(|(bin, markdown)| {
+            older_target_lines(markdown).map(move |line| format!("{line} (`{bin}`)"))
+        })
+        .collect();
+    if !older.is_empty() {
+        out.push_str(
+            "\nThe first round's targets (`../shared/notes/anchors-and-targets.md`), still \
+             printed:\n\n",
+        );
+        for line in older {
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
     out
 }
 
-/// A section's met / not met lines: list items that say whether a target is
-/// met.
-fn target_lines(markdown: &str) -> impl Iterator<Item = &str> {
-    markdown.lines().map(str::trim_end).filter(|line| {
-        line.starts_with("- ")
-            && (line.contains(": met")
-                || line.contains("not met")
-                || line.contains("**met**")
-                || line.contains("**not** met"))
-    })
+/// A section's lines for the older notes' targets.
+fn older_target_lines(markdown: &str) -> impl Iterator<Item = &str> {
+    let opening = format!("- {}", targets::OLDER);
+    markdown
+        .lines()
+        .map(str::trim_end)
+        .filter(move |line| line.starts_with(&opening))
 }
 
 /// CPU model, cores, memory and kernel, from `/proc`.
