@@ -62,7 +62,7 @@ impl Target {
                 self.goal, self.why, self.needed
             ),
             Verdict::NotMeasured => {
-                format!("- {}: not measured in this run ({figures}).", self.goal)
+                format!("- {}: not measured ({figures}).", self.goal)
             }
         }
     }

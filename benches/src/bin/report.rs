@@ -2,7 +2,7 @@
 //! section binary of this crate in turn, and puts their markdown under a
 //! header that says when, where and with which versions it was measured.
 //!
-//! `cargo bench-report [--quick] [--only SECTIONS] [--shared-corpus DIR]
+//! `cargo bench-report [--quick] [--only SECTIONS [--update]] [--shared-corpus DIR]
 //! [--out FILE] [--no-build] [--cached-binaryen] [--binaryen-timeout SECONDS]`
 //! (the alias is in `.cargo/config.toml`; `cargo bench-report --help` says
 //! what each flag does).
@@ -11,7 +11,9 @@
 //! [--quick]`, whose stdout is one markdown section and whose stderr is
 //! progress (shown live). A section that is missing or fails becomes a
 //! short "failed" paragraph; the report goes on and exits non-zero at the
-//! end. `benches/earlier-measurements.md` (dated history) is appended. The
+//! end. `benches/earlier-measurements.md` (dated history) is appended.
+//! `--only A,B --update` puts the sections that ran into the existing
+//! report instead ([`updated_report`]). The
 //! output is written to a temporary file and renamed over `--out`, so a
 //! failed run never leaves half a file behind.
 
@@ -102,12 +104,16 @@ struct Args {
     /// The limit of one Binaryen run, for the sections that run it (each has
     /// its own default).
     binaryen_timeout: Option<u64>,
+    /// Put the sections that ran into the existing `out` instead of writing
+    /// a new report.
+    update: bool,
 }
 
 fn usage() -> String {
     let names: Vec<&str> = SECTIONS.iter().map(|section| section.bin).collect();
     format!(
-        "usage: cargo bench-report [--quick] [--only SECTION,...] [--out FILE] [--no-build]\n\
+        "usage: cargo bench-report [--quick] [--only SECTION,...] [--update] [--out FILE] \
+         [--no-build]\n\
          \x20                         [--cached-binaryen] [--binaryen-timeout SECONDS] \
          [--shared-corpus DIR]\n\n\
          Builds the CLI and the benches (release), runs each section binary, and writes \
@@ -118,10 +124,15 @@ fn usage() -> String {
          compile_hotspots: a check that\n\
          \x20                      the sections work (minutes), not figures to quote\n\
          \x20 --only A,B           runs only these sections (comma-separated, no spaces); \
-         targets of the others\n\
-         \x20                      show as not measured in this run. Use with --out: the \
-         file written holds\n\
-         \x20                      only these sections\n\
+         without --update the file\n\
+         \x20                      written holds only them (targets of the others: not \
+         measured), so give --out\n\
+         \x20 --update             with --only: put the sections that ran into the existing \
+         --out file in place of\n\
+         \x20                      theirs, keep the others, note the partial run in the \
+         header and list the targets\n\
+         \x20                      from the whole file (nothing is written if a section \
+         fails)\n\
          \x20 --out FILE           where to write (default: BENCHMARKS.md at the workspace \
          root)\n\
          \x20 --no-build           use the binaries already in target/release\n\
@@ -135,7 +146,8 @@ fn usage() -> String {
          \x20                      and tried again only with a longer limit\n\
          \x20 --shared-corpus DIR  the real-world modules (default ../shared/corpus)\n\n\
          sections: {}\n\
-         example: cargo bench-report --only suspend_cost,scale --out /tmp/B.md",
+         examples: cargo bench-report --only suspend_cost,scale --out /tmp/B.md\n\
+         \x20         cargo bench-report --only suspend_cost,scale --update",
         names.join(", ")
     )
 }
@@ -150,6 +162,7 @@ fn parse_args() -> Result<Args> {
         build: true,
         cached_binaryen: false,
         binaryen_timeout: None,
+        update: false,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -157,6 +170,7 @@ fn parse_args() -> Result<Args> {
             "--quick" => args.quick = true,
             "--no-build" => args.build = false,
             "--cached-binaryen" => args.cached_binaryen = true,
+            "--update" => args.update = true,
             "--binaryen-timeout" => {
                 let seconds = argv
                     .next()
@@ -197,6 +211,9 @@ fn parse_args() -> Result<Args> {
             }
             other => bail!("unknown argument `{other}`\n{}", usage()),
         }
+    }
+    if args.update && args.only.is_none() {
+        bail!("--update needs --only: without it, every section runs and the report is new");
     }
     // Sections run from the workspace root: make a relative corpus path
     // mean the same to them as to the user.
@@ -328,16 +345,41 @@ fn run() -> Result<bool> {
     let history = std::fs::read_to_string(&history_path)
         .with_context(|| format!("reading {}", history_path.display()))?;
 
-    let header = header(
-        &args,
-        &tools,
-        started_at,
-        started.elapsed(),
-        &load_at_start,
-        build_note.as_deref(),
-        &summary,
-    ) + &targets_paragraph(&ran);
-    let report = format!("{header}\n{}{}", body, history.trim_end());
+    let report = if args.update {
+        if !all_ok {
+            bail!(
+                "--update: a section failed, so {} is left as it was",
+                args.out.display()
+            );
+        }
+        let old = std::fs::read_to_string(&args.out)
+            .with_context(|| format!("--update: reading {}", args.out.display()))?;
+        let note = format!(
+            "Sections {} regenerated by `{}` on {}, in {} (load average at start: \
+             {load_at_start}; commit {}); the other sections are from the run this header \
+             describes.",
+            ran.iter()
+                .map(|(bin, _)| format!("`{bin}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            command_text(),
+            sections::utc_timestamp(started_at),
+            duration(started.elapsed()),
+            git_commit()
+        );
+        updated_report(&old, &ran, &history, &note)
+    } else {
+        let header = header(
+            &args,
+            &tools,
+            started_at,
+            started.elapsed(),
+            &load_at_start,
+            build_note.as_deref(),
+            &summary,
+        ) + &targets_paragraph(&ran, false);
+        format!("{header}\n{}{}", body, history.trim_end())
+    };
     write_atomically(&args.out, &format!("{report}\n"))?;
     progress(
         started,
@@ -473,6 +515,68 @@ fn run_section(bin_dir: &Path, section: &Section, args: &Args) -> SectionRun {
     }
 }
 
+/// The command this report was started with, as a user would type it.
+fn command_text() -> String {
+    std::iter::once("cargo bench-report".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Heading of the history part, which the report takes from
+/// `benches/earlier-measurements.md`.
+const HISTORY_HEADING: &str = "## Earlier measurements (history)";
+
+/// `--update`: `old` (a report this binary wrote) with the sections that ran
+/// now put in place of the ones with the same heading (new ones go before
+/// the history), the history taken afresh, and in the header `note` and the
+/// targets read from the whole updated body.
+fn updated_report(old: &str, ran: &[(&str, String)], history: &str, note: &str) -> String {
+    let (old_header, old_body) = match old.find("\n## ") {
+        Some(at) => old.split_at(at + 1),
+        None => (old, ""),
+    };
+    // The body's level-2 blocks, each from its heading to the next one.
+    let mut blocks: Vec<String> = Vec::new();
+    for line in old_body.lines() {
+        if line.starts_with("## ") || blocks.is_empty() {
+            blocks.push(String::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    blocks.retain(|block| !block.starts_with(HISTORY_HEADING));
+    for (_, markdown) in ran {
+        let heading = markdown.lines().find(|line| line.starts_with("## "));
+        let new_block = format!("{}\n\n", markdown.trim());
+        match blocks
+            .iter_mut()
+            .find(|block| heading.is_some_and(|h| block.lines().next() == Some(h)))
+        {
+            Some(block) => *block = new_block,
+            None => blocks.push(new_block),
+        }
+    }
+    let body: String = blocks
+        .iter()
+        .map(|block| format!("{}\n\n", block.trim_end()))
+        .collect();
+    // The header up to its targets paragraph, which is written again.
+    let header_end = ["\nIssue 17's targets", "\nThe targets ("]
+        .iter()
+        .filter_map(|opening| old_header.find(opening))
+        .min()
+        .unwrap_or(old_header.len());
+    let header = format!(
+        "{}\n\n{note}\n{}",
+        old_header[..header_end].trim_end(),
+        targets_paragraph(&[("", body.clone())], true)
+    );
+    format!("{header}\n{body}{}\n", history.trim_end())
+}
+
 /// The report's opening: what was run, where, with which versions.
 fn header(
     args: &Args,
@@ -483,10 +587,7 @@ fn header(
     build_note: Option<&str>,
     summary: &[String],
 ) -> String {
-    let command = std::iter::once("cargo bench-report".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = command_text();
     let binaryen = if tools.is_empty() {
         "none found (install Debian's `binaryen`, or Node for npm's)".to_string()
     } else {
@@ -542,21 +643,34 @@ fn header(
 }
 
 /// Issue 17's targets in the order of its table, each with the line the
-/// section that measures it printed in this run (or why there is none),
-/// then the older notes' targets the sections still print.
-fn targets_paragraph(ran: &[(&str, String)]) -> String {
-    let mut out = String::from(
+/// section that measures it printed (or why there is none), then the older
+/// notes' targets the sections still print. `ran` holds what each section
+/// printed in this run; `whole_file` means it holds one entry, the body of
+/// an updated report, in which every section's lines are looked for.
+fn targets_paragraph(ran: &[(&str, String)], whole_file: bool) -> String {
+    let mut out = String::from(if whole_file {
+        "\nIssue 17's targets, as the sections below measured them (each figure and ratio is \
+         from the run of its section; a target not met says why and what would be needed):\n\n"
+    } else {
         "\nIssue 17's targets, as the sections below measured them in this run (every figure \
-         and ratio is from this run; a target not met says why and what would be needed):\n\n",
-    );
+         and ratio is from this run; a target not met says why and what would be needed):\n\n"
+    });
     for target in targets::ISSUE_17 {
-        let markdown = ran
+        let found = ran
             .iter()
-            .find(|(bin, _)| *bin == target.section)
-            .map(|(_, markdown)| markdown.as_str());
-        let line = match markdown.map(|markdown| target.find(markdown)) {
-            Some(Some(line)) => format!("{line} (`{}`)", target.section),
-            Some(None) => target.line(
+            .filter(|(bin, _)| whole_file || *bin == target.section)
+            .find_map(|(_, markdown)| target.find(markdown));
+        let line = match found {
+            Some(line) => format!("{line} (`{}`)", target.section),
+            None if whole_file => target.line(
+                Verdict::NotMeasured,
+                &format!(
+                    "no line for it in `{}`'s section here: it predates these targets or did \
+                     not run; regenerate it",
+                    target.section
+                ),
+            ),
+            None if ran.iter().any(|(bin, _)| *bin == target.section) => target.line(
                 Verdict::NotMeasured,
                 &format!(
                     "`{}` ran but printed no line for it; see its section",
@@ -565,7 +679,7 @@ fn targets_paragraph(ran: &[(&str, String)]) -> String {
             ),
             None => target.line(
                 Verdict::NotMeasured,
-                &format!("`{}` not run", target.section),
+                &format!("`{}` not among the sections run", target.section),
             ),
         };
         out.push_str(&line);
@@ -574,7 +688,13 @@ fn targets_paragraph(ran: &[(&str, String)]) -> String {
     let older: Vec<String> = ran
         .iter()
         .flat_map(|(bin, markdown)| {
-            older_target_lines(markdown).map(move |line| format!("{line} (`{bin}`)"))
+            older_target_lines(markdown).map(move |line| {
+                if bin.is_empty() {
+                    line.to_string()
+                } else {
+                    format!("{line} (`{bin}`)")
+                }
+            })
         })
         .collect();
     if !older.is_empty() {
@@ -699,4 +819,35 @@ fn write_atomically(path: &Path, contents: &str) -> Result<()> {
         let _ = std::fs::remove_file(&temporary);
         format!("renaming {} to {}", temporary.display(), path.display())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_replaces_only_the_sections_that_ran() {
+        let old = "# Benchmarks\n\nheader\n\nThe targets (old):\n\n- old line\n\n\
+                   ## One\n\nold one\n\n### Sub\n\nmore\n\n## Two\n\nold two\n\n\
+                   ## Earlier measurements (history)\n\nold history\n";
+        let line = targets::SCALE_PER_CALL.line(Verdict::Met, "100 B");
+        let two = format!("## Two\n\nnew two\n\n{line}\n");
+        let ran = [
+            ("scale", two),
+            ("other", "## Three\n\nnew three\n".to_string()),
+        ];
+        let history = "## Earlier measurements (history)\n\nnew history\n";
+        let updated = updated_report(old, &ran, history, "Sections regenerated.");
+        assert!(updated.starts_with("# Benchmarks\n\nheader\n\nSections regenerated.\n"));
+        assert!(!updated.contains("The targets (old)"));
+        assert!(updated.contains(&format!("{line} (`scale`)")));
+        let one = updated
+            .find("## One\n\nold one\n\n### Sub\n\nmore")
+            .unwrap();
+        let two = updated.find("## Two\n\nnew two").unwrap();
+        let three = updated.find("## Three\n\nnew three").unwrap();
+        let history = updated.find("new history").unwrap();
+        assert!(one < two && two < three && three < history);
+        assert!(!updated.contains("old two") && !updated.contains("old history"));
+    }
 }
