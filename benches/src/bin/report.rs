@@ -101,6 +101,9 @@ struct Args {
     build: bool,
     /// Binaryen figures only from the cache (`transform_table --cache-only`).
     cached_binaryen: bool,
+    /// Binaryen runs only on modules under 5 MB (`transform_table
+    /// --cache-only-large`).
+    cached_binaryen_large: bool,
     /// The limit of one Binaryen run, for the sections that run it (each has
     /// its own default).
     binaryen_timeout: Option<u64>,
@@ -114,7 +117,8 @@ fn usage() -> String {
     format!(
         "usage: cargo bench-report [--quick] [--only SECTION,...] [--update] [--out FILE] \
          [--no-build]\n\
-         \x20                         [--cached-binaryen] [--binaryen-timeout SECONDS] \
+         \x20                         [--cached-binaryen | --cached-binaryen-large] \
+         [--binaryen-timeout SECONDS] \
          [--shared-corpus DIR]\n\n\
          Builds the CLI and the benches (release), runs each section binary, and writes \
          BENCHMARKS.md:\n\
@@ -139,6 +143,10 @@ fn usage() -> String {
          \x20 --cached-binaryen    transform_table takes Binaryen's figures from \
          target/bench-cache only (not cached:\n\
          \x20                      \"not measured\"), for a report in minutes\n\
+         \x20 --cached-binaryen-large  the same for modules over 5 MB only (esbuild, yosys: \
+         tens of minutes each);\n\
+         \x20                      Binaryen still runs on the others when they are not \
+         cached\n\
          \x20 --binaryen-timeout S limit of one Binaryen run in transform_table, speed and \
          compile_whole (defaults\n\
          \x20                      1800, 1800, 600 s). A run that hits it is cached as \"did \
@@ -161,6 +169,7 @@ fn parse_args() -> Result<Args> {
         out: root.join("BENCHMARKS.md"),
         build: true,
         cached_binaryen: false,
+        cached_binaryen_large: false,
         binaryen_timeout: None,
         update: false,
     };
@@ -170,6 +179,7 @@ fn parse_args() -> Result<Args> {
             "--quick" => args.quick = true,
             "--no-build" => args.build = false,
             "--cached-binaryen" => args.cached_binaryen = true,
+            "--cached-binaryen-large" => args.cached_binaryen_large = true,
             "--update" => args.update = true,
             "--binaryen-timeout" => {
                 let seconds = argv
@@ -443,8 +453,12 @@ fn run_section(bin_dir: &Path, section: &Section, args: &Args) -> SectionRun {
     if section.takes_shared_corpus {
         command.arg("--shared-corpus").arg(&args.shared_corpus);
     }
-    if args.cached_binaryen && section.bin == "transform_table" {
-        command.arg("--cache-only");
+    if section.bin == "transform_table" {
+        if args.cached_binaryen {
+            command.arg("--cache-only");
+        } else if args.cached_binaryen_large {
+            command.arg("--cache-only-large");
+        }
     }
     if let (Some(flag), Some(seconds)) = (section.binaryen_timeout_flag, args.binaryen_timeout) {
         command.arg(flag).arg(seconds.to_string());

@@ -5,7 +5,7 @@
 //! as the floor.
 //!
 //! `target/release/transform_table --markdown [--quick] [--shared-corpus DIR]
-//! [--timeout SECONDS] [--fresh | --cache-only]`
+//! [--timeout SECONDS] [--fresh | --cache-only | --cache-only-large]`
 //!
 //! Modules: every `.wasm` in the shared corpus (default `../shared/corpus`)
 //! and the project's `corpus/*.wasm` and `corpus/wasi/*.wasm`. Every tool
@@ -17,7 +17,8 @@
 //! are kept in the benches' one Binaryen cache (`target/bench-cache/`, by input SHA-256,
 //! Binaryen version and flags: `binaryen::cached_runs`), so a rerun does not spend the half hour that
 //! Binaryen needs on yosys; `--fresh` ignores the cache, `--cache-only` never
-//! runs Binaryen (figures not in the cache show as not measured).
+//! runs Binaryen (figures not in the cache show as not measured),
+//! `--cache-only-large` runs it only on modules under 5 MB.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +53,9 @@ struct Args {
     timeout: Duration,
     fresh: bool,
     cache_only: bool,
+    /// Binaryen runs only on modules under [`LARGE_MODULE`]; larger ones
+    /// from the cache only.
+    cache_only_large: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -60,6 +64,7 @@ fn parse_args() -> Result<Args> {
     let mut timeout = DEFAULT_TIMEOUT;
     let mut fresh = false;
     let mut cache_only = false;
+    let mut cache_only_large = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -68,6 +73,7 @@ fn parse_args() -> Result<Args> {
             "--quick" => quick = true,
             "--fresh" => fresh = true,
             "--cache-only" => cache_only = true,
+            "--cache-only-large" => cache_only_large = true,
             "--shared-corpus" => {
                 let dir = args.next().context("--shared-corpus needs a directory")?;
                 shared_corpus = Some(PathBuf::from(dir));
@@ -82,7 +88,7 @@ fn parse_args() -> Result<Args> {
             "-h" | "--help" => {
                 println!(
                     "usage: transform_table [--markdown] [--quick] [--shared-corpus DIR] \
-                     [--timeout SECONDS] [--fresh | --cache-only]"
+                     [--timeout SECONDS] [--fresh | --cache-only | --cache-only-large]"
                 );
                 std::process::exit(0);
             }
@@ -95,6 +101,7 @@ fn parse_args() -> Result<Args> {
         timeout,
         fresh,
         cache_only,
+        cache_only_large,
     })
 }
 
@@ -199,7 +206,7 @@ enum Outcome {
         after: Duration,
         cached_at: Option<u64>,
     },
-    /// Not run (`--cache-only` and nothing cached).
+    /// Not run (`--cache-only` or `--cache-only-large`, and nothing cached).
     NotMeasured,
 }
 
@@ -239,7 +246,7 @@ impl Outcome {
             Outcome::TimedOut { after, .. } => {
                 Some(format!("did not finish within {} s", after.as_secs()))
             }
-            Outcome::NotMeasured => Some("not measured (`--cache-only`)".to_string()),
+            Outcome::NotMeasured => Some("not measured (not cached, not run here)".to_string()),
         }
     }
 
@@ -380,6 +387,7 @@ fn measure_binaryen(
     args: &Args,
     scratch: &Path,
 ) -> Result<Outcome> {
+    let cache_only = args.cache_only || (args.cache_only_large && module.size >= LARGE_MODULE);
     let mut records: Vec<RunRecord> = if args.fresh {
         Vec::new()
     } else {
@@ -387,7 +395,7 @@ fn measure_binaryen(
     };
     // A timeout shorter than the one asked for now proves nothing.
     records.retain(|record| match record.result {
-        RunResult::TimedOut(after) => args.cache_only || after >= args.timeout,
+        RunResult::TimedOut(after) => cache_only || after >= args.timeout,
         _ => true,
     });
     let cached_count = records.len();
@@ -399,10 +407,10 @@ fn measure_binaryen(
             .iter()
             .filter(|record| matches!(record.result, RunResult::Succeeded { .. }))
             .count();
-        if successes >= runs || (args.cache_only && successes > 0) {
+        if successes >= runs || (cache_only && successes > 0) {
             return Ok(Outcome::Measured(medians(&records, cached_count)));
         }
-        if args.cache_only {
+        if cache_only {
             return Ok(Outcome::NotMeasured);
         }
         eprintln!(
