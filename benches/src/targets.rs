@@ -167,12 +167,17 @@ pub const YOSYS_INSTRUMENT: Target = Target {
     section: "transform_table",
     goal: "yosys instrumented in at most 6x a wasmparser validation of the same bytes, peak RSS \
 at most 300 MB",
-    why: "the transform parses, plans and emits every function body in turn on one thread and \
-holds the intermediate form of the whole module at once (the wall and CPU ratios and the peak \
-RSS above).",
-    needed: "parse, plan and emit function bodies in parallel across cores, and stream them \
-(emit each body as soon as it is planned, keep no whole-module intermediate form), then a \
-profile of what remains.",
+    why: "the transform validates its input while reading it and its output before returning \
+it (two full wasmparser validations, the output a third larger than the input: over 2x of the \
+6x budget), and reading, the whole-program analysis, assembling and both validations run on one \
+thread; only planning and rewriting the bodies run on all cores, and the plans and rewritten \
+bodies of the whole module are all held until the output is assembled (the wall and CPU ratios \
+and the peak RSS above).",
+    needed: "validating function bodies in parallel (wasmparser validates each body on its \
+own once the module's header is read) or trusting the output's structure instead of validating \
+it again, streaming (emit each body as soon as it is rewritten and drop its plan, keep no \
+whole-module intermediate form), and the analysis and assembly in parallel; then a profile of \
+what remains.",
 };
 
 /// Output size against Binaryen's `-O --asyncify`.
