@@ -1,11 +1,16 @@
-//! A plan rule (`src/plan.rs`, `pure_inputs` and the pure run) that the
-//! differential suites cannot see, found by mutation testing
-//! (tests/README.md, "Mutation testing"): the argument of a call that may
-//! suspend, when a pure expression that cannot trap computes it, is computed
-//! again right before the call (after the dispatch) instead of being moved
-//! through a local. Both ways run correctly, so only the output's shape
-//! tells them apart; an expression that can trap (or has a side effect) must
-//! never be computed again, since on a rewind it would run twice.
+//! Plan rules (`src/plan.rs`) that the transform's other tests do not pin,
+//! found by mutation testing (tests/README.md, "Mutation testing"), pinned
+//! through the output's shape or the `instrumented` report.
+//!
+//! First, the pure run: the argument of a call that may suspend, when a
+//! pure expression that cannot trap computes it, is computed again right
+//! before the call (after the dispatch) instead of being moved through a
+//! local. Both ways run correctly, so only the output's shape tells them
+//! apart; an expression that can trap (or has a side effect) must never be
+//! computed again, since on a rewind it would run twice. Then the unwind
+//! groups' budget, the locals added to hold values across a point, which
+//! calls are points, legacy handler recorders, the wrappers of imports and
+//! which constructs take over a dispatch.
 
 use asyncify_transform::{instrument, Options};
 use wasmparser::{Operator, Parser, Payload};
@@ -230,6 +235,34 @@ fn saved_references_count_against_the_budget() {
             points(1),
             reads("a", 62),
             "(drop (local.get $r))".into(),
+            reads("x", 1),
+        ]
+        .concat(),
+    );
+    let f = instrumented(&wat, "f");
+    let expected: Vec<u32> = [vec![63; 63], vec![64]].concat();
+    assert_eq!(f.live_per_point, expected);
+    assert_eq!(f.saved_per_point, expected);
+}
+
+#[test]
+fn a_kept_argument_counts_against_the_budget() {
+    // As above, with the last point's one more value a reference argument
+    // kept in the frame (see `Item::kept_inputs`) instead of a local:
+    // 64 x (62 + 2 + 1 reference) > 4096.
+    let wat = format!(
+        r#"(module
+        (import "env" "get" (func $get (param i32) (result i32)))
+        (import "env" "use" (func $use (param (ref extern)) (result i32)))
+        (global $g externref (ref.null extern))
+        (memory 1)
+        (func $f (export "f") {locals} {body}))"#,
+        locals = decl("a", 62) + &decl("x", 1),
+        body = [
+            points(63),
+            writes("x", 1),
+            "(drop (call $use (ref.as_non_null (global.get $g))))".into(),
+            reads("a", 62),
             reads("x", 1),
         ]
         .concat(),
