@@ -1,11 +1,14 @@
 //! Analysis: which functions may change the asyncify state, and why.
 //!
 //! A function is instrumented when it can reach a suspending import (directly
-//! or through calls), or makes an indirect call that is not ignored, subject to
-//! the add, remove and only lists. Functions that call the guest-imported
+//! or through calls), or makes an indirect call that may suspend, subject to
+//! the add, remove and only lists. An indirect call may suspend unless
+//! indirect calls are ignored or the module is closed to function references
+//! and no function the call can reach changes the state (see [`crate::indirect`]). Functions that call the guest-imported
 //! runtime (`asyncify.start_unwind` and friends) are the module's own async
 //! runtime: they change the state but are never instrumented themselves.
 
+use crate::indirect::{self, SuspendingTypes};
 use crate::options::Options;
 use crate::read::ModuleInfo;
 use crate::{Error, Reason};
@@ -16,12 +19,28 @@ pub struct Analysis {
     pub changes_state: Vec<bool>,
     /// Per function: why it is instrumented, or `None` if it is not.
     pub instrumented: Vec<Option<Reason>>,
-    /// Per function: indirect calls in it are suspension points.
+    /// Per function: every indirect call in it is a suspension point.
     pub indirect_suspends: Vec<bool>,
+    /// Per module type index: an indirect call of that type, in an
+    /// instrumented function, is a suspension point.
+    pub indirect_type_suspends: Vec<bool>,
     /// Per function: it calls a state-changing runtime import (never instrumented).
     pub runtime: Vec<bool>,
     /// Warnings (patterns that matched nothing).
     pub warnings: Vec<String>,
+}
+
+impl Analysis {
+    /// Whether an indirect call of type `type_index` in function `func` is a
+    /// suspension point (when `func` is instrumented).
+    pub fn indirect_call_suspends(&self, func: u32, type_index: u32) -> bool {
+        self.indirect_suspends[func as usize]
+            || self
+                .indirect_type_suspends
+                .get(type_index as usize)
+                .copied()
+                .unwrap_or(false)
+    }
 }
 
 /// Compiled function-name lists.
@@ -133,10 +152,15 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
     }
 
     let mut instrumented: Vec<Option<Reason>> = vec![None; n];
+    // Narrowing by type needs a closed module, and is not used with an only
+    // list (which names exactly the functions that may suspend).
+    let by_type = !options.ignore_indirect
+        && options.only_list.is_none()
+        && indirect::closed_to_references(info);
     let mut indirect_suspends = vec![false; n];
     for d in 0..info.bodies.len() {
         let f = num_imports + d;
-        indirect_suspends[f] = !options.ignore_indirect || in_add[f] || in_only[f];
+        indirect_suspends[f] = (!options.ignore_indirect && !by_type) || in_add[f] || in_only[f];
     }
 
     if options.only_list.is_some() {
@@ -150,6 +174,7 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
             changes_state,
             instrumented,
             indirect_suspends,
+            indirect_type_suspends: Vec::new(),
             runtime,
             warnings,
         });
@@ -172,7 +197,7 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
         if runtime[f] || in_remove[f] {
             continue;
         }
-        if info.calls[d].indirect && !options.ignore_indirect {
+        if info.calls[d].indirect && !options.ignore_indirect && !by_type {
             changes_state[f] = true;
             instrumented[f] = Some(Reason::IndirectCall);
             work.push(f as u32);
@@ -187,8 +212,37 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
             }
         }
     }
+    // With narrowing by type: an indirect call may reach the referenced
+    // functions that change the state (and add-list functions, which are
+    // instrumented whether or not that propagates to their callers).
+    let mut suspending_types =
+        SuspendingTypes::new(info, |f| !in_remove[f as usize] && !runtime[f as usize]);
+    let mut reach = |f: u32,
+                     changes_state: &mut Vec<bool>,
+                     instrumented: &mut Vec<Option<Reason>>,
+                     work: &mut Vec<u32>| {
+        if !by_type {
+            return;
+        }
+        for g in suspending_types.reach(info, f) {
+            let g_index = g as usize;
+            if instrumented[g_index].is_none() {
+                instrumented[g_index] = Some(Reason::IndirectCall);
+            }
+            if !changes_state[g_index] {
+                changes_state[g_index] = true;
+                work.push(g);
+            }
+        }
+    };
+    for f in num_imports..n {
+        if in_add[f] && !changes_state[f] {
+            reach(f as u32, &mut changes_state, &mut instrumented, &mut work);
+        }
+    }
     // Propagate to callers.
     while let Some(callee) = work.pop() {
+        reach(callee, &mut changes_state, &mut instrumented, &mut work);
         for &caller in &callers[callee as usize] {
             let c = caller as usize;
             if in_remove[c] || runtime[c] {
@@ -208,10 +262,16 @@ pub fn analyse(info: &ModuleInfo<'_>, options: &Options) -> Result<Analysis, Err
     }
     // Add-list functions are instrumented; whether they make callers
     // instrumented was decided above (propagate-add-list).
+    let indirect_type_suspends = if by_type {
+        suspending_types.per_type_index(info)
+    } else {
+        Vec::new()
+    };
     Ok(Analysis {
         changes_state,
         instrumented,
         indirect_suspends,
+        indirect_type_suspends,
         runtime,
         warnings,
     })

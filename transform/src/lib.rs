@@ -57,7 +57,7 @@
 //! |---|---|---|
 //! | read | `read.rs` | parse and validate the input with every feature, collect imports, names, bodies and a call summary per body |
 //! | checks | `pipeline.rs` | refuse what cannot be instrumented (already instrumented, relocatable, names taken), choose the buffer's memory, check `asyncify.*` import types |
-//! | analyse | `analysis.rs` | which functions may change the state and why (imports, indirect calls, the add, remove and only lists) |
+//! | analyse | `analysis.rs`, `indirect.rs` | which functions may change the state and why (imports, indirect calls, the add, remove and only lists); in a module closed to function references, which indirect call types can reach a function that changes the state |
 //! | plan | `plan.rs`, `liveness.rs` | per function: suspension points, the constructs holding them, stack values to spill, locals live after each point (backward dataflow with loop, branch and exception-handler edges), unwind groups |
 //! | layout | `layout.rs` | the output's index spaces, computed once: runtime functions after the input's, then `frame_pop`/`frame_push`, wrappers, trampolines, the host-exception trap; appended types, globals, tables, tags and the secondary memory |
 //! | runtime functions | `runtime.rs` | the bodies of the appended functions (the five runtime functions, frame functions, wrappers, trampolines) and the frame ids tail calls share with the rewrite |
@@ -96,6 +96,7 @@
 mod analysis;
 mod emit;
 mod error;
+mod indirect;
 pub mod inspect;
 mod layout;
 mod limits;
@@ -164,8 +165,10 @@ pub enum Reason {
         /// Import field name.
         name: String,
     },
-    /// It makes an indirect call (`call_indirect` or `call_ref`) and indirect
-    /// calls are not ignored.
+    /// It makes an indirect call (`call_indirect` or `call_ref`) that may
+    /// suspend: indirect calls are not ignored, and either the module can
+    /// receive function references from outside or a function it references,
+    /// of the call's type or a subtype, changes the state.
     IndirectCall,
     /// It calls a guest-imported runtime function such as `asyncify.start_unwind`.
     CallsRuntime(String),

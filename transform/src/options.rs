@@ -26,6 +26,12 @@ pub struct Options {
     /// No import may suspend (only the guest-imported `asyncify.*` runtime functions do).
     pub ignore_imports: bool,
     /// Indirect calls (`call_indirect`, `call_ref`) are assumed not to suspend.
+    ///
+    /// Without it, an indirect call may suspend, except in a module that no
+    /// function reference can enter from outside (no imported or exported
+    /// table, global, tag or function signature carries one): there a call
+    /// may suspend only if a function the module references, of the call's
+    /// type or a subtype of it, may change the state.
     pub ignore_indirect: bool,
     /// Functions to instrument even if analysis says they cannot suspend.
     pub add_list: Vec<String>,

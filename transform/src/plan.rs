@@ -614,7 +614,7 @@ impl<'c, 'a, 'b> Planner<'c, 'a, 'b> {
                 Some((t.params().len(), info.module_val_types(t.results())))
             }
             Operator::CallIndirect { type_index, .. } | Operator::CallRef { type_index }
-                if live && cx.analysis.indirect_suspends[func_index as usize] =>
+                if live && cx.analysis.indirect_call_suspends(func_index, *type_index) =>
             {
                 let id = info.types.as_ref().core_type_at_in_module(*type_index);
                 let t = info.types[id].unwrap_func();
@@ -656,8 +656,9 @@ impl<'c, 'a, 'b> Planner<'c, 'a, 'b> {
             // If it may reach an import that suspends, the import is
             // replaced by its wrapper wherever it is referenced (see
             // `suspending_imports_in_tables`), so the callee writes a frame.
-            Operator::ReturnCallIndirect { .. } | Operator::ReturnCallRef { .. }
-                if live && cx.analysis.indirect_suspends[func_index as usize] =>
+            Operator::ReturnCallIndirect { type_index, .. }
+            | Operator::ReturnCallRef { type_index }
+                if live && cx.analysis.indirect_call_suspends(func_index, *type_index) =>
             {
                 plan.tail_through = true;
                 plan.indirect_tail = true;

@@ -41,6 +41,8 @@ pub struct CallSummary {
     pub callees: Vec<u32>,
     /// Whether the body makes an indirect call (`call_indirect`, `call_ref`, tail variants).
     pub indirect: bool,
+    /// The type indices of those indirect calls, sorted and deduplicated.
+    pub indirect_types: Vec<u32>,
     /// Functions the body takes a reference to (`ref.func`).
     pub ref_funcs: Vec<u32>,
     /// The body uses typed references (see [`ModuleInfo::typed_refs`]).
@@ -57,6 +59,10 @@ pub struct ModuleInfo<'a> {
     /// element segment, or taken by `ref.func` in a body or a global.
     pub referenced_funcs: HashSet<u32>,
     pub num_imported_globals: u32,
+    /// Imported tables (they come first in the table index space).
+    pub num_imported_tables: u32,
+    /// Imported tags (they come first in the tag index space).
+    pub num_imported_tags: u32,
     pub num_globals: u32,
     pub num_types: u32,
     /// Tables, imported and defined.
@@ -227,6 +233,8 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
     let mut func_imports = Vec::new();
     let mut referenced_funcs = HashSet::new();
     let mut num_imported_globals = 0;
+    let mut num_imported_tables = 0;
+    let mut num_imported_tags = 0;
     let mut memories = Vec::new();
     let mut exports = Vec::new();
     let mut bodies = Vec::new();
@@ -269,10 +277,11 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
                                 });
                             }
                             TypeRef::Global(_) => num_imported_globals += 1,
+                            TypeRef::Table(_) => num_imported_tables += 1,
+                            TypeRef::Tag(_) => num_imported_tags += 1,
                             TypeRef::Memory(m) => {
                                 memories.push(m);
                             }
-                            _ => {}
                         }
                     }
                 }
@@ -368,6 +377,8 @@ pub fn read(bytes: &[u8]) -> Result<ModuleInfo<'_>, Error> {
         func_imports,
         referenced_funcs,
         num_imported_globals,
+        num_imported_tables,
+        num_imported_tags,
         num_globals: types.as_ref().global_count(),
         num_types: types.as_ref().core_type_count_in_module(),
         num_tables: types.as_ref().table_count(),
@@ -443,10 +454,13 @@ fn scan_body(
             Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
                 summary.callees.push(function_index);
             }
-            Operator::CallIndirect { .. }
-            | Operator::ReturnCallIndirect { .. }
-            | Operator::CallRef { .. }
-            | Operator::ReturnCallRef { .. } => summary.indirect = true,
+            Operator::CallIndirect { type_index, .. }
+            | Operator::ReturnCallIndirect { type_index, .. }
+            | Operator::CallRef { type_index }
+            | Operator::ReturnCallRef { type_index } => {
+                summary.indirect = true;
+                summary.indirect_types.push(type_index);
+            }
             Operator::RefFunc { function_index } => summary.ref_funcs.push(function_index),
             _ => {}
         }
@@ -454,6 +468,8 @@ fn scan_body(
     ops.finish()?;
     summary.callees.sort_unstable();
     summary.callees.dedup();
+    summary.indirect_types.sort_unstable();
+    summary.indirect_types.dedup();
     Ok(summary)
 }
 

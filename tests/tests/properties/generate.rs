@@ -12,7 +12,9 @@
 //!   live on the operand stack and in locals;
 //! - every function, global, table and memory exported under a predictable
 //!   name (`f3`, `g0`, `t0`, `mem0`), so the driver calls the functions and
-//!   compares the globals and memories;
+//!   compares the globals and memories; in half the cases ("closed") no
+//!   table, reference-typed global or function taking a reference is
+//!   exported, so that the transform narrows indirect calls by type;
 //! - one guest memory (32-bit, at least one page, bounded maximum), and
 //!   optionally a separate buffer memory (see [`BUFFER_PAGES`]);
 //! - wasm-smith's `ensure_termination`: a `fuel` global that traps loops and
@@ -172,7 +174,14 @@ fn build(
     if one_in > 0 {
         features += &format!(" injected-calls(1/{one_in})");
     }
-    let mut wasm = finish(&smith, buffer_memory, fuel, injections)?;
+    // Half the cases keep every function reference inside the module (no
+    // table, no reference-typed global and no function taking a reference is
+    // exported), so the transform narrows indirect calls by type there.
+    let closed = splitmix(seed ^ 0x636c_6f73_6564) & 1 == 0;
+    if closed {
+        features += " closed";
+    }
+    let mut wasm = finish(&smith, buffer_memory, closed, fuel, injections)?;
     let smith_content = typed_content(&wasm);
     let shape = Shape::of(&wasm)?;
     let mut calls = draw_calls(&mut u, &shape).map_err(|e| e.to_string())?;
@@ -553,15 +562,28 @@ struct Counts {
     tables: u32,
     memories: u32,
     globals: u32,
+    /// Per global: it has a reference type.
+    reference_globals: Vec<bool>,
+    /// Per defined function: it takes a reference parameter.
+    reference_params: Vec<bool>,
 }
 
 fn counts(wasm: &[u8]) -> Result<Counts, String> {
     let mut c = Counts::default();
+    let mut takes_reference: Vec<bool> = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(|e| e.to_string())? {
             Payload::TypeSection(s) => {
                 for group in s {
-                    c.types += group.map_err(|e| e.to_string())?.types().len() as u32;
+                    for ty in group.map_err(|e| e.to_string())?.into_types() {
+                        c.types += 1;
+                        takes_reference.push(match &ty.composite_type.inner {
+                            CompositeInnerType::Func(f) => {
+                                f.params().iter().any(ValType::is_reference_type)
+                            }
+                            _ => false,
+                        });
+                    }
                 }
             }
             Payload::ImportSection(s) => {
@@ -570,15 +592,32 @@ fn counts(wasm: &[u8]) -> Result<Counts, String> {
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => c.imported_funcs += 1,
                         TypeRef::Table(_) => c.tables += 1,
                         TypeRef::Memory(_) => c.memories += 1,
-                        TypeRef::Global(_) => c.globals += 1,
+                        TypeRef::Global(g) => {
+                            c.globals += 1;
+                            c.reference_globals.push(g.content_type.is_reference_type());
+                        }
                         TypeRef::Tag(_) => {}
                     }
                 }
             }
-            Payload::FunctionSection(s) => c.defined_funcs += s.count(),
+            Payload::FunctionSection(s) => {
+                for ty in s {
+                    let ty = ty.map_err(|e| e.to_string())?;
+                    c.defined_funcs += 1;
+                    let takes = takes_reference.get(ty as usize).copied().unwrap_or(true);
+                    c.reference_params.push(takes);
+                }
+            }
             Payload::TableSection(s) => c.tables += s.count(),
             Payload::MemorySection(s) => c.memories += s.count(),
-            Payload::GlobalSection(s) => c.globals += s.count(),
+            Payload::GlobalSection(s) => {
+                for g in s {
+                    let g = g.map_err(|e| e.to_string())?;
+                    c.globals += 1;
+                    c.reference_globals
+                        .push(g.ty.content_type.is_reference_type());
+                }
+            }
             _ => {}
         }
     }
@@ -586,9 +625,12 @@ fn counts(wasm: &[u8]) -> Result<Counts, String> {
 }
 
 /// Turns wasm-smith's module into the module under test (see [`Finish`]).
+/// With `closed`, tables, reference-typed globals and functions taking a
+/// reference are not exported.
 fn finish(
     smith: &[u8],
     buffer_memory: bool,
+    closed: bool,
     fuel_global: u32,
     injections: Injections,
 ) -> Result<Vec<u8>, String> {
@@ -609,11 +651,19 @@ fn finish(
     for i in 0..c.memories {
         exports.push((format!("mem{i}"), ExportKind::Memory, i + shift));
     }
+    let first_defined = c.imported_funcs + set.len() as u32;
     for i in 0..funcs - 1 {
+        let defined = i.checked_sub(first_defined).map(|d| d as usize);
+        if closed && defined.is_some_and(|d| c.reference_params[d]) {
+            continue;
+        }
         exports.push((format!("f{i}"), ExportKind::Func, i));
     }
     exports.push(("refuel".to_string(), ExportKind::Func, funcs - 1));
     for i in 0..c.globals {
+        if closed && c.reference_globals[i as usize] {
+            continue;
+        }
         let name = if i == fuel_global {
             "fuel".to_string()
         } else {
@@ -621,8 +671,10 @@ fn finish(
         };
         exports.push((name, ExportKind::Global, i));
     }
-    for i in 0..=c.tables {
-        exports.push((format!("t{i}"), ExportKind::Table, i));
+    if !closed {
+        for i in 0..=c.tables {
+            exports.push((format!("t{i}"), ExportKind::Table, i));
+        }
     }
     let mut reencoder = Finish {
         buffer_memory,
@@ -661,8 +713,14 @@ impl Shape {
         let mut imports = Vec::new();
         let mut callable = Vec::new();
         let mut func_types = Vec::new();
+        let mut exported = HashSet::new();
         for payload in Parser::new(0).parse_all(wasm) {
             match payload.map_err(|e| e.to_string())? {
+                Payload::ExportSection(s) => {
+                    for e in s {
+                        exported.insert(e.map_err(|e| e.to_string())?.name.to_string());
+                    }
+                }
                 Payload::TypeSection(s) => {
                     // Struct and array types (GC) take a type index too.
                     for group in s {
@@ -698,6 +756,8 @@ impl Shape {
                 _ => {}
             }
         }
+        // With `closed`, some functions are not exported (see `finish`).
+        callable.retain(|(name, _)| exported.contains(name));
         Ok(Shape {
             imports,
             callable,
