@@ -149,7 +149,8 @@ impl Wake for Noting {
 }
 
 /// A wait completed by another thread after a millisecond; when it is
-/// polled ready, records how many CPU slices ran since it woke.
+/// polled ready, records how many CPU slices ran since it woke (0 when
+/// it was ready without being woken).
 struct Wait {
     rx: futures::channel::oneshot::Receiver<()>,
     cpu_slices: Arc<AtomicU64>,
@@ -169,9 +170,10 @@ impl Future for Wait {
             Poll::Ready(_) => {
                 let woke_at = self.woke_at.load(Ordering::SeqCst);
                 let now = self.cpu_slices.load(Ordering::SeqCst);
-                if woke_at != u64::MAX {
-                    self.latencies.lock().unwrap().push(now - woke_at);
-                }
+                // Ready at its first poll (on a loaded machine the sender's
+                // millisecond can pass before it): no slice ran in between.
+                let latency = if woke_at == u64::MAX { 0 } else { now - woke_at };
+                self.latencies.lock().unwrap().push(latency);
                 Poll::Ready(())
             }
             Poll::Pending => Poll::Pending,
