@@ -1,8 +1,9 @@
 //! Rules of the buffer (`src/buffer.rs`) that the other suites did not pin,
 //! found by mutation testing (tests/README.md, "Mutation testing"): the
 //! exact-fit boundary of a fixed area, the header left valid after an
-//! overflow, and the overflow reported when a guest traps while unwinding
-//! with its stack past the area.
+//! overflow, the overflow reported when a guest traps while unwinding
+//! with its stack past the area, and a 64-bit memory growing as far as its
+//! maximum allows.
 
 mod common;
 
@@ -182,4 +183,31 @@ fn a_trap_while_unwinding_past_the_area_is_an_overflow() {
         ),
         "{err:?}"
     );
+}
+
+/// [`DEEP`] in a 64-bit memory of one page that may grow to four.
+const DEEP64: &str = r#"(module
+    (import "env" "get" (func $get (param i32) (result i32)))
+    (memory (export "memory") i64 1 4)
+    (func $deep (export "deep") (param $n i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $n))
+            (then (call $get (i32.const 1)))
+            (else (call $deep (i32.sub (local.get $n) (i32.const 1)))))))"#;
+
+#[test]
+fn a_memory64_that_cannot_grow_as_asked_grows_to_its_maximum() {
+    // The buffer asks for ten pages; a 64-bit memory with a maximum of four
+    // grows by the three it allows, not by one.
+    let engine = Engine::default();
+    let module = instrumented(&engine, DEEP64);
+    let mut store = Store::new(&engine, ());
+    let mut linker = linker(&engine);
+    linker.buffer_size(10 * 65536);
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let deep = instance
+        .get_typed_func::<i32, i32>(&mut store, "deep")
+        .unwrap();
+    assert_eq!(block_on(deep.call_async(&mut store, 5)).unwrap(), 2);
+    let memory = instance.get_memory(&mut store, "memory").unwrap();
+    assert_eq!(memory.size(&store), 4);
 }
