@@ -3,7 +3,7 @@
 //! exact-fit boundary of a fixed area, the header left valid after an
 //! overflow, the overflow reported when a guest traps while unwinding
 //! with its stack past the area, and a 64-bit memory growing as far as its
-//! maximum allows.
+//! maximum allows, and no promise of growth for a stack above the maximum.
 
 mod common;
 
@@ -210,4 +210,48 @@ fn a_memory64_that_cannot_grow_as_asked_grows_to_its_maximum() {
     assert_eq!(block_on(deep.call_async(&mut store, 5)).unwrap(), 2);
     let memory = instance.get_memory(&mut store, "memory").unwrap();
     assert_eq!(memory.size(&store), 4);
+}
+
+/// [`DEEP`] with four `i64` locals live across each call (36 bytes a frame).
+const WIDE: &str = r#"(module
+    (import "env" "get" (func $get (param i32) (result i32)))
+    (memory (export "memory") 1)
+    (func $deep (export "deep") (param $n i32) (result i32)
+        (local $a i64) (local $b i64) (local $c i64) (local $d i64)
+        (local.set $a (i64.extend_i32_u (local.get $n)))
+        (local.set $b (local.get $a))
+        (local.set $c (local.get $a))
+        (local.set $d (local.get $a))
+        (if (result i32) (i32.eqz (local.get $n))
+            (then (call $get (i32.const 1)))
+            (else (i32.add
+                (call $deep (i32.sub (local.get $n) (i32.const 1)))
+                (i32.wrap_i64 (i64.sub
+                    (i64.add (i64.add (local.get $a) (local.get $b))
+                             (i64.add (local.get $c) (local.get $d)))
+                    (i64.mul (local.get $a) (i64.const 4)))))))))"#;
+
+#[test]
+fn a_stack_larger_than_the_maximum_gets_no_promise_of_growth() {
+    // The first area is a fresh 64 KiB page, below the 100,000-byte maximum;
+    // 4000 frames need about 144 KB. The overflow must not grow the buffer
+    // to the maximum and promise room that still cannot hold the stack.
+    const MAX: u64 = 100_000;
+    let engine = Engine::default();
+    let module = instrumented(&engine, WIDE);
+    let mut store = Store::new(&engine, ());
+    let mut linker = linker(&engine);
+    linker.buffer_size(1024).max_buffer_size(MAX);
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let deep = instance
+        .get_typed_func::<i32, i32>(&mut store, "deep")
+        .unwrap();
+    let err = block_on(deep.call_async(&mut store, 4000)).unwrap_err();
+    match err.downcast_ref::<Error>() {
+        Some(Error::BufferOverflow { size, grown_to }) => {
+            assert_eq!(*grown_to, None, "{err}");
+            assert!(*size < MAX, "{err}");
+        }
+        _ => panic!("expected a buffer overflow, got {err:?}"),
+    }
 }
