@@ -172,7 +172,11 @@ impl Future for Wait {
                 let now = self.cpu_slices.load(Ordering::SeqCst);
                 // Ready at its first poll (on a loaded machine the sender's
                 // millisecond can pass before it): no slice ran in between.
-                let latency = if woke_at == u64::MAX { 0 } else { now - woke_at };
+                let latency = if woke_at == u64::MAX {
+                    0
+                } else {
+                    now - woke_at
+                };
                 self.latencies.lock().unwrap().push(latency);
                 Poll::Ready(())
             }
