@@ -6,7 +6,10 @@
 //! taking one, a mutable exported global, an imported global, a tag) keeps
 //! Binaryen's rule: every indirect call may suspend.
 
+mod common;
+
 use asyncify_transform::{instrument, Options, Reason};
+use common::{body_of, instrumented_index};
 
 /// A closed module: `$waits` suspends and sits in the table beside `$adds`,
 /// of another type. `table` declares table `$t`; `extra` goes at the end
@@ -274,31 +277,10 @@ fn only_the_suspending_call_in_an_instrumented_function_is_a_point() {
 }
 
 /// The size of the output body of instrumented function `name`.
-fn body_size(out: &asyncify_transform::Output, name: &str) -> u64 {
-    let index = out
-        .instrumented
-        .iter()
-        .find(|f| f.name.as_deref() == Some(name))
-        .unwrap_or_else(|| panic!("${name} was not instrumented"))
-        .index;
-    let mut imports = 0;
-    let mut body = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
-        match payload.expect("the output parses") {
-            wasmparser::Payload::ImportSection(reader) => {
-                imports = reader.into_imports().count() as u32;
-            }
-            wasmparser::Payload::CodeSectionEntry(func) => {
-                if imports + body == index {
-                    let range = func.range();
-                    return range.end - range.start;
-                }
-                body += 1;
-            }
-            _ => {}
-        }
-    }
-    panic!("no body for ${name}")
+fn body_size(out: &asyncify_transform::Output, name: &str) -> usize {
+    body_of(&out.wasm, instrumented_index(out, name))
+        .as_bytes()
+        .len()
 }
 
 #[test]

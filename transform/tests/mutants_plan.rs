@@ -12,41 +12,17 @@
 //! calls are points, legacy handler recorders, the wrappers of imports and
 //! which constructs take over a dispatch.
 
+mod common;
+
 use asyncify_transform::{instrument, Options};
+use common::{instrumented_index, ops_of};
 use wasmparser::{Operator, Parser, Payload};
 
 /// The operators of the output function whose name section name is `name`.
 fn output_ops(wat: &str, name: &str) -> Vec<String> {
     let out = instrument(wat.as_bytes(), &Options::default())
         .unwrap_or_else(|e| panic!("instrumenting failed: {e}"));
-    let index = out
-        .instrumented
-        .iter()
-        .find(|f| f.name.as_deref() == Some(name))
-        .unwrap_or_else(|| panic!("${name} was not instrumented"))
-        .index;
-    let mut imports = 0;
-    let mut body = 0;
-    for payload in Parser::new(0).parse_all(&out.wasm) {
-        match payload.expect("the output parses") {
-            Payload::ImportSection(reader) => {
-                imports = reader.into_imports().count() as u32;
-            }
-            Payload::CodeSectionEntry(func) => {
-                if imports + body == index {
-                    let mut ops = Vec::new();
-                    let mut reader = func.get_operators_reader().expect("operators");
-                    while !reader.eof() {
-                        ops.push(format!("{:?}", reader.read().expect("operator")));
-                    }
-                    return ops;
-                }
-                body += 1;
-            }
-            _ => {}
-        }
-    }
-    panic!("no body for function {index}")
+    ops_of(&out.wasm, instrumented_index(&out, name))
 }
 
 /// The three operators before each `call 0` (the import `get`).

@@ -7,7 +7,10 @@
 //! others; a branch across typed blocks; a body with a target of many
 //! points last). Each test was seen failing with the mutant it kills applied.
 
+mod common;
+
 use asyncify_transform::{instrument, Options};
+use common::ops_of;
 use wasmparser::{Parser, Payload};
 
 /// The output of `wat` (text or binary) with `options`.
@@ -15,32 +18,6 @@ fn output(wat: &[u8], options: &Options) -> Vec<u8> {
     instrument(wat, options)
         .unwrap_or_else(|e| panic!("instrumenting failed: {e}"))
         .wasm
-}
-
-/// The operators (as `Debug` text) of function `index` of `wasm`.
-fn ops_of(wasm: &[u8], index: u32) -> Vec<String> {
-    let mut imports = 0;
-    let mut body = 0;
-    for payload in Parser::new(0).parse_all(wasm) {
-        match payload.expect("the output parses") {
-            Payload::ImportSection(reader) => {
-                imports = reader.into_imports().count() as u32;
-            }
-            Payload::CodeSectionEntry(func) => {
-                if imports + body == index {
-                    let mut ops = Vec::new();
-                    let mut reader = func.get_operators_reader().expect("operators");
-                    while !reader.eof() {
-                        ops.push(format!("{:?}", reader.read().expect("operator")));
-                    }
-                    return ops;
-                }
-                body += 1;
-            }
-            _ => {}
-        }
-    }
-    panic!("no body for function {index}")
 }
 
 /// The operators of the output function named `name` (an input function
